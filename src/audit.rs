@@ -1,0 +1,348 @@
+//! The Kubernetes audit event (`audit.k8s.io/v1` `Event`), reduced to the
+//! fields the rules and alerts use.
+//!
+//! Every string borrows from the message text when it can. Kubernetes escapes
+//! `&`, `<` and `>` as `\u0026` etc., so a plain `&str` would fail on such
+//! values: [`Str`] holds a `Cow` and only allocates for escaped strings.
+//! Fields the rules do not need are skipped by serde without being built.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
+use serde::Deserialize;
+
+/// A JSON string borrowed from the input where possible.
+///
+/// serde only borrows through a direct `Cow<'a, str>` field; inside an
+/// `Option` it would always allocate, hence this newtype.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Str<'a>(#[serde(borrow)] pub Cow<'a, str>);
+
+impl Str<'_> {
+    /// The string value.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// One audit event. Fields missing from the event are `None`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEvent<'a> {
+    /// `Event` for audit events; other control-plane lines lack it.
+    #[serde(borrow)]
+    pub kind: Option<Str<'a>>,
+    /// `audit.k8s.io/v1` (or an older version).
+    #[serde(borrow)]
+    pub api_version: Option<Str<'a>>,
+    /// Unique per request (shared by the stages of one request).
+    #[serde(rename = "auditID", borrow)]
+    pub audit_id: Option<Str<'a>>,
+    /// `RequestReceived`, `ResponseStarted`, `ResponseComplete` or `Panic`.
+    #[serde(borrow)]
+    pub stage: Option<Str<'a>>,
+    /// The request path and query, as the client sent it.
+    #[serde(rename = "requestURI", borrow)]
+    pub request_uri: Option<Str<'a>>,
+    /// The Kubernetes verb (`get`, `list`, `watch`, ...).
+    #[serde(borrow)]
+    pub verb: Option<Str<'a>>,
+    /// The authenticated (or anonymous) user.
+    #[serde(borrow)]
+    pub user: Option<UserInfo<'a>>,
+    /// Client addresses: the connection's, possibly preceded by
+    /// `X-Forwarded-For` entries. Missing, `null` and `[]` mean different things
+    /// to the rules, see [`SourceIps`].
+    #[serde(rename = "sourceIPs", default, borrow)]
+    pub source_ips: SourceIps<'a>,
+    /// The client's user agent, attacker-controlled.
+    #[serde(borrow)]
+    pub user_agent: Option<Str<'a>>,
+    /// What the request was about.
+    #[serde(borrow)]
+    pub object_ref: Option<ObjectRef<'a>>,
+    /// The response's status.
+    #[serde(borrow)]
+    pub response_status: Option<ResponseStatus<'a>>,
+    /// When the request reached the API server, as written.
+    #[serde(borrow)]
+    pub request_received_timestamp: Option<Str<'a>>,
+    /// When this stage was reached, as written.
+    #[serde(borrow)]
+    pub stage_timestamp: Option<Str<'a>>,
+}
+
+/// The `user` object.
+#[derive(Debug, Default, Deserialize)]
+pub struct UserInfo<'a> {
+    /// `system:anonymous` for unauthenticated requests.
+    #[serde(borrow)]
+    pub username: Option<Str<'a>>,
+    /// Group memberships (`system:unauthenticated` for anonymous).
+    #[serde(default, borrow)]
+    pub groups: Option<Vec<Str<'a>>>,
+}
+
+/// The `objectRef` object.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectRef<'a> {
+    /// Resource type, e.g. `pods`.
+    #[serde(borrow)]
+    pub resource: Option<Str<'a>>,
+    /// Subresource, e.g. `log` or `exec`.
+    #[serde(borrow)]
+    pub subresource: Option<Str<'a>>,
+    /// Namespace of the object, if namespaced.
+    #[serde(borrow)]
+    pub namespace: Option<Str<'a>>,
+    /// Object name, for single-object requests.
+    #[serde(borrow)]
+    pub name: Option<Str<'a>>,
+}
+
+/// The `responseStatus` object (a `metav1.Status`).
+#[derive(Debug, Default, Deserialize)]
+pub struct ResponseStatus<'a> {
+    /// HTTP status code. Only JSON integers count: Kubernetes writes an int32,
+    /// and Panther's schema types it as an integer.
+    #[serde(default, deserialize_with = "lenient_code")]
+    pub code: Option<i64>,
+    /// Machine-readable reason, e.g. `Forbidden`.
+    #[serde(borrow)]
+    pub reason: Option<Str<'a>>,
+    /// `Success` or `Failure`.
+    #[serde(borrow)]
+    pub status: Option<Str<'a>>,
+}
+
+/// `sourceIPs` as the rules must see it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub enum SourceIps<'a> {
+    /// The field is absent. Panther substitutes `["0.0.0.0"]`.
+    #[default]
+    Missing,
+    /// The field is `null`, or not a list of strings.
+    Invalid,
+    /// A list of strings (possibly empty).
+    List(Vec<Str<'a>>),
+}
+
+impl<'a> SourceIps<'a> {
+    /// The list, when there is one.
+    pub fn list(&self) -> &[Str<'a>] {
+        match self {
+            SourceIps::List(ips) => ips,
+            _ => &[],
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for SourceIps<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = SourceIps<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of IP address strings")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(SourceIps::Invalid)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(SourceIps::Invalid)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(2).min(16));
+                let mut valid = true;
+                while let Some(item) = seq.next_element::<MaybeStr<'a>>()? {
+                    match item {
+                        MaybeStr::Str(s) => out.push(Str(s)),
+                        MaybeStr::Other(_) => valid = false,
+                    }
+                }
+                Ok(if valid {
+                    SourceIps::List(out)
+                } else {
+                    SourceIps::Invalid
+                })
+            }
+            // Any other JSON type: not a list; the rule treats it as unusable.
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(SourceIps::Invalid)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(SourceIps::Invalid)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(SourceIps::Invalid)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(SourceIps::Invalid)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(SourceIps::Invalid)
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(SourceIps::Invalid)
+            }
+        }
+        deserializer.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+/// A list element that may or may not be a string.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum MaybeStr<'a> {
+    Str(#[serde(borrow)] Cow<'a, str>),
+    Other(IgnoredAny),
+}
+
+/// Reads `code` as an integer; any other JSON value counts as "no code".
+fn lenient_code<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Option<i64>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an HTTP status code")
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(i64::try_from(v).ok())
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+    }
+    d.deserialize_any(V)
+}
+
+impl<'a> AuditEvent<'a> {
+    /// Parses one message. The caller decides what a failure means.
+    pub fn parse(text: &'a str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// True for an `audit.k8s.io` `Event`: other streams of an EKS control
+    /// plane log group (authenticator, scheduler, ...) are not.
+    pub fn is_audit_event(&self) -> bool {
+        let kind_ok = self.kind.as_ref().is_some_and(|k| k.as_str() == "Event");
+        let api_ok = self
+            .api_version
+            .as_ref()
+            .is_some_and(|v| v.as_str().starts_with("audit.k8s.io/"));
+        kind_ok && api_ok
+    }
+
+    /// `user.username`, if present.
+    pub fn username(&self) -> Option<&str> {
+        self.user.as_ref()?.username.as_ref().map(Str::as_str)
+    }
+
+    /// `user.groups`, empty when missing.
+    pub fn groups(&self) -> &[Str<'a>] {
+        self.user
+            .as_ref()
+            .and_then(|u| u.groups.as_deref())
+            .unwrap_or(&[])
+    }
+
+    /// `responseStatus.code`, if it is an integer.
+    pub fn status_code(&self) -> Option<i64> {
+        self.response_status.as_ref()?.code
+    }
+
+    /// `responseStatus.reason`, if present.
+    pub fn status_reason(&self) -> Option<&str> {
+        self.response_status
+            .as_ref()?
+            .reason
+            .as_ref()
+            .map(Str::as_str)
+    }
+
+    /// `objectRef.resource`, if present.
+    pub fn resource(&self) -> Option<&str> {
+        self.object_ref.as_ref()?.resource.as_ref().map(Str::as_str)
+    }
+}
+
+/// Field helper: the string or `None`.
+pub fn opt<'s>(s: &'s Option<Str<'_>>) -> Option<&'s str> {
+    s.as_ref().map(Str::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn borrows_plain_strings_and_unescapes_kubernetes_escapes() {
+        let text = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","verb":"list","requestURI":"/api/v1/pods?limit=500\u0026resourceVersion=0","sourceIPs":["1.2.3.4"]}"#;
+        let ev = AuditEvent::parse(text).expect("parses");
+        assert!(matches!(
+            ev.verb.as_ref().map(|v| &v.0),
+            Some(Cow::Borrowed("list"))
+        ));
+        assert_eq!(
+            opt(&ev.request_uri),
+            Some("/api/v1/pods?limit=500&resourceVersion=0")
+        );
+        assert!(ev.is_audit_event());
+    }
+
+    #[test]
+    fn source_ips_distinguishes_missing_null_empty_and_bad_elements() {
+        let missing = AuditEvent::parse("{}").expect("parses");
+        assert_eq!(missing.source_ips, SourceIps::Missing);
+        let null = AuditEvent::parse(r#"{"sourceIPs":null}"#).expect("parses");
+        assert_eq!(null.source_ips, SourceIps::Invalid);
+        let empty = AuditEvent::parse(r#"{"sourceIPs":[]}"#).expect("parses");
+        assert_eq!(empty.source_ips, SourceIps::List(vec![]));
+        let mixed = AuditEvent::parse(r#"{"sourceIPs":["1.2.3.4",5]}"#).expect("parses");
+        assert_eq!(mixed.source_ips, SourceIps::Invalid);
+        let scalar = AuditEvent::parse(r#"{"sourceIPs":"1.2.3.4"}"#).expect("parses");
+        assert_eq!(scalar.source_ips, SourceIps::Invalid);
+    }
+
+    #[test]
+    fn status_code_only_counts_integers() {
+        let int = AuditEvent::parse(r#"{"responseStatus":{"code":403}}"#).expect("parses");
+        assert_eq!(int.status_code(), Some(403));
+        let string = AuditEvent::parse(r#"{"responseStatus":{"code":"403"}}"#).expect("parses");
+        assert_eq!(string.status_code(), None);
+        let float = AuditEvent::parse(r#"{"responseStatus":{"code":403.5}}"#).expect("parses");
+        assert_eq!(float.status_code(), None);
+        let none = AuditEvent::parse(r#"{"responseStatus":{"metadata":{}}}"#).expect("parses");
+        assert_eq!(none.status_code(), None);
+    }
+
+    #[test]
+    fn other_control_plane_lines_are_not_audit_events() {
+        let ev = AuditEvent::parse(r#"{"level":"info","msg":"access granted"}"#).expect("parses");
+        assert!(!ev.is_audit_event());
+    }
+}

@@ -1,0 +1,204 @@
+//! Settings: environment variables → a validated [`DetectorConfig`].
+//!
+//! The same names serve the Lambda function and `replay`. Parsing takes a
+//! lookup function instead of reading the process environment, so it is pure
+//! and testable; every error names the variable that is wrong.
+
+use crate::net::CidrList;
+use crate::rules::RuleId;
+
+/// How strictly the pod-scan rule compares `requestURI`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PodScanMatch {
+    /// Exactly `/api/v1/pods`, as Splunk's search does.
+    #[default]
+    Exact,
+    /// Also `/api/v1/pods?...` (what `kubectl get pods -A` sends) and
+    /// namespaced lists `/api/v1/namespaces/<ns>/pods[?...]`.
+    Broad,
+}
+
+/// Everything the detection core needs to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetectorConfig {
+    /// Matches per window that raise a Multiple403 alert.
+    pub multiple_403_threshold: u64,
+    /// Length of a Multiple403 window, in minutes.
+    pub multiple_403_window_minutes: u64,
+    /// Length of a pod-scan window, in minutes.
+    pub pod_scan_window_minutes: u64,
+    /// Pod-scan URI comparison.
+    pub pod_scan_match: PodScanMatch,
+    /// Source addresses that never match any rule (own scanners, VPN egress).
+    pub allow_source_cidrs: CidrList,
+    /// Rules that do not run.
+    pub disabled_rules: Vec<RuleId>,
+    /// Largest decompressed payload accepted, in bytes.
+    pub max_decompressed_bytes: usize,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        Self {
+            multiple_403_threshold: 10,
+            multiple_403_window_minutes: 30,
+            pod_scan_window_minutes: 60,
+            pod_scan_match: PodScanMatch::Exact,
+            allow_source_cidrs: CidrList::default(),
+            disabled_rules: Vec::new(),
+            max_decompressed_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// A setting that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {variable}={value:?}: {reason}")]
+pub struct ConfigError {
+    /// The environment variable's name.
+    pub variable: &'static str,
+    /// What it was set to.
+    pub value: String,
+    /// Why it is rejected.
+    pub reason: String,
+}
+
+fn err(variable: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable,
+        value: value.to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn positive(variable: &'static str, value: &str, max: u64) -> Result<u64, ConfigError> {
+    match value.trim().parse::<u64>() {
+        Ok(n) if n >= 1 && n <= max => Ok(n),
+        _ => Err(err(
+            variable,
+            value,
+            format!("expected a whole number from 1 to {max}"),
+        )),
+    }
+}
+
+impl DetectorConfig {
+    /// Reads the settings through `lookup` (e.g. `|k| std::env::var(k).ok()`);
+    /// unset or empty variables keep their defaults.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let mut cfg = Self::default();
+        if let Some(v) = get("MULTIPLE_403_THRESHOLD") {
+            cfg.multiple_403_threshold = positive("MULTIPLE_403_THRESHOLD", &v, 1_000_000)?;
+        }
+        if let Some(v) = get("MULTIPLE_403_WINDOW_MINUTES") {
+            cfg.multiple_403_window_minutes = positive("MULTIPLE_403_WINDOW_MINUTES", &v, 10_080)?;
+        }
+        if let Some(v) = get("POD_SCAN_WINDOW_MINUTES") {
+            cfg.pod_scan_window_minutes = positive("POD_SCAN_WINDOW_MINUTES", &v, 10_080)?;
+        }
+        if let Some(v) = get("POD_SCAN_MATCH") {
+            cfg.pod_scan_match = match v.trim().to_ascii_lowercase().as_str() {
+                "exact" => PodScanMatch::Exact,
+                "broad" => PodScanMatch::Broad,
+                _ => return Err(err("POD_SCAN_MATCH", &v, "expected 'exact' or 'broad'")),
+            };
+        }
+        if let Some(v) = get("ALLOW_SOURCE_CIDRS") {
+            cfg.allow_source_cidrs =
+                CidrList::parse(&v).map_err(|reason| err("ALLOW_SOURCE_CIDRS", &v, reason))?;
+        }
+        if let Some(v) = get("DISABLED_RULES") {
+            for name in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                let rule = RuleId::from_name(name).ok_or_else(|| {
+                    err(
+                        "DISABLED_RULES",
+                        &v,
+                        format!(
+                            "unknown rule '{name}' (known: {})",
+                            RuleId::names().join(", ")
+                        ),
+                    )
+                })?;
+                if !cfg.disabled_rules.contains(&rule) {
+                    cfg.disabled_rules.push(rule);
+                }
+            }
+        }
+        if let Some(v) = get("MAX_DECOMPRESSED_MB") {
+            let mb = positive("MAX_DECOMPRESSED_MB", &v, 1024)?;
+            cfg.max_decompressed_bytes = usize::try_from(mb * 1024 * 1024)
+                .map_err(|_| err("MAX_DECOMPRESSED_MB", &v, "too large for this platform"))?;
+        }
+        Ok(cfg)
+    }
+
+    /// True unless the rule is listed in `DISABLED_RULES`.
+    pub fn enabled(&self, rule: RuleId) -> bool {
+        !self.disabled_rules.contains(&rule)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<DetectorConfig, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        DetectorConfig::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_the_original_rules() {
+        let cfg = from(&[]).expect("defaults are valid");
+        assert_eq!(cfg, DetectorConfig::default());
+        assert_eq!(cfg.multiple_403_threshold, 10);
+        assert_eq!(cfg.multiple_403_window_minutes, 30);
+        assert_eq!(cfg.pod_scan_window_minutes, 60);
+        assert_eq!(cfg.pod_scan_match, PodScanMatch::Exact);
+    }
+
+    #[test]
+    fn reads_every_setting() {
+        let cfg = from(&[
+            ("MULTIPLE_403_THRESHOLD", "25"),
+            ("MULTIPLE_403_WINDOW_MINUTES", "15"),
+            ("POD_SCAN_WINDOW_MINUTES", "120"),
+            ("POD_SCAN_MATCH", "Broad"),
+            ("ALLOW_SOURCE_CIDRS", "198.51.100.0/24,5.5.5.5"),
+            ("DISABLED_RULES", "Amazon.EKS.Audit.PodScan"),
+            ("MAX_DECOMPRESSED_MB", "8"),
+        ])
+        .expect("valid");
+        assert_eq!(cfg.multiple_403_threshold, 25);
+        assert_eq!(cfg.multiple_403_window_minutes, 15);
+        assert_eq!(cfg.pod_scan_window_minutes, 120);
+        assert_eq!(cfg.pod_scan_match, PodScanMatch::Broad);
+        assert!(cfg.allow_source_cidrs.contains_text("5.5.5.5"));
+        assert!(!cfg.enabled(RuleId::PodScan));
+        assert!(cfg.enabled(RuleId::Multiple403));
+        assert_eq!(cfg.max_decompressed_bytes, 8 * 1024 * 1024);
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        for (var, value) in [
+            ("MULTIPLE_403_THRESHOLD", "0"),
+            ("MULTIPLE_403_THRESHOLD", "ten"),
+            ("MULTIPLE_403_WINDOW_MINUTES", "-5"),
+            ("POD_SCAN_WINDOW_MINUTES", "1.5"),
+            ("POD_SCAN_MATCH", "fuzzy"),
+            ("ALLOW_SOURCE_CIDRS", "10.0.0.0/33"),
+            ("DISABLED_RULES", "Amazon.EKS.Audit.Nope"),
+            ("MAX_DECOMPRESSED_MB", "0"),
+        ] {
+            let e = from(&[(var, value)]).expect_err(var);
+            assert_eq!(e.variable, var);
+            assert!(e.to_string().contains(var), "{e}");
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! The CloudWatch Logs subscription envelope: Lambda event → batch.
+//!
+//! The Lambda event is `{"awslogs":{"data":"<base64(gzip(JSON))>"}}`. The
+//! data is untrusted and compressed, so it goes through one decoder with a
+//! size cap that stops inflating as soon as the cap is passed
+//! (decompression-bomb guard). Messages are kept as raw JSON string tokens:
+//! most are never unescaped, because the prefilter rules them out first.
+
+use std::borrow::Cow;
+use std::io::Read;
+
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::Engine as _;
+use flate2::read::MultiGzDecoder;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::alert::stable_hash;
+use crate::time::Millis;
+
+/// Standard alphabet, padding optional (CloudWatch pads; hand-made test
+/// events often do not).
+const B64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// Why a payload could not be decoded. The whole invocation fails on these:
+/// nothing in it can be trusted.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The invoke body is not JSON.
+    #[error("invoke event is not JSON: {0}")]
+    EventNotJson(#[source] serde_json::Error),
+    /// No `awslogs.data` string.
+    #[error(
+        "invoke event has no awslogs.data string (is this a CloudWatch Logs subscription event?)"
+    )]
+    MissingData,
+    /// `awslogs.data` is not base64.
+    #[error("awslogs.data is not valid base64: {0}")]
+    Base64(#[from] base64::DecodeError),
+    /// The decoded bytes are not gzip, or the stream is corrupt.
+    #[error("awslogs.data is not valid gzip: {0}")]
+    Gzip(#[source] std::io::Error),
+    /// Inflating would exceed the cap.
+    #[error("decompressed payload exceeds the {limit}-byte limit (raise MAX_DECOMPRESSED_MB if this is legitimate)")]
+    TooLarge {
+        /// The cap in bytes.
+        limit: usize,
+    },
+    /// The decompressed data is not the subscription JSON.
+    #[error("decompressed payload is not a CloudWatch Logs subscription message: {0}")]
+    BatchNotJson(#[source] serde_json::Error),
+}
+
+/// What kind of subscription message a batch is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageType {
+    /// Log events.
+    Data,
+    /// CloudWatch checking that the destination is reachable: no events.
+    Control,
+    /// Anything else (treated like a control message).
+    Other,
+}
+
+#[derive(Deserialize)]
+struct InvokeEvent<'a> {
+    #[serde(borrow)]
+    awslogs: Option<AwsLogs<'a>>,
+}
+
+#[derive(Deserialize)]
+struct AwsLogs<'a> {
+    #[serde(borrow)]
+    data: Option<Cow<'a, str>>,
+}
+
+/// Pulls `awslogs.data` out of a raw Lambda invoke body.
+pub fn extract_data(body: &[u8]) -> Result<Cow<'_, str>, DecodeError> {
+    let ev: InvokeEvent<'_> = serde_json::from_slice(body).map_err(DecodeError::EventNotJson)?;
+    ev.awslogs
+        .and_then(|a| a.data)
+        .ok_or(DecodeError::MissingData)
+}
+
+/// Base64-decodes and gunzips `data`, refusing to produce more than `limit`
+/// bytes.
+pub fn inflate(data: &str, limit: usize) -> Result<Vec<u8>, DecodeError> {
+    let compressed = B64.decode(data.trim().as_bytes())?;
+    // gzip's trailer holds the size mod 2^32: a good first allocation.
+    let hint = compressed
+        .len()
+        .checked_sub(4)
+        .and_then(|at| compressed.get(at..))
+        .and_then(|t| <[u8; 4]>::try_from(t).ok())
+        .map_or(0, |t| u32::from_le_bytes(t) as usize);
+    let mut out = Vec::with_capacity(hint.clamp(compressed.len(), limit.saturating_add(1)));
+    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    MultiGzDecoder::new(compressed.as_slice())
+        .take(cap)
+        .read_to_end(&mut out)
+        .map_err(DecodeError::Gzip)?;
+    if out.len() > limit {
+        return Err(DecodeError::TooLarge { limit });
+    }
+    Ok(out)
+}
+
+/// One decoded subscription message.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Batch<'a> {
+    /// `DATA_MESSAGE` or `CONTROL_MESSAGE`.
+    #[serde(borrow, default)]
+    pub message_type: Cow<'a, str>,
+    /// AWS account id that owns the log group.
+    #[serde(borrow, default)]
+    pub owner: Cow<'a, str>,
+    /// `/aws/eks/<cluster>/cluster` for EKS control-plane logs.
+    #[serde(borrow, default)]
+    pub log_group: Cow<'a, str>,
+    /// The stream, e.g. `kube-apiserver-audit-<hex>`.
+    #[serde(borrow, default)]
+    pub log_stream: Cow<'a, str>,
+    /// The log events.
+    #[serde(borrow, default)]
+    pub log_events: Vec<LogEvent<'a>>,
+}
+
+/// One CloudWatch log event; `message` is still an escaped JSON string token.
+#[derive(Debug, Deserialize)]
+pub struct LogEvent<'a> {
+    /// CloudWatch's unique event id.
+    #[serde(borrow, default)]
+    pub id: Option<Cow<'a, str>>,
+    /// Ingestion timestamp, epoch ms.
+    #[serde(default)]
+    pub timestamp: Option<Millis>,
+    /// The message as a raw JSON token (normally a string).
+    #[serde(borrow, default)]
+    pub message: Option<&'a RawValue>,
+}
+
+impl<'a> Batch<'a> {
+    /// Parses decompressed subscription JSON.
+    pub fn parse(json: &'a [u8]) -> Result<Self, DecodeError> {
+        serde_json::from_slice(json).map_err(DecodeError::BatchNotJson)
+    }
+
+    /// The message type.
+    pub fn kind(&self) -> MessageType {
+        match self.message_type.as_ref() {
+            "DATA_MESSAGE" => MessageType::Data,
+            "CONTROL_MESSAGE" => MessageType::Control,
+            _ => MessageType::Other,
+        }
+    }
+
+    /// Cluster label from the log group.
+    pub fn cluster(&self) -> &str {
+        cluster_label(&self.log_group)
+    }
+
+    /// Deterministic id of the batch: the same delivery, redelivered, has the
+    /// same id; two different batches practically never share one.
+    pub fn id(&self) -> String {
+        let mut parts: Vec<&str> = Vec::with_capacity(self.log_events.len() + 2);
+        parts.push(&self.log_group);
+        parts.push(&self.log_stream);
+        let ts: Vec<String>;
+        if self.log_events.iter().all(|e| e.id.is_some()) {
+            parts.extend(self.log_events.iter().filter_map(|e| e.id.as_deref()));
+        } else {
+            // No ids (hand-made events): fall back to times and messages.
+            ts = self
+                .log_events
+                .iter()
+                .map(|e| format!("{:?}{}", e.timestamp, e.message.map_or("", |m| m.get())))
+                .collect();
+            parts.extend(ts.iter().map(String::as_str));
+        }
+        format!("{:032x}", stable_hash(&parts))
+    }
+}
+
+/// `<c>` for a log group named `/aws/eks/<c>/cluster`, else the whole name.
+pub fn cluster_label(log_group: &str) -> &str {
+    log_group
+        .strip_prefix("/aws/eks/")
+        .and_then(|rest| rest.strip_suffix("/cluster"))
+        .filter(|c| !c.is_empty() && !c.contains('/'))
+        .unwrap_or(log_group)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::write::GzEncoder;
+    use std::io::Write;
+
+    fn gz(bytes: &[u8]) -> Vec<u8> {
+        let mut enc = GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(bytes).expect("in-memory write");
+        enc.finish().expect("in-memory finish")
+    }
+
+    #[test]
+    fn accepts_base64_with_and_without_padding() {
+        let data = gz(br#"{"messageType":"CONTROL_MESSAGE"}"#);
+        let padded = base64::engine::general_purpose::STANDARD.encode(&data);
+        let unpadded = padded.trim_end_matches('=');
+        assert_eq!(
+            inflate(&padded, 1 << 20).expect("padded"),
+            inflate(unpadded, 1 << 20).expect("unpadded")
+        );
+    }
+
+    #[test]
+    fn refuses_payloads_over_the_cap_before_inflating_them_all() {
+        let bomb = gz(&vec![b'a'; 10 << 20]);
+        let data = base64::engine::general_purpose::STANDARD.encode(bomb);
+        match inflate(&data, 1 << 20) {
+            Err(DecodeError::TooLarge { limit }) => assert_eq!(limit, 1 << 20),
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
+        assert_eq!(
+            inflate(&data, 10 << 20).expect("exactly at the cap").len(),
+            10 << 20
+        );
+    }
+
+    #[test]
+    fn envelope_errors_name_what_is_wrong() {
+        let msg = |r: Result<Cow<'_, str>, DecodeError>| r.expect_err("must fail").to_string();
+        assert!(msg(extract_data(b"not json")).contains("not JSON"));
+        assert!(msg(extract_data(br#"{"awslogs":{}}"#)).contains("awslogs.data"));
+        assert!(msg(extract_data(br#"{"Records":[]}"#)).contains("awslogs.data"));
+        let e = inflate("%%%", 100).expect_err("bad base64").to_string();
+        assert!(e.contains("base64"), "{e}");
+        let e = inflate("aGVsbG8=", 100).expect_err("not gzip").to_string();
+        assert!(e.contains("gzip"), "{e}");
+        let e = Batch::parse(b"[1,2]")
+            .expect_err("not an object")
+            .to_string();
+        assert!(e.contains("subscription"), "{e}");
+    }
+
+    #[test]
+    fn cluster_label_from_log_group() {
+        assert_eq!(cluster_label("/aws/eks/prod-web/cluster"), "prod-web");
+        assert_eq!(
+            cluster_label("/aws/eks/a/b/cluster"),
+            "/aws/eks/a/b/cluster"
+        );
+        assert_eq!(cluster_label("/custom/audit"), "/custom/audit");
+        assert_eq!(cluster_label("/aws/eks//cluster"), "/aws/eks//cluster");
+    }
+
+    #[test]
+    fn batch_id_is_deterministic_and_content_sensitive() {
+        let a = br#"{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s","logEvents":[{"id":"1","timestamp":1,"message":"x"}]}"#;
+        let b = br#"{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s","logEvents":[{"id":"2","timestamp":1,"message":"x"}]}"#;
+        let pa = Batch::parse(a).expect("a");
+        assert_eq!(pa.id(), Batch::parse(a).expect("a again").id());
+        assert_ne!(pa.id(), Batch::parse(b).expect("b").id());
+        assert_eq!(pa.kind(), MessageType::Data);
+    }
+}

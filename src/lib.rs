@@ -1,0 +1,38 @@
+//! eks-audit-detector: detections on Amazon EKS Kubernetes audit logs,
+//! delivered by a CloudWatch Logs subscription to an AWS Lambda function.
+//!
+//! # Layout
+//!
+//! The core is pure: it takes bytes and event times and returns matches,
+//! window states and alerts; it never reads the environment, the clock or the
+//! network. I/O lives at the edges behind small traits.
+//!
+//! - [`config`]: environment → validated [`config::DetectorConfig`].
+//! - [`decode`]: Lambda event → subscription batch (capped gunzip).
+//! - [`audit`]: the audit event, only the fields we use, borrowed.
+//! - [`prefilter`]: conservative byte test that skips most messages unparsed.
+//! - [`scan`]: runs the rules over a batch's messages, counts skipped lines.
+//! - [`net`]: CPython-exact `is_global` and allowlists.
+//! - [`rules`]: the two detections, one file each, and the [`rules::Detector`].
+//! - [`window`]: windows, thresholds, dedup and redelivery as a state machine.
+//! - [`alert`]: the alert document, e-mail text and subject.
+//! - [`store`]: state port; DynamoDB and in-memory adapters.
+//! - [`sink`]: alert port; SNS and stdout adapters.
+//! - [`handler`]: orchestration: decode → detect → state → publish.
+//! - [`replay`]: the pipeline on local files.
+//! - [`time`]: timestamp parsing and formatting.
+
+pub mod alert;
+pub mod audit;
+pub mod config;
+pub mod decode;
+pub mod handler;
+pub mod net;
+pub mod prefilter;
+pub mod replay;
+pub mod rules;
+pub mod scan;
+pub mod sink;
+pub mod store;
+pub mod time;
+pub mod window;

@@ -1,0 +1,105 @@
+//! The `eks-audit-detector` binary: `replay` on local files, or the Lambda
+//! function (when `AWS_LAMBDA_RUNTIME_API` is set, or with `lambda`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use eks_audit_detector::config::DetectorConfig;
+use eks_audit_detector::handler::Processor;
+use eks_audit_detector::replay::{self, Format, ReplayOptions};
+use eks_audit_detector::rules::Detector;
+use eks_audit_detector::sink::stdout::LineSink;
+use eks_audit_detector::store::memory::MemoryStore;
+
+const USAGE: &str = "\
+usage:
+  eks-audit-detector replay [--format auto|cloudwatch|ndjson] [--cluster NAME] PATH...
+      Run both detections on CloudWatch Logs subscription payloads (one Lambda
+      event per file) or NDJSON audit logs, with in-memory state. A directory
+      means every file in it; - reads standard input. Alerts are printed as
+      JSON lines on stdout, a summary on stderr.
+  eks-audit-detector lambda
+      Run as the AWS Lambda function (the default when AWS_LAMBDA_RUNTIME_API is set).
+
+Rule settings come from the environment: MULTIPLE_403_THRESHOLD,
+MULTIPLE_403_WINDOW_MINUTES, POD_SCAN_WINDOW_MINUTES, POD_SCAN_MATCH,
+ALLOW_SOURCE_CIDRS, DISABLED_RULES, MAX_DECOMPRESSED_MB.";
+
+fn parse_replay_args(args: &[String]) -> Result<ReplayOptions, String> {
+    let mut opts = ReplayOptions {
+        format: Format::Auto,
+        cluster: "unknown".into(),
+        paths: Vec::new(),
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--format" => opts.format = it.next().ok_or("--format needs a value")?.parse()?,
+            "--cluster" => opts.cluster = it.next().ok_or("--cluster needs a value")?.clone(),
+            "-h" | "--help" => return Err(String::new()),
+            flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
+            path => opts.paths.push(PathBuf::from(path)),
+        }
+    }
+    if opts.paths.is_empty() {
+        return Err("replay needs at least one PATH".into());
+    }
+    Ok(opts)
+}
+
+fn replay_main(args: &[String]) -> ExitCode {
+    let opts = match parse_replay_args(args) {
+        Ok(o) => o,
+        Err(msg) => {
+            if !msg.is_empty() {
+                eprintln!("error: {msg}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = match DetectorConfig::from_lookup(|k| std::env::var(k).ok()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let processor = Processor::new(
+        Detector::new(config),
+        MemoryStore::new(),
+        LineSink::stdout(),
+    );
+    let summary = runtime.block_on(replay::run(&processor, &opts));
+    eprint!("{}", replay::render_summary(&summary));
+    if summary.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("replay") => replay_main(&args[1..]),
+        Some("-V" | "--version") => {
+            println!("eks-audit-detector {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}

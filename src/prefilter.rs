@@ -1,0 +1,118 @@
+//! A byte-level test that rules out most messages before they are parsed.
+//!
+//! It is conservative by construction: it may only say "cannot match" for a
+//! message whose JSON cannot satisfy any enabled rule, whatever its key order
+//! or whitespace. It works on the message as it stands inside the envelope
+//! (still JSON-escaped once more) as well as on the plain message, because
+//! both anchors survive escaping:
+//!
+//! - Multiple403 needs `responseStatus.code == 403` as a JSON integer, and
+//!   JSON numbers cannot be escaped: the digits `403` must appear.
+//! - PodScan needs `user.username` equal to `system:anonymous` (ASCII
+//!   case-insensitively), so the letters `anonymous` must appear in some case.
+//!
+//! The one way around both is a `\u00XX` escape of a digit or letter, which
+//! kube-apiserver never writes (it escapes only `<`, `>`, `&` and control
+//! characters). A message containing such an escape is always a candidate.
+
+use memchr::memmem::Finder;
+
+use crate::rules::{Detector, RuleId};
+
+/// The compiled prefilter for a set of enabled rules.
+#[derive(Debug, Clone)]
+pub struct Prefilter {
+    want_403: bool,
+    want_anonymous: bool,
+    finder_403: Finder<'static>,
+    finder_escape: Finder<'static>,
+}
+
+impl Prefilter {
+    /// Builds the prefilter for the detector's enabled rules.
+    pub fn new(detector: &Detector) -> Self {
+        Self {
+            want_403: detector.enabled(RuleId::Multiple403),
+            want_anonymous: detector.enabled(RuleId::PodScan),
+            finder_403: Finder::new(b"403"),
+            finder_escape: Finder::new(b"\\u00"),
+        }
+    }
+
+    /// False only when no enabled rule can match `msg`.
+    pub fn may_match(&self, msg: &[u8]) -> bool {
+        if self.want_403 && self.finder_403.find(msg).is_some() {
+            return true;
+        }
+        if self.want_anonymous && contains_anonymous(msg) {
+            return true;
+        }
+        (self.want_403 || self.want_anonymous) && self.has_alnum_escape(msg)
+    }
+
+    /// True when `msg` has a `\u00XX` escape of an ASCII digit or letter.
+    fn has_alnum_escape(&self, msg: &[u8]) -> bool {
+        self.finder_escape.find_iter(msg).any(|at| {
+            match (msg.get(at + 4), msg.get(at + 5)) {
+                // 0x30-0x39 digits
+                (Some(b'3'), Some(d)) => d.is_ascii_digit(),
+                // 0x40-0x7f: letters (and some punctuation; harmless)
+                (Some(b'4'..=b'7'), Some(d)) => d.is_ascii_hexdigit(),
+                _ => false,
+            }
+        })
+    }
+}
+
+/// ASCII case-insensitive search for `anonymous`, anchored on its `y`.
+fn contains_anonymous(msg: &[u8]) -> bool {
+    const WORD: &[u8] = b"anonymous";
+    const Y_AT: usize = 4;
+    memchr::memchr2_iter(b'y', b'Y', msg).any(|at| {
+        at >= Y_AT
+            && msg
+                .get(at - Y_AT..at - Y_AT + WORD.len())
+                .is_some_and(|w| w.eq_ignore_ascii_case(WORD))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DetectorConfig;
+
+    fn all() -> Prefilter {
+        Prefilter::new(&Detector::new(DetectorConfig::default()))
+    }
+
+    #[test]
+    fn keeps_messages_with_an_anchor() {
+        let p = all();
+        assert!(p.may_match(br#"{"responseStatus":{"code":403}}"#));
+        assert!(p.may_match(br#"{"user":{"username":"system:anonymous"}}"#));
+        assert!(p.may_match(br#"{"user":{"username":"SYSTEM:ANONYMOUS"}}"#));
+        assert!(p.may_match(br#"{"user":{"username":"system:\u0061nonymous"}}"#));
+        assert!(p.may_match(br#"{"code":\u0034\u00303}"#));
+    }
+
+    #[test]
+    fn drops_messages_without_one() {
+        let p = all();
+        assert!(
+            !p.may_match(br#"{"responseStatus":{"code":200},"requestURI":"/api?a=1\u0026b=2"}"#)
+        );
+        assert!(!p.may_match(b"y"));
+        assert!(!p.may_match(b""));
+    }
+
+    #[test]
+    fn disabled_rules_lose_their_anchor() {
+        let cfg = DetectorConfig {
+            disabled_rules: vec![RuleId::Multiple403],
+            ..DetectorConfig::default()
+        };
+        let p = Prefilter::new(&Detector::new(cfg));
+        assert!(!p.may_match(br#"{"responseStatus":{"code":403}}"#));
+        assert!(p.may_match(br#"{"user":{"username":"system:anonymous"}}"#));
+    }
+}

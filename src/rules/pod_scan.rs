@@ -1,0 +1,231 @@
+//! `Amazon.EKS.Audit.PodScan`: Splunk's "Amazon EKS Kubernetes Pod scan
+//! detection" (id dbfca1dd-b8e5-4ba4-be0e-e565e5d62002), an unauthenticated
+//! `system:anonymous` listing of every pod in the cluster (MITRE T1526).
+//!
+//! Splunk's search filters on `user.username="system:anonymous" verb=list
+//! objectRef.resource=pods requestURI="/api/v1/pods"` (field values compared
+//! case-insensitively and exactly) and then groups with `stats ... by src_ip
+//! cluster_name user.username user.groups{}`: one row per distinct source IP
+//! and per distinct group of the event, and an event missing either field
+//! falls out of the `stats`. There is no stage, status or IP condition.
+
+use serde_json::{json, Value};
+
+use super::{EventContext, Match, RuleId, RuleMeta, RuleRender, Sample, Severity, Verdict};
+use crate::audit::{opt, AuditEvent, SourceIps};
+use crate::config::{DetectorConfig, PodScanMatch};
+use crate::net::CidrList;
+use crate::time::format_rfc3339;
+use crate::window::WindowState;
+
+/// Rule metadata.
+pub static META: RuleMeta = RuleMeta {
+    id: "Amazon.EKS.Audit.PodScan",
+    name: "Amazon EKS Kubernetes Pod scan detection",
+    origin: "Splunk (dbfca1dd-b8e5-4ba4-be0e-e565e5d62002)",
+    mitre: "T1526",
+    reference: "https://research.splunk.com/cloud/dbfca1dd-b8e5-4ba4-be0e-e565e5d62002/",
+    runbook:
+        "An unauthenticated client asked for every pod in the cluster. At HIGH the API server \
+              answered: anonymous users can read pods, so review ClusterRoleBindings that name \
+              system:anonymous or system:unauthenticated and remove them. At LOW it was refused: \
+              check who owns the source IP and whether the endpoint should be public.",
+};
+
+/// One anonymous pod listing is enough (Splunk alerts on any result row).
+pub const THRESHOLD: u64 = 1;
+
+/// Summary columns, named as Splunk's `stats` output.
+pub const SUMMARY_FIELDS: [&str; 5] = [
+    "responseStatus.reason",
+    "responseStatus.code",
+    "userAgent",
+    "verb",
+    "requestURI",
+];
+
+/// The `user.groups{}` value of the group, tallied to render the title.
+pub const GROUP_FIELD: &str = "user.groups{}";
+
+const ANONYMOUS: &str = "system:anonymous";
+
+/// The rule.
+#[derive(Debug, Clone)]
+pub struct PodScan {
+    uri_match: PodScanMatch,
+}
+
+impl PodScan {
+    /// Builds the rule with its URI comparison mode.
+    pub fn new(config: &DetectorConfig) -> Self {
+        Self {
+            uri_match: config.pod_scan_match,
+        }
+    }
+
+    /// Evaluates one event; appends one match per (source IP, group).
+    pub fn evaluate(
+        &self,
+        ev: &AuditEvent<'_>,
+        ctx: EventContext<'_>,
+        allow: &CidrList,
+        out: &mut Vec<Match>,
+    ) -> Verdict {
+        // Only unauthenticated requests.
+        let Some(username) = ev.username().filter(|u| u.eq_ignore_ascii_case(ANONYMOUS)) else {
+            return Verdict::NoMatch;
+        };
+        // Only listing...
+        if !opt(&ev.verb).is_some_and(|v| v.eq_ignore_ascii_case("list")) {
+            return Verdict::NoMatch;
+        }
+        // ...of pods...
+        if !ev
+            .resource()
+            .is_some_and(|r| r.eq_ignore_ascii_case("pods"))
+        {
+            return Verdict::NoMatch;
+        }
+        // ...across the whole cluster.
+        if !opt(&ev.request_uri).is_some_and(|u| self.uri_matches(u)) {
+            return Verdict::NoMatch;
+        }
+        // Splunk's stats drops events without a src_ip or a group.
+        let SourceIps::List(ips) = &ev.source_ips else {
+            return Verdict::NoMatch;
+        };
+        let groups = ev.groups();
+        let before = out.len();
+        let mut seen_ips: Vec<&str> = Vec::with_capacity(ips.len());
+        for ip in ips.iter().map(|s| s.as_str()) {
+            if seen_ips.contains(&ip) {
+                continue;
+            }
+            seen_ips.push(ip);
+            // The user's own allowlist.
+            if allow.contains_text(ip) {
+                continue;
+            }
+            let mut seen_groups: Vec<&str> = Vec::with_capacity(groups.len());
+            for group in groups.iter().map(|g| g.as_str()) {
+                if seen_groups.contains(&group) {
+                    continue;
+                }
+                seen_groups.push(group);
+                out.push(to_match(ev, ctx, ip, username, group));
+            }
+        }
+        match out.len() - before {
+            0 => Verdict::NoMatch,
+            n => Verdict::Matched(n),
+        }
+    }
+
+    fn uri_matches(&self, uri: &str) -> bool {
+        if uri.eq_ignore_ascii_case("/api/v1/pods") {
+            return true;
+        }
+        if self.uri_match == PodScanMatch::Exact {
+            return false;
+        }
+        // Broad: any query string, and namespaced pod lists.
+        let path = uri.split_once('?').map_or(uri, |(p, _)| p);
+        if path.eq_ignore_ascii_case("/api/v1/pods") {
+            return true;
+        }
+        let lower = path.to_ascii_lowercase();
+        match lower
+            .strip_prefix("/api/v1/namespaces/")
+            .and_then(|rest| rest.strip_suffix("/pods"))
+        {
+            Some(ns) => !ns.is_empty() && !ns.contains('/'),
+            None => false,
+        }
+    }
+}
+
+fn to_match(
+    ev: &AuditEvent<'_>,
+    ctx: EventContext<'_>,
+    ip: &str,
+    username: &str,
+    group: &str,
+) -> Match {
+    let code = ev.status_code();
+    let mut facts = Vec::with_capacity(6);
+    let mut fact = |field: &'static str, value: Option<&str>| {
+        if let Some(v) = value {
+            facts.push((field, v.to_owned()));
+        }
+    };
+    fact(SUMMARY_FIELDS[0], ev.status_reason());
+    fact(SUMMARY_FIELDS[1], code.map(|c| c.to_string()).as_deref());
+    fact(SUMMARY_FIELDS[2], opt(&ev.user_agent));
+    fact(SUMMARY_FIELDS[3], opt(&ev.verb));
+    fact(SUMMARY_FIELDS[4], opt(&ev.request_uri));
+    fact(GROUP_FIELD, Some(group));
+    Match {
+        rule: RuleId::PodScan,
+        dedup: dedup_key(ctx.cluster, ip, username, group),
+        at_ms: ctx.at_ms,
+        source_ip: ip.to_owned(),
+        title: String::new(),
+        severity: severity_of(code),
+        sample: Sample::of(ev),
+        facts,
+    }
+}
+
+/// HIGH when the API server answered 2xx (anonymous users can list all
+/// pods), LOW when it refused.
+pub fn severity_of(code: Option<i64>) -> Severity {
+    match code {
+        Some(200..=299) => Severity::High,
+        _ => Severity::Low,
+    }
+}
+
+/// `{cluster}_{src_ip}_{username}_{group}`, Splunk's `by` clause.
+pub fn dedup_key(cluster: &str, ip: &str, username: &str, group: &str) -> String {
+    format!("{cluster}_{ip}_{username}_{group}")
+}
+
+impl RuleRender for PodScan {
+    fn title(state: &WindowState, severity: Severity) -> String {
+        let group = state
+            .tallies
+            .get(GROUP_FIELD)
+            .and_then(|m| m.keys().next())
+            .map_or("<NO_GROUP>", String::as_str);
+        let user = state.sample.username.as_deref().unwrap_or(ANONYMOUS);
+        if severity >= Severity::High {
+            format!(
+                "[{}] listed all pods on [{}] as [{user}] in group [{group}] and the API server allowed it",
+                state.source_ip, state.cluster
+            )
+        } else {
+            format!(
+                "[{}] tried to list all pods on [{}] as [{user}] in group [{group}] and was refused",
+                state.source_ip, state.cluster
+            )
+        }
+    }
+
+    /// Splunk's columns: count, firstTime, lastTime and `values(...)`.
+    fn summary(state: &WindowState) -> Value {
+        let mut out = serde_json::Map::new();
+        out.insert("count".into(), json!(state.count));
+        out.insert("firstTime".into(), json!(format_rfc3339(state.first_seen)));
+        out.insert("lastTime".into(), json!(format_rfc3339(state.last_seen)));
+        for field in SUMMARY_FIELDS {
+            // BTreeMap keys: distinct and sorted, as Splunk's values().
+            let values: Vec<&String> = state
+                .tallies
+                .get(field)
+                .map(|m| m.keys().collect())
+                .unwrap_or_default();
+            out.insert(format!("values({field})"), json!(values));
+        }
+        Value::Object(out)
+    }
+}

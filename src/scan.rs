@@ -1,0 +1,256 @@
+//! Runs the detector over the messages of a batch (or of NDJSON lines):
+//! prefilter, parse, evaluate, and count why lines were skipped.
+//!
+//! One bad line never fails a batch: it is skipped and counted by reason.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::audit::{opt, AuditEvent};
+use crate::decode::Batch;
+use crate::prefilter::Prefilter;
+use crate::rules::{Detector, EventContext, Match, RuleId, Verdict};
+use crate::time::{parse_timestamp, Millis};
+
+/// Why a line was skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// CloudWatch cut the line at 256 KB (`...[Truncated...]`).
+    Truncated,
+    /// Not a JSON object.
+    NotJson,
+    /// JSON, but not an `audit.k8s.io` Event (another control-plane stream)
+    /// or with fields of the wrong type.
+    NotAuditEvent,
+    /// A log event without a message or timestamp.
+    BadLogEvent,
+}
+
+impl SkipReason {
+    /// Every reason, for stable reporting.
+    pub const ALL: [SkipReason; 4] = [
+        SkipReason::Truncated,
+        SkipReason::NotJson,
+        SkipReason::NotAuditEvent,
+        SkipReason::BadLogEvent,
+    ];
+
+    /// snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::Truncated => "truncated",
+            SkipReason::NotJson => "not_json",
+            SkipReason::NotAuditEvent => "not_audit_event",
+            SkipReason::BadLogEvent => "bad_log_event",
+        }
+    }
+}
+
+/// Counters of one scan (summed over batches by the caller).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ScanStats {
+    /// Log events (lines) seen.
+    pub events: u64,
+    /// Bytes of messages seen (as in the envelope).
+    pub message_bytes: u64,
+    /// Lines the prefilter proved irrelevant without parsing.
+    pub prefiltered: u64,
+    /// Lines parsed as audit events.
+    pub parsed: u64,
+    /// Lines skipped, by reason.
+    pub skipped: BTreeMap<SkipReason, u64>,
+    /// Events matched, by rule.
+    pub matched_events: BTreeMap<RuleId, u64>,
+    /// Matches (groups) produced, by rule.
+    pub matches: BTreeMap<RuleId, u64>,
+    /// Events a rule could not evaluate, by rule.
+    pub rule_errors: BTreeMap<RuleId, u64>,
+}
+
+impl ScanStats {
+    fn skip(&mut self, reason: SkipReason) {
+        *self.skipped.entry(reason).or_default() += 1;
+    }
+
+    /// Total skipped lines.
+    pub fn skipped_total(&self) -> u64 {
+        self.skipped.values().sum()
+    }
+
+    /// Adds another scan's counters.
+    pub fn merge(&mut self, other: &ScanStats) {
+        self.events += other.events;
+        self.message_bytes += other.message_bytes;
+        self.prefiltered += other.prefiltered;
+        self.parsed += other.parsed;
+        for (k, v) in &other.skipped {
+            *self.skipped.entry(*k).or_default() += v;
+        }
+        for (dst, src) in [
+            (&mut self.matched_events, &other.matched_events),
+            (&mut self.matches, &other.matches),
+            (&mut self.rule_errors, &other.rule_errors),
+        ] {
+            for (k, v) in src {
+                *dst.entry(*k).or_default() += v;
+            }
+        }
+    }
+
+    fn record(&mut self, rule: RuleId, verdict: Verdict) {
+        match verdict {
+            Verdict::NoMatch => {}
+            Verdict::Matched(n) => {
+                *self.matched_events.entry(rule).or_default() += 1;
+                *self.matches.entry(rule).or_default() += n as u64;
+            }
+            Verdict::RuleError => *self.rule_errors.entry(rule).or_default() += 1,
+        }
+    }
+}
+
+/// Marker CloudWatch appends to a line it cut.
+const TRUNCATED: &[u8] = b"[Truncated...]";
+
+/// Scans messages with a detector.
+#[derive(Debug)]
+pub struct Scanner<'d> {
+    detector: &'d Detector,
+    prefilter: Prefilter,
+}
+
+impl<'d> Scanner<'d> {
+    /// A scanner for `detector`.
+    pub fn new(detector: &'d Detector) -> Self {
+        Self {
+            detector,
+            prefilter: Prefilter::new(detector),
+        }
+    }
+
+    /// Scans a decoded CloudWatch batch, appending matches to `out`.
+    pub fn scan_batch(&self, batch: &Batch<'_>, out: &mut Vec<Match>, stats: &mut ScanStats) {
+        let cluster = batch.cluster();
+        for le in &batch.log_events {
+            stats.events += 1;
+            let (Some(raw), Some(at_ms)) = (le.message, le.timestamp) else {
+                stats.skip(SkipReason::BadLogEvent);
+                continue;
+            };
+            let raw = raw.get().as_bytes();
+            stats.message_bytes += raw.len() as u64;
+            // The message must be a JSON string holding a JSON object.
+            let inner = match raw {
+                [b'"', inner @ .., b'"'] => inner,
+                _ => {
+                    stats.skip(SkipReason::NotJson);
+                    continue;
+                }
+            };
+            if let Some(reason) = quick_reject(inner) {
+                stats.skip(reason);
+                continue;
+            }
+            if !self.prefilter.may_match(inner) {
+                stats.prefiltered += 1;
+                continue;
+            }
+            // Only candidates pay for unescaping.
+            let Ok(text) = serde_json::from_slice::<std::borrow::Cow<'_, str>>(raw) else {
+                stats.skip(SkipReason::NotJson);
+                continue;
+            };
+            self.evaluate(&text, EventContext { cluster, at_ms }, out, stats);
+        }
+    }
+
+    /// Scans one plain message (an NDJSON line). Event time is `at_ms` or,
+    /// when `None`, the event's `stageTimestamp` (then
+    /// `requestReceivedTimestamp`).
+    pub fn scan_message(
+        &self,
+        text: &str,
+        at_ms: Option<Millis>,
+        cluster: &str,
+        out: &mut Vec<Match>,
+        stats: &mut ScanStats,
+    ) {
+        stats.events += 1;
+        stats.message_bytes += text.len() as u64;
+        let bytes = text.trim().as_bytes();
+        if let Some(reason) = quick_reject(bytes) {
+            stats.skip(reason);
+            return;
+        }
+        if !self.prefilter.may_match(bytes) {
+            stats.prefiltered += 1;
+            return;
+        }
+        let at_ms = match at_ms {
+            Some(t) => Some(t),
+            None => event_time(text),
+        };
+        let Some(at_ms) = at_ms else {
+            stats.skip(SkipReason::BadLogEvent);
+            return;
+        };
+        self.evaluate(text, EventContext { cluster, at_ms }, out, stats);
+    }
+
+    fn evaluate(
+        &self,
+        text: &str,
+        ctx: EventContext<'_>,
+        out: &mut Vec<Match>,
+        stats: &mut ScanStats,
+    ) {
+        let ev = match AuditEvent::parse(text) {
+            Ok(ev) => ev,
+            Err(e) if e.is_syntax() || e.is_eof() => {
+                stats.skip(SkipReason::NotJson);
+                return;
+            }
+            Err(_) => {
+                stats.skip(SkipReason::NotAuditEvent);
+                return;
+            }
+        };
+        if !ev.is_audit_event() {
+            stats.skip(SkipReason::NotAuditEvent);
+            return;
+        }
+        stats.parsed += 1;
+        let v = self.detector.evaluate(&ev, ctx, out);
+        stats.record(RuleId::Multiple403, v.multiple_403);
+        stats.record(RuleId::PodScan, v.pod_scan);
+    }
+}
+
+/// Cheap checks on the (possibly still escaped) message bytes.
+fn quick_reject(msg: &[u8]) -> Option<SkipReason> {
+    if msg.ends_with(TRUNCATED) {
+        return Some(SkipReason::Truncated);
+    }
+    match msg.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => None,
+        _ => Some(SkipReason::NotJson),
+    }
+}
+
+/// Event time of a plain message, from its own timestamps.
+fn event_time(text: &str) -> Option<Millis> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Times<'a> {
+        #[serde(borrow)]
+        stage_timestamp: Option<crate::audit::Str<'a>>,
+        #[serde(borrow)]
+        request_received_timestamp: Option<crate::audit::Str<'a>>,
+    }
+    let t: Times<'_> = serde_json::from_str(text).ok()?;
+    opt(&t.stage_timestamp)
+        .and_then(parse_timestamp)
+        .or_else(|| opt(&t.request_received_timestamp).and_then(parse_timestamp))
+}

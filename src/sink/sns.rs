@@ -1,0 +1,1 @@
+//! SNS adapter (filled in with the Lambda function).

@@ -1,0 +1,1 @@
+//! DynamoDB adapter (filled in with the Lambda function).
