@@ -7,13 +7,17 @@
 //! both anchors survive escaping:
 //!
 //! - Multiple403 needs `responseStatus.code == 403` as a JSON integer, and
-//!   JSON numbers cannot be escaped: the digits `403` must appear.
+//!   JSON numbers cannot be escaped: the digits `403` must appear as an
+//!   object member's value, i.e. after a `:` and optional whitespace, and not
+//!   followed by another digit, `.` or an exponent. (Random digits in large
+//!   request bodies therefore do not make a message a candidate.)
 //! - PodScan needs `user.username` equal to `system:anonymous` (ASCII
 //!   case-insensitively), so the letters `anonymous` must appear in some case.
 //!
-//! The one way around both is a `\u00XX` escape of a digit or letter, which
-//! kube-apiserver never writes (it escapes only `<`, `>`, `&` and control
-//! characters). A message containing such an escape is always a candidate.
+//! The one way around both is a `\u00XX` escape of a digit, a letter or
+//! whitespace, which kube-apiserver never writes (it escapes only `<`, `>`,
+//! `&` and control characters). A message containing such an escape is
+//! always a candidate.
 
 use memchr::memmem::Finder;
 
@@ -41,7 +45,12 @@ impl Prefilter {
 
     /// False only when no enabled rule can match `msg`.
     pub fn may_match(&self, msg: &[u8]) -> bool {
-        if self.want_403 && self.finder_403.find(msg).is_some() {
+        if self.want_403
+            && self
+                .finder_403
+                .find_iter(msg)
+                .any(|at| is_member_value(msg, at))
+        {
             return true;
         }
         if self.want_anonymous && contains_anonymous(msg) {
@@ -50,10 +59,15 @@ impl Prefilter {
         (self.want_403 || self.want_anonymous) && self.has_alnum_escape(msg)
     }
 
-    /// True when `msg` has a `\u00XX` escape of an ASCII digit or letter.
+    /// True when `msg` has a `\u00XX` escape of an ASCII digit, letter or
+    /// whitespace character.
     fn has_alnum_escape(&self, msg: &[u8]) -> bool {
         self.finder_escape.find_iter(msg).any(|at| {
             match (msg.get(at + 4), msg.get(at + 5)) {
+                // 0x09, 0x0a, 0x0d: whitespace, which may surround a value
+                (Some(b'0'), Some(d)) => matches!(d, b'9' | b'a' | b'A' | b'd' | b'D'),
+                // 0x20: space
+                (Some(b'2'), Some(b'0')) => true,
                 // 0x30-0x39 digits
                 (Some(b'3'), Some(d)) => d.is_ascii_digit(),
                 // 0x40-0x7f: letters (and some punctuation; harmless)
@@ -62,6 +76,26 @@ impl Prefilter {
             }
         })
     }
+}
+
+/// True when the `403` at `at` can be a whole JSON number that is an object
+/// member's value: `:` before it (whitespace, raw or escaped, allowed in
+/// between) and no further digit, fraction or exponent after it.
+fn is_member_value(msg: &[u8], at: usize) -> bool {
+    if matches!(msg.get(at + 3), Some(b'0'..=b'9' | b'.' | b'e' | b'E')) {
+        return false;
+    }
+    let mut i = at;
+    while i > 0 {
+        match msg[i - 1] {
+            b':' => return true,
+            b' ' | b'\t' | b'\n' | b'\r' => i -= 1,
+            // `\n`, `\r`, `\t` in the envelope's escaped form
+            b'n' | b'r' | b't' if i >= 2 && msg[i - 2] == b'\\' => i -= 2,
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// ASCII case-insensitive search for `anonymous`, anchored on its `y`.
@@ -93,6 +127,9 @@ mod tests {
         assert!(p.may_match(br#"{"user":{"username":"SYSTEM:ANONYMOUS"}}"#));
         assert!(p.may_match(br#"{"user":{"username":"system:\u0061nonymous"}}"#));
         assert!(p.may_match(br#"{"code":\u0034\u00303}"#));
+        assert!(p.may_match(b"{\"code\" :\n\t 403 }"));
+        assert!(p.may_match(br#"{\"code\":\n403}"#));
+        assert!(p.may_match(br#"{"code":\u0020403}"#));
     }
 
     #[test]
@@ -102,6 +139,7 @@ mod tests {
             !p.may_match(br#"{"responseStatus":{"code":200},"requestURI":"/api?a=1\u0026b=2"}"#)
         );
         assert!(!p.may_match(b"y"));
+        assert!(!p.may_match(br#"{"code":200,"image":"app:a403b","n":4030,"f":403.0,"k":[403]}"#));
         assert!(!p.may_match(b""));
     }
 

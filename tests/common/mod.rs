@@ -1,0 +1,128 @@
+//! Shared helpers for the integration tests: fixtures, payload building, a
+//! recording alert sink.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use base64::Engine as _;
+use eks_audit_detector::alert::Alert;
+use eks_audit_detector::audit::AuditEvent;
+use eks_audit_detector::config::DetectorConfig;
+use eks_audit_detector::rules::{Detector, EventContext, Match, Verdict};
+use eks_audit_detector::sink::{AlertSink, PublishError};
+use serde_json::Value;
+
+/// Path of a file under `tests/fixtures`.
+pub fn fixture_path(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
+}
+
+/// Text of a fixture.
+pub fn fixture(rel: &str) -> String {
+    std::fs::read_to_string(fixture_path(rel)).unwrap_or_else(|e| panic!("fixture {rel}: {e}"))
+}
+
+/// A fixture audit event as a JSON value, for mutation.
+pub fn event(rel: &str) -> Value {
+    serde_json::from_str(&fixture(&format!("events/{rel}"))).expect("fixture is JSON")
+}
+
+/// Runs the default detector on one event.
+pub fn run(ev: &Value, cluster: &str) -> (Verdict, Verdict, Vec<Match>) {
+    run_with(DetectorConfig::default(), ev, cluster)
+}
+
+/// Runs a detector with `config` on one event.
+pub fn run_with(
+    config: DetectorConfig,
+    ev: &Value,
+    cluster: &str,
+) -> (Verdict, Verdict, Vec<Match>) {
+    let text = ev.to_string();
+    let parsed = AuditEvent::parse(&text).expect("event parses");
+    let detector = Detector::new(config);
+    let mut out = Vec::new();
+    let v = detector.evaluate(
+        &parsed,
+        EventContext {
+            cluster,
+            at_ms: 1_715_644_800_000,
+        },
+        &mut out,
+    );
+    (v.multiple_403, v.pod_scan, out)
+}
+
+/// gzip + base64 of `json`, as CloudWatch Logs sends it.
+pub fn encode_data(json: &str) -> String {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(json.as_bytes()).expect("in-memory write");
+    base64::engine::general_purpose::STANDARD.encode(enc.finish().expect("in-memory finish"))
+}
+
+/// A subscription message with `messages` as (timestamp ms, message text).
+pub fn batch_json(log_group: &str, stream: &str, messages: &[(i64, String)]) -> String {
+    let events: Vec<Value> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, (ts, msg))| {
+            serde_json::json!({"id": format!("{ts:013}{i:013}{}", stream.len()), "timestamp": ts, "message": msg})
+        })
+        .collect();
+    serde_json::json!({
+        "messageType": "DATA_MESSAGE",
+        "owner": "123456789012",
+        "logGroup": log_group,
+        "logStream": stream,
+        "subscriptionFilters": ["eks-audit-detector"],
+        "logEvents": events,
+    })
+    .to_string()
+}
+
+/// A full Lambda invoke body for a batch.
+pub fn invoke_body(log_group: &str, stream: &str, messages: &[(i64, String)]) -> String {
+    serde_json::json!({"awslogs": {"data": encode_data(&batch_json(log_group, stream, messages))}})
+        .to_string()
+}
+
+/// A sample event with a new auditID, source IP and time.
+pub fn with(mut ev: Value, audit_id: &str, ip: &str) -> String {
+    ev["auditID"] = Value::from(audit_id);
+    ev["sourceIPs"] = serde_json::json!([ip]);
+    ev.to_string()
+}
+
+/// Records published alerts; can be told to fail.
+#[derive(Default)]
+pub struct RecordingSink {
+    pub alerts: Mutex<Vec<Alert>>,
+    pub failing: AtomicBool,
+}
+
+impl RecordingSink {
+    pub fn published(&self) -> Vec<Alert> {
+        self.alerts.lock().expect("lock").clone()
+    }
+    pub fn fail(&self, on: bool) {
+        self.failing.store(on, Ordering::SeqCst);
+    }
+}
+
+impl AlertSink for RecordingSink {
+    async fn publish(&self, alert: &Alert) -> Result<(), PublishError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(PublishError {
+                alert_id: alert.alert_id.clone(),
+                reason: "injected failure".into(),
+            });
+        }
+        self.alerts.lock().expect("lock").push(alert.clone());
+        Ok(())
+    }
+}

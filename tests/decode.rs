@@ -1,0 +1,235 @@
+//! Decoding untrusted payloads: bad lines are skipped and counted, bad
+//! envelopes are clear errors, arbitrary bytes never panic, and the prefilter
+//! never hides a match.
+
+mod common;
+
+use common::{batch_json, event, fixture};
+use eks_audit_detector::audit::AuditEvent;
+use eks_audit_detector::config::{DetectorConfig, PodScanMatch};
+use eks_audit_detector::decode::{extract_data, inflate, Batch, MessageType};
+use eks_audit_detector::prefilter::Prefilter;
+use eks_audit_detector::rules::{Detector, EventContext};
+use eks_audit_detector::scan::{ScanStats, Scanner, SkipReason};
+use proptest::prelude::*;
+use serde_json::{json, Value};
+
+fn scan(json: &str) -> (ScanStats, usize) {
+    let detector = Detector::new(DetectorConfig::default());
+    let batch = Batch::parse(json.as_bytes()).expect("batch parses");
+    let mut out = Vec::new();
+    let mut stats = ScanStats::default();
+    Scanner::new(&detector).scan_batch(&batch, &mut out, &mut stats);
+    (stats, out.len())
+}
+
+#[test]
+fn bad_lines_are_skipped_and_counted_by_reason() {
+    let good = event("forbidden_public.json").to_string();
+    let truncated = format!("{}[Truncated...]", &good[..200]);
+    let lines = vec![
+        (1, good.clone()),
+        (2, truncated),
+        (
+            3,
+            "time=\"2024-05-14T00:00:00Z\" level=info msg=\"access granted\"".to_owned(),
+        ),
+        (
+            4,
+            r#"{"level":"info","msg":"not an audit event","code":403}"#.to_owned(),
+        ),
+        (
+            5,
+            r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","verb":403}"#.to_owned(),
+        ),
+        (6, "{\"kind\":\"Event\",\"code\":403".to_owned()),
+        (7, good),
+    ];
+    let (stats, matches) = scan(&batch_json("/aws/eks/prod/cluster", "s", &lines));
+    assert_eq!(stats.events, 7);
+    assert_eq!(matches, 2);
+    assert_eq!(stats.skipped[&SkipReason::Truncated], 1);
+    assert_eq!(stats.skipped[&SkipReason::NotJson], 2);
+    assert_eq!(stats.skipped[&SkipReason::NotAuditEvent], 2);
+}
+
+#[test]
+fn log_events_without_message_or_timestamp_are_counted() {
+    let json = json!({"messageType":"DATA_MESSAGE","logGroup":"g","logEvents":[
+        {"id":"1","timestamp":1},
+        {"id":"2","message":"{}"},
+        {"id":"3","timestamp":1,"message":{"not":"a string"}}
+    ]})
+    .to_string();
+    let (stats, _) = scan(&json);
+    assert_eq!(stats.skipped[&SkipReason::BadLogEvent], 2);
+    assert_eq!(stats.skipped[&SkipReason::NotJson], 1);
+}
+
+#[test]
+fn control_messages_are_recognised() {
+    let body = fixture("../../events/05-control-message.json");
+    let data = extract_data(body.as_bytes()).expect("envelope");
+    let json = inflate(&data, 1 << 20).expect("inflates");
+    assert_eq!(
+        Batch::parse(&json).expect("batch").kind(),
+        MessageType::Control
+    );
+}
+
+#[test]
+fn sample_events_decode_like_the_aws_lambda_events_crate() {
+    // The reference decoder (aws_lambda_events) and ours agree on every sample.
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/events")).expect("events/")
+    {
+        let path = entry.expect("entry").path();
+        let body = std::fs::read(&path).expect("read");
+        let reference: aws_lambda_events::event::cloudwatch_logs::LogsEvent =
+            serde_json::from_slice(&body).expect("reference decoder accepts the sample");
+        let data = extract_data(&body).expect("envelope");
+        let json = inflate(&data, 1 << 20).expect("inflates");
+        let ours = Batch::parse(&json).expect("batch");
+        let r = &reference.aws_logs.data;
+        assert_eq!(ours.log_group, r.log_group.as_str(), "{path:?}");
+        assert_eq!(ours.log_events.len(), r.log_events.len(), "{path:?}");
+        for (o, e) in ours.log_events.iter().zip(&r.log_events) {
+            let msg: String =
+                serde_json::from_str(o.message.expect("message").get()).expect("string");
+            assert_eq!(msg, e.message);
+            assert_eq!(o.timestamp, Some(e.timestamp));
+        }
+    }
+}
+
+#[test]
+fn every_sample_event_is_padded_base64_of_gzip() {
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/events")).expect("events/")
+    {
+        let body = std::fs::read(entry.expect("entry").path()).expect("read");
+        let data = extract_data(&body).expect("envelope");
+        assert_eq!(data.len() % 4, 0, "padded");
+        assert!(inflate(&data, 1 << 20).is_ok());
+    }
+}
+
+// ---------------------------------------------------------------- properties
+
+proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic_the_decoder(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        let _ = extract_data(&bytes);
+        let _ = Batch::parse(&bytes);
+        let _ = AuditEvent::parse(&String::from_utf8_lossy(&bytes));
+        let text: String = bytes.iter().map(|b| char::from(b'A' + b % 26)).collect();
+        let _ = inflate(&text, 4096);
+    }
+
+    #[test]
+    fn arbitrary_gzip_content_never_panics_the_scanner(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        let data = {
+            use base64::Engine as _;
+            use std::io::Write;
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            enc.write_all(&bytes).expect("write");
+            base64::engine::general_purpose::STANDARD.encode(enc.finish().expect("finish"))
+        };
+        let json = inflate(&data, 1 << 20).expect("valid gzip inflates");
+        if let Ok(batch) = Batch::parse(&json) {
+            let detector = Detector::new(DetectorConfig::default());
+            Scanner::new(&detector).scan_batch(&batch, &mut Vec::new(), &mut ScanStats::default());
+        }
+    }
+
+    #[test]
+    fn corrupted_payloads_are_errors_not_panics(cut in 0usize..400, flip in any::<u8>()) {
+        let body = fixture("../../events/01-public-403-burst.json");
+        let data = extract_data(body.as_bytes()).expect("envelope").into_owned();
+        let mut bytes = data.into_bytes();
+        let at = cut % bytes.len();
+        bytes[at] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ+/="[usize::from(flip) % 29];
+        let _ = inflate(&String::from_utf8_lossy(&bytes), 1 << 20).map(|j| Batch::parse(&j).is_ok());
+    }
+}
+
+/// Escapes every character of `s` as `\u00XX` when `all` is set.
+fn encode_str(s: &str, escape: bool) -> String {
+    if !escape {
+        return serde_json::to_string(s).expect("string");
+    }
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        out.push_str(&format!("\\u{:04x}", c as u32));
+    }
+    out.push('"');
+    out
+}
+
+fn vocab() -> impl Strategy<Value = (usize, usize, usize, usize, usize, usize, bool, bool)> {
+    (
+        0usize..4,
+        0usize..4,
+        0usize..4,
+        0usize..4,
+        0usize..4,
+        0usize..5,
+        any::<bool>(),
+        any::<bool>(),
+    )
+}
+
+proptest! {
+    /// Whatever the field values, key order and escaping, a message the
+    /// prefilter drops matches no rule when parsed in full.
+    #[test]
+    fn prefilter_never_drops_a_message_that_matches(
+        (user, verb, uri, code, ip, stage, escape, reorder) in vocab(),
+        broad in any::<bool>(),
+    ) {
+        let users = ["system:anonymous", "SYSTEM:ANONYMOUS", "kubernetes-admin", "system:node:ip-10-0-1-1"];
+        let verbs = ["list", "LIST", "get", "watch"];
+        let uris = ["/api/v1/pods", "/api/v1/pods?limit=500", "/apis/apps/v1/deployments", "/healthz"];
+        let codes = ["403", "200", "401", "\"403\""];
+        let ips = ["5.5.5.5", "10.0.0.1", "2a03:b0c0::1", "bogus"];
+        let stages = ["ResponseComplete", "ResponseStarted", "RequestReceived", "Panic", "ResponseComplete"];
+        let mut fields = vec![
+            format!("\"kind\":{}", encode_str("Event", escape)),
+            format!("\"apiVersion\":{}", encode_str("audit.k8s.io/v1", escape)),
+            format!("\"stage\":{}", encode_str(stages[stage], escape)),
+            format!("\"requestURI\":{}", encode_str(uris[uri], escape)),
+            format!("\"verb\":{}", encode_str(verbs[verb], escape)),
+            format!("\"user\":{{\"username\":{},\"groups\":[\"system:unauthenticated\"]}}", encode_str(users[user], escape)),
+            format!("\"sourceIPs\":[{}]", encode_str(ips[ip], escape)),
+            format!("\"objectRef\":{{\"resource\":{}}}", encode_str("pods", escape)),
+            format!("\"responseStatus\":{{\"code\":{}}}", codes[code]),
+        ];
+        if reorder {
+            fields.reverse();
+        }
+        let msg = format!("{{ {} }}", fields.join(" , "));
+        let cfg = DetectorConfig {
+            pod_scan_match: if broad { PodScanMatch::Broad } else { PodScanMatch::Exact },
+            ..DetectorConfig::default()
+        };
+        let detector = Detector::new(cfg);
+        let ev = AuditEvent::parse(&msg).expect("generated event parses");
+        let mut out = Vec::new();
+        detector.evaluate(&ev, EventContext { cluster: "c", at_ms: 0 }, &mut out);
+        let prefilter = Prefilter::new(&detector);
+        if !out.is_empty() {
+            prop_assert!(prefilter.may_match(msg.as_bytes()), "dropped a match: {}", msg);
+            // and in the envelope's escaped form too
+            let escaped = serde_json::to_string(&msg).expect("string");
+            prop_assert!(prefilter.may_match(escaped.as_bytes()), "dropped a match (escaped): {}", escaped);
+        }
+    }
+}
+
+#[test]
+fn prefilter_drops_most_normal_traffic() {
+    let detector = Detector::new(DetectorConfig::default());
+    let p = Prefilter::new(&detector);
+    let normal: Value = event("kubelet_lease_update.json");
+    assert!(!p.may_match(normal.to_string().as_bytes()));
+    // a kube-apiserver escape of '&' is not an escaped letter or digit
+    assert!(!p.may_match(br#"{"requestURI":"/api/v1/nodes?limit=500\u0026resourceVersion=0"}"#));
+}
