@@ -3,7 +3,10 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 CARGO ?= cargo
+PYTHON ?= python3
 BIN := target/release/eks-audit-detector
+VENV := .venv
+TEST_STAMP := $(VENV)/.test-deps
 
 .PHONY: help run test lint fmt clippy bench clean
 
@@ -14,8 +17,14 @@ run: ## Build and replay the sample events in events/ locally (no AWS account ne
 	$(CARGO) build --release --locked --bin eks-audit-detector
 	$(BIN) replay events/
 
-test: ## Install what the tests need and run every test
-	$(CARGO) test --locked --all-targets
+test: $(TEST_STAMP) ## Install what the tests need and run every test
+	TEST_PYTHON=$(CURDIR)/$(VENV)/bin/python $(CARGO) test --locked --all-targets
+
+# moto (local DynamoDB, SNS and SQS APIs), pinned, in a project-local virtualenv.
+$(TEST_STAMP): tests/support/requirements.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/support/requirements.txt
+	touch $@
 
 lint: fmt clippy ## cargo fmt --check and clippy -D warnings
 
@@ -28,5 +37,6 @@ clippy:
 bench: ## Throughput benchmarks (criterion) on generated ~1 MB batches
 	$(CARGO) bench --locked --bench pipeline
 
-clean: ## Remove build outputs
+clean: ## Remove build outputs and the tool virtualenv
 	$(CARGO) clean
+	rm -rf $(VENV) .aws-sam

@@ -59,7 +59,8 @@ pub struct Alert {
     pub log_group: String,
     /// AWS account that owns the log group.
     pub account: String,
-    /// The window's first matching event.
+    /// The window's first matching event (for an escalation: the first
+    /// event at the higher severity).
     pub sample: Sample,
 }
 
@@ -114,7 +115,11 @@ impl Alert {
             summary: alert_summary(st),
             log_group: st.log_group.clone(),
             account: st.account.clone(),
-            sample: st.sample.clone(),
+            // An escalation shows the request that made it worse.
+            sample: match (&st.escalation_sample, escalation) {
+                (Some(s), true) => s.clone(),
+                _ => st.sample.clone(),
+            },
         }
     }
 

@@ -12,11 +12,13 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::alert::Alert;
 use crate::decode::{self, Batch, DecodeError, MessageType};
 use crate::rules::{Detector, Match, RuleId};
 use crate::scan::{ScanStats, Scanner};
 use crate::sink::{AlertSink, PublishError};
 use crate::store::{state_key, SaveOutcome, StateStore, StoreError};
+use crate::time::Millis;
 use crate::window::{apply_batch, BatchInfo, WindowState};
 
 /// Conditional-write attempts per key before giving up (the invocation then
@@ -101,11 +103,22 @@ impl Report {
     }
 }
 
+/// Wall clock in epoch ms; injected so tests control time.
+pub type Clock = fn() -> Millis;
+
+/// The system clock.
+pub fn system_clock() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// The detector wired to a state store and an alert sink.
 pub struct Processor<S, P> {
     detector: Detector,
     store: S,
     sink: P,
+    clock: Clock,
 }
 
 impl<S: StateStore, P: AlertSink> Processor<S, P> {
@@ -115,7 +128,19 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
             detector,
             store,
             sink,
+            clock: system_clock,
         }
+    }
+
+    /// Replaces the wall clock (which only ages undelivered alerts).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Wall-clock time now.
+    pub fn now_ms(&self) -> Millis {
+        (self.clock)()
     }
 
     /// The detector.
@@ -163,6 +188,7 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
             cluster: batch.cluster(),
             log_group: &batch.log_group,
             account: &batch.owner,
+            now_ms: self.now_ms(),
         };
         let result = self.apply(&info, &matches, &mut report).await;
         report.duration_ms = elapsed_ms(started);
@@ -190,15 +216,16 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
                 .push(m);
         }
         report.keys += by_key.len() as u64;
-        let mut due: Vec<(String, Stored)> = Vec::new();
+        let mut due: Vec<(String, Stored, Vec<Alert>)> = Vec::new();
         for ((rule, dedup), key_matches) in &by_key {
             let pk = state_key(*rule, dedup);
             if let Some(stored) = self
                 .apply_key(&pk, *rule, batch, key_matches, report)
                 .await?
             {
-                if !stored.state.pending.is_empty() {
-                    due.push((pk, stored));
+                let alerts = stored.state.deliverable(batch.id, batch.now_ms);
+                if !alerts.is_empty() {
+                    due.push((pk, stored, alerts));
                 }
             }
         }
@@ -255,14 +282,14 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
     /// Publishes pending alerts and marks the delivered ones sent.
     async fn deliver(
         &self,
-        due: Vec<(String, Stored)>,
+        due: Vec<(String, Stored, Vec<Alert>)>,
         report: &mut Report,
     ) -> Result<(), HandlerError> {
-        let attempted: usize = due.iter().map(|(_, s)| s.state.pending.len()).sum();
+        let attempted: usize = due.iter().map(|(_, _, a)| a.len()).sum();
         let mut failures: Vec<PublishError> = Vec::new();
-        for (pk, stored) in due {
-            let mut sent = Vec::with_capacity(stored.state.pending.len());
-            for alert in &stored.state.pending {
+        for (pk, stored, alerts) in due {
+            let mut sent = Vec::with_capacity(alerts.len());
+            for alert in &alerts {
                 match self.sink.publish(alert).await {
                     Ok(()) => sent.push(alert.alert_id.clone()),
                     Err(e) => failures.push(e),
@@ -308,7 +335,11 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
                 }
             };
             let mut state: WindowState = current.state;
-            if !state.pending.iter().any(|a| sent.contains(&a.alert_id)) {
+            if !state
+                .pending
+                .iter()
+                .any(|p| sent.contains(&p.alert.alert_id))
+            {
                 return Ok(());
             }
             state.mark_sent(sent);

@@ -207,6 +207,7 @@ async fn replay_ndjson<S: StateStore, P: AlertSink>(
             cluster,
             log_group: "",
             account: "",
+            now_ms: processor.now_ms(),
         };
         processor.apply(&info, &matches, &mut report).await?;
         report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);

@@ -33,6 +33,13 @@ pub const BATCH_MEMORY_MS: Millis = 24 * 3600 * 1000;
 /// Hard cap on remembered batch ids per key (bounds the record size).
 pub const MAX_REMEMBERED_BATCHES: usize = 1000;
 
+/// After this long (wall clock) an undelivered alert is delivered by whichever
+/// invocation touches its key next. Before that only the invocation of the
+/// batch that raised it (or Lambda's retry of that batch) delivers it, so two
+/// concurrent invocations never both publish one alert. 15 minutes is
+/// Lambda's longest timeout: the invocation that raised it has surely ended.
+pub const PENDING_GRACE_MS: Millis = 15 * 60 * 1000;
+
 /// A rule's window settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowParams {
@@ -55,6 +62,19 @@ pub struct BatchInfo<'a> {
     pub log_group: &'a str,
     /// AWS account that owns the log group.
     pub account: &'a str,
+    /// Wall-clock time of the invocation (only used to age pending alerts).
+    pub now_ms: Millis,
+}
+
+/// An alert decided but not yet confirmed delivered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingAlert {
+    /// The alert.
+    pub alert: Alert,
+    /// The batch that raised it.
+    pub batch: String,
+    /// Wall-clock time it was raised.
+    pub since_ms: Millis,
 }
 
 /// A batch id remembered by a key.
@@ -99,6 +119,10 @@ pub struct WindowState {
     pub title: String,
     /// The window's first matching event.
     pub sample: Sample,
+    /// The first event that raised the window's severity above its first
+    /// match's (what an escalation alert shows).
+    #[serde(default)]
+    pub escalation_sample: Option<Sample>,
     /// Summary tallies: field → value → count.
     pub tallies: BTreeMap<String, BTreeMap<String, u64>>,
     /// Values not tallied because a field had too many distinct values.
@@ -106,7 +130,7 @@ pub struct WindowState {
     /// Recently applied batches, oldest first.
     pub applied: Vec<AppliedBatch>,
     /// Alerts decided but not yet confirmed delivered.
-    pub pending: Vec<Alert>,
+    pub pending: Vec<PendingAlert>,
 }
 
 /// The result of applying a batch to a key.
@@ -138,6 +162,7 @@ impl WindowState {
             account: batch.account.to_owned(),
             title: m.title.clone(),
             sample: m.sample.clone(),
+            escalation_sample: None,
             tallies: BTreeMap::new(),
             overflow: 0,
             applied: Vec::new(),
@@ -187,7 +212,10 @@ impl WindowState {
         self.count += 1;
         self.first_seen = self.first_seen.min(m.at_ms);
         self.last_seen = self.last_seen.max(m.at_ms);
-        self.severity = self.severity.max(m.severity);
+        if m.severity > self.severity {
+            self.severity = m.severity;
+            self.escalation_sample = Some(m.sample.clone());
+        }
         for (field, value) in &m.facts {
             let map = self.tallies.entry((*field).to_owned()).or_default();
             if !tally(map, value, MAX_DISTINCT_VALUES) {
@@ -198,7 +226,21 @@ impl WindowState {
 
     /// Removes delivered alerts from `pending`.
     pub fn mark_sent(&mut self, alert_ids: &[String]) {
-        self.pending.retain(|a| !alert_ids.contains(&a.alert_id));
+        self.pending
+            .retain(|p| !alert_ids.contains(&p.alert.alert_id));
+    }
+
+    /// The pending alerts this invocation should deliver: those raised by its
+    /// own batch (first attempt or Lambda's retry of it), and those left
+    /// undelivered for longer than [`PENDING_GRACE_MS`].
+    pub fn deliverable(&self, batch_id: &str, now_ms: Millis) -> Vec<Alert> {
+        self.pending
+            .iter()
+            .filter(|p| {
+                p.batch == batch_id || now_ms.saturating_sub(p.since_ms) >= PENDING_GRACE_MS
+            })
+            .map(|p| p.alert.clone())
+            .collect()
     }
 }
 
@@ -236,7 +278,11 @@ pub fn apply_batch(
         st.add(m);
         if let Some(alert) = decide(&st, params) {
             st.alerted = Some(alert.severity);
-            st.pending.push(alert.clone());
+            st.pending.push(PendingAlert {
+                alert: alert.clone(),
+                batch: batch.id.to_owned(),
+                since_ms: batch.now_ms,
+            });
             alerts.push(alert);
         }
     }

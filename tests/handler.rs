@@ -194,4 +194,7 @@ fn sample_events_raise_the_documented_alerts() {
             (RuleId::PodScan, Severity::High, true, "45.33.32.156".into()),
         ]
     );
+    // the escalation shows the request that succeeded
+    let high = &p.sink().published()[2];
+    assert_eq!(high.sample.response_status.code, Some(200));
 }

@@ -4,7 +4,9 @@
 use std::collections::BTreeSet;
 
 use eks_audit_detector::rules::{Match, RuleId, Sample, Severity};
-use eks_audit_detector::window::{apply_batch, Applied, BatchInfo, WindowParams, WindowState};
+use eks_audit_detector::window::{
+    apply_batch, Applied, BatchInfo, WindowParams, WindowState, PENDING_GRACE_MS,
+};
 use proptest::prelude::*;
 
 const MIN: i64 = 60_000;
@@ -34,6 +36,7 @@ fn batch(id: &str) -> BatchInfo<'_> {
         cluster: "prod",
         log_group: "/aws/eks/prod/cluster",
         account: "123456789012",
+        now_ms: 0,
     }
 }
 
@@ -206,9 +209,26 @@ fn pending_alerts_survive_until_marked_sent_and_across_windows() {
         "a new window keeps undelivered alerts"
     );
     let mut st = r2.state;
-    let id = st.pending[0].alert_id.clone();
+    let id = st.pending[0].alert.alert_id.clone();
     st.mark_sent(&[id]);
     assert!(st.pending.is_empty());
+}
+
+#[test]
+fn only_the_raising_batch_delivers_a_fresh_pending_alert() {
+    // GIVEN batch b1 raised an alert at wall-clock time 1000
+    let ms: Vec<Match> = (0..10).map(|i| info(T0 + i * 1000)).collect();
+    let refs: Vec<&Match> = ms.iter().collect();
+    let b1 = BatchInfo {
+        now_ms: 1000,
+        ..batch("b1")
+    };
+    let st = apply_batch(None, P403, &b1, &refs).expect("applied").state;
+    // THEN b1 (or its retry) delivers it, a concurrent batch does not...
+    assert_eq!(st.deliverable("b1", 1000).len(), 1);
+    assert!(st.deliverable("b2", 1000 + PENDING_GRACE_MS - 1).is_empty());
+    // ...until it has been pending longer than any invocation can run
+    assert_eq!(st.deliverable("b2", 1000 + PENDING_GRACE_MS).len(), 1);
 }
 
 #[test]

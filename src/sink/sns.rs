@@ -1,1 +1,92 @@
-//! SNS adapter (filled in with the Lambda function).
+//! SNS adapter: one `Publish` per alert.
+//!
+//! `MessageStructure=json` lets each protocol get its own body: `default`
+//! (SQS, Lambda, HTTPS...) receives the alert JSON, `email` a short text.
+//! Message attributes `rule_id`, `severity` and `cluster` let subscribers
+//! filter. On a FIFO topic the alert id is the deduplication id, so SNS
+//! itself drops a duplicate publish within its 5-minute window.
+
+use aws_sdk_sns::error::DisplayErrorContext;
+use aws_sdk_sns::types::MessageAttributeValue;
+use aws_sdk_sns::Client;
+use tracing::instrument;
+
+use super::{AlertSink, PublishError};
+use crate::alert::Alert;
+
+/// Alerts to an SNS topic.
+#[derive(Debug, Clone)]
+pub struct SnsSink {
+    client: Client,
+    topic_arn: String,
+}
+
+impl SnsSink {
+    /// Publishes to `topic_arn` through `client`.
+    pub fn new(client: Client, topic_arn: impl Into<String>) -> Self {
+        Self {
+            client,
+            topic_arn: topic_arn.into(),
+        }
+    }
+
+    fn is_fifo(&self) -> bool {
+        self.topic_arn.ends_with(".fifo")
+    }
+}
+
+/// The `MessageStructure=json` body: per-protocol messages.
+pub fn message_body(alert: &Alert) -> String {
+    serde_json::json!({
+        "default": alert.to_json(),
+        "email": alert.email_text(),
+        "email-json": alert.to_json(),
+    })
+    .to_string()
+}
+
+fn attr(value: &str) -> Result<MessageAttributeValue, String> {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+impl AlertSink for SnsSink {
+    #[instrument(skip(self, alert), fields(alert_id = %alert.alert_id, rule_id = alert.rule_id.as_str()))]
+    async fn publish(&self, alert: &Alert) -> Result<(), PublishError> {
+        let fail = |reason: String| PublishError {
+            alert_id: alert.alert_id.clone(),
+            reason,
+        };
+        let mut req = self
+            .client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .message_structure("json")
+            .message(message_body(alert))
+            .subject(alert.subject())
+            .message_attributes("rule_id", attr(alert.rule_id.as_str()).map_err(&fail)?)
+            .message_attributes("severity", attr(alert.severity.as_str()).map_err(&fail)?)
+            .message_attributes("cluster", attr(non_empty(&alert.cluster)).map_err(&fail)?);
+        if self.is_fifo() {
+            req = req
+                .message_group_id(alert.rule_id.as_str())
+                .message_deduplication_id(&alert.alert_id);
+        }
+        req.send()
+            .await
+            .map(|_| ())
+            .map_err(|e| fail(DisplayErrorContext(e).to_string()))
+    }
+}
+
+/// SNS rejects empty attribute values.
+fn non_empty(value: &str) -> &str {
+    if value.is_empty() {
+        "unknown"
+    } else {
+        value
+    }
+}

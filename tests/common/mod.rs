@@ -2,6 +2,8 @@
 //! recording alert sink.
 #![allow(dead_code)]
 
+pub mod aws;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,0 +1,197 @@
+//! The Lambda function: configuration from the environment, AWS clients
+//! built once, the runtime loop, one summary log line and EMF metrics per
+//! invocation, and errors mapped to Lambda diagnostics.
+
+use std::sync::Arc;
+
+use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+use serde_json::{json, Value};
+
+use crate::config::{ConfigError, DetectorConfig};
+use crate::decode::DecodeError;
+use crate::handler::{HandlerError, Processor, Report};
+use crate::rules::{Detector, RuleId};
+use crate::sink::sns::SnsSink;
+use crate::sink::AlertSink;
+use crate::store::dynamodb::DynamoStore;
+use crate::store::StateStore;
+
+/// CloudWatch metrics namespace of the EMF lines.
+pub const METRICS_NAMESPACE: &str = "EksAuditDetector";
+
+/// Everything the function needs from its environment.
+#[derive(Debug, Clone)]
+pub struct LambdaConfig {
+    /// DynamoDB table holding window states (`STATE_TABLE_NAME`).
+    pub table: String,
+    /// SNS topic receiving alerts (`ALERT_TOPIC_ARN`).
+    pub topic_arn: String,
+    /// Rule settings.
+    pub detector: DetectorConfig,
+}
+
+impl LambdaConfig {
+    /// Reads and validates the configuration; errors name the variable.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let required = |name: &'static str| {
+            lookup(name)
+                .filter(|v| !v.trim().is_empty())
+                .ok_or(ConfigError {
+                    variable: name,
+                    value: String::new(),
+                    reason: "required, not set".into(),
+                })
+        };
+        let table = required("STATE_TABLE_NAME")?;
+        let topic_arn = required("ALERT_TOPIC_ARN")?;
+        if !topic_arn.starts_with("arn:") {
+            return Err(ConfigError {
+                variable: "ALERT_TOPIC_ARN",
+                value: topic_arn,
+                reason: "expected an SNS topic ARN (arn:aws:sns:...)".into(),
+            });
+        }
+        Ok(Self {
+            table,
+            topic_arn,
+            detector: DetectorConfig::from_lookup(&lookup)?,
+        })
+    }
+}
+
+impl From<HandlerError> for Diagnostic {
+    fn from(e: HandlerError) -> Self {
+        Diagnostic {
+            error_type: e.error_type().to_owned(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// Builds the AWS clients once and serves invocations until the runtime stops.
+pub async fn run(config: LambdaConfig) -> Result<(), lambda_runtime::Error> {
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table);
+    let sink = SnsSink::new(aws_sdk_sns::Client::new(&aws), &config.topic_arn);
+    let processor = Arc::new(Processor::new(Detector::new(config.detector), store, sink));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let processor = Arc::clone(&processor);
+        async move { handle(&processor, event).await }
+    }))
+    .await
+}
+
+/// Handles one invocation.
+pub async fn handle<S: StateStore, P: AlertSink>(
+    processor: &Processor<S, P>,
+    event: LambdaEvent<Value>,
+) -> Result<Value, HandlerError> {
+    let request_id = event.context.request_id.clone();
+    let data = event
+        .payload
+        .get("awslogs")
+        .and_then(|a| a.get("data"))
+        .and_then(Value::as_str)
+        .ok_or(HandlerError::InvalidPayload(DecodeError::MissingData));
+    let result = match data {
+        Ok(data) => processor.handle_data(data).await,
+        Err(e) => Err(e),
+    };
+    match &result {
+        Ok(report) => {
+            log_summary(&request_id, report, None);
+            println!("{}", emf_line(report, processor.now_ms()));
+        }
+        Err(e) => {
+            log_summary(&request_id, &Report::default(), Some(e));
+        }
+    }
+    result.map(|r| summary_json(&r))
+}
+
+fn rule_count(map: &std::collections::BTreeMap<RuleId, u64>, rule: RuleId) -> u64 {
+    map.get(&rule).copied().unwrap_or(0)
+}
+
+fn log_summary(request_id: &str, r: &Report, error: Option<&HandlerError>) {
+    let skipped = serde_json::to_string(&r.scan.skipped).unwrap_or_default();
+    match error {
+        None => tracing::info!(
+            request_id,
+            log_group = %r.log_group,
+            log_stream = %r.log_stream,
+            message_type = %r.message_type,
+            batch_id = %r.batch_id,
+            events = r.scan.events,
+            prefiltered = r.scan.prefiltered,
+            skipped = %skipped,
+            matches_multiple_403 = rule_count(&r.scan.matches, RuleId::Multiple403),
+            matches_pod_scan = rule_count(&r.scan.matches, RuleId::PodScan),
+            rule_errors = r.scan.rule_errors.values().sum::<u64>(),
+            keys = r.keys,
+            state_reads = r.state_reads,
+            state_writes = r.state_writes,
+            state_conflicts = r.state_conflicts,
+            duplicate_keys = r.duplicate_keys,
+            alerts_raised = r.alerts_raised,
+            alerts_published = r.alerts_published,
+            duration_ms = r.duration_ms,
+            "invocation done"
+        ),
+        Some(e) => tracing::error!(
+            request_id,
+            error_type = e.error_type(),
+            error = %e,
+            "invocation failed"
+        ),
+    }
+}
+
+/// One CloudWatch Embedded Metric Format line for an invocation.
+pub fn emf_line(r: &Report, timestamp_ms: i64) -> String {
+    let metrics = [
+        ("Events", r.scan.events),
+        ("Skipped", r.scan.skipped_total()),
+        (
+            "Matches403",
+            rule_count(&r.scan.matches, RuleId::Multiple403),
+        ),
+        (
+            "MatchesPodScan",
+            rule_count(&r.scan.matches, RuleId::PodScan),
+        ),
+        ("RuleErrors", r.scan.rule_errors.values().sum()),
+        ("Alerts", r.alerts_published),
+        ("StateConflicts", r.state_conflicts),
+    ];
+    let mut doc = json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": METRICS_NAMESPACE,
+                "Dimensions": [[]],
+                "Metrics": metrics.iter().map(|(name, _)| json!({"Name": name, "Unit": "Count"})).collect::<Vec<_>>(),
+            }],
+        },
+        "log_group": r.log_group,
+    });
+    for (name, value) in metrics {
+        doc[name] = json!(value);
+    }
+    doc.to_string()
+}
+
+/// What the function returns on success (visible in synchronous invokes).
+pub fn summary_json(r: &Report) -> Value {
+    json!({
+        "batch_id": r.batch_id,
+        "message_type": r.message_type,
+        "events": r.scan.events,
+        "skipped": r.scan.skipped_total(),
+        "matches": r.scan.matches.values().sum::<u64>(),
+        "alerts_raised": r.alerts_raised,
+        "alerts_published": r.alerts_published,
+        "state_reads": r.state_reads,
+        "state_writes": r.state_writes,
+    })
+}

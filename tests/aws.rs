@@ -1,0 +1,320 @@
+//! The handler against real AWS APIs served locally (moto): DynamoDB state,
+//! SNS alerts read back from a subscribed SQS queue, over HTTP with the real
+//! AWS SDK. Exactly one alert per window under redelivery, races and
+//! failures.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::aws::{create_topic_with_queue, Stack};
+use common::{event, invoke_body, with};
+use eks_audit_detector::config::DetectorConfig;
+use eks_audit_detector::handler::Processor;
+use eks_audit_detector::rules::{Detector, RuleId, Severity};
+use eks_audit_detector::sink::sns::SnsSink;
+use eks_audit_detector::store::dynamodb::DynamoStore;
+use serde_json::Value;
+
+const T0: i64 = 1_715_644_800_000;
+const GROUP: &str = "/aws/eks/prod/cluster";
+const KEY: &str = "Amazon.EKS.Audit.Multiple403#prod_403_5.5.5.5";
+
+type AwsProcessor = Processor<DynamoStore, SnsSink>;
+
+fn processor_for(stack: &Stack, table: &str, topic_arn: &str) -> AwsProcessor {
+    Processor::new(
+        Detector::new(DetectorConfig::default()),
+        DynamoStore::new(aws_sdk_dynamodb::Client::new(&stack.config), table),
+        SnsSink::new(aws_sdk_sns::Client::new(&stack.config), topic_arn),
+    )
+}
+
+fn processor(stack: &Stack) -> AwsProcessor {
+    processor_for(stack, &stack.table, &stack.topic_arn)
+}
+
+fn burst(ip: &str, n: usize, start: i64, tag: &str) -> Vec<(i64, String)> {
+    (0..n)
+        .map(|i| {
+            (
+                start + i as i64 * 1000,
+                with(event("forbidden_public.json"), &format!("{tag}-{i}"), ip),
+            )
+        })
+        .collect()
+}
+
+fn body(stream: &str, msgs: &[(i64, String)]) -> Vec<u8> {
+    invoke_body(GROUP, stream, msgs).into_bytes()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+#[test]
+fn threshold_crossing_publishes_exactly_one_alert_with_the_documented_json() {
+    runtime().block_on(async {
+        let stack = Stack::new().await;
+        let p = processor(&stack);
+        let report = p
+            .handle_invoke_body(&body("s1", &burst("5.5.5.5", 12, T0, "a")))
+            .await
+            .expect("handled");
+        // one key: a read and a conditional write to decide, one write to mark sent
+        assert_eq!((report.state_reads, report.state_writes), (1, 2));
+        let messages = stack.drain().await;
+        assert_eq!(messages.len(), 1);
+        let (raw, attrs) = &messages[0];
+        let json: Value = serde_json::from_str(raw).expect("alert JSON");
+        for field in [
+            "alert_id",
+            "rule_id",
+            "rule_name",
+            "severity",
+            "title",
+            "dedup",
+            "cluster",
+            "source_ip",
+            "event_count",
+            "threshold",
+            "window_start",
+            "window_end",
+            "first_seen",
+            "last_seen",
+            "mitre",
+            "reference",
+            "summary",
+            "log_group",
+            "account",
+            "sample",
+        ] {
+            assert!(json.get(field).is_some(), "missing {field}: {raw}");
+        }
+        assert_eq!(json["rule_id"], "Amazon.EKS.Audit.Multiple403");
+        assert_eq!(json["severity"], "INFO");
+        assert_eq!(json["event_count"], 10);
+        assert_eq!(json["mitre"], "TA0007:T1613");
+        assert_eq!(json["sample"]["responseStatus"]["code"], 403);
+        assert_eq!(
+            attrs,
+            &vec![
+                ("cluster".to_owned(), "prod".to_owned()),
+                (
+                    "rule_id".to_owned(),
+                    "Amazon.EKS.Audit.Multiple403".to_owned()
+                ),
+                ("severity".to_owned(), "INFO".to_owned()),
+            ]
+        );
+        let state = stack.state(KEY).await.expect("state stored");
+        assert_eq!(state["count"], 12);
+        assert_eq!(state["pending"], serde_json::json!([]));
+        let item = stack.item(KEY).await.expect("item");
+        let expires: i64 = match item.get("expires_at") {
+            Some(aws_sdk_dynamodb::types::AttributeValue::N(n)) => n.parse().expect("number"),
+            other => panic!("expires_at: {other:?}"),
+        };
+        assert!(expires > T0 / 1000 + 30 * 60, "expires after the window");
+    });
+}
+
+#[test]
+fn below_threshold_publishes_nothing() {
+    runtime().block_on(async {
+        let stack = Stack::new().await;
+        processor(&stack)
+            .handle_invoke_body(&body("s1", &burst("5.5.5.5", 9, T0, "a")))
+            .await
+            .expect("handled");
+        assert!(stack.drain().await.is_empty());
+        assert_eq!(stack.state(KEY).await.expect("state")["count"], 9);
+    });
+}
+
+#[test]
+fn a_new_window_after_the_period_alerts_again() {
+    runtime().block_on(async {
+        let stack = Stack::new().await;
+        let p = processor(&stack);
+        p.handle_invoke_body(&body("s1", &burst("5.5.5.5", 10, T0, "a")))
+            .await
+            .expect("first window");
+        p.handle_invoke_body(&body("s1", &burst("5.5.5.5", 5, T0 + 10 * 60_000, "b")))
+            .await
+            .expect("same window");
+        p.handle_invoke_body(&body("s1", &burst("5.5.5.5", 10, T0 + 31 * 60_000, "c")))
+            .await
+            .expect("next window");
+        let alerts = stack.alerts().await;
+        assert_eq!(alerts.len(), 2);
+        assert_ne!(alerts[0].alert_id, alerts[1].alert_id);
+        assert_eq!(alerts[1].window_start, "2024-05-14T00:31:00.000Z");
+    });
+}
+
+#[test]
+fn the_same_batch_delivered_twice_changes_nothing() {
+    runtime().block_on(async {
+        let stack = Stack::new().await;
+        let p = processor(&stack);
+        let b = body("s1", &burst("5.5.5.5", 10, T0, "a"));
+        p.handle_invoke_body(&b).await.expect("first");
+        let before = stack.item(KEY).await;
+        let again = p.handle_invoke_body(&b).await.expect("redelivery");
+        assert_eq!(again.state_writes, 0);
+        assert_eq!(again.duplicate_keys, 1);
+        assert_eq!(stack.item(KEY).await, before);
+        assert_eq!(stack.alerts().await.len(), 1);
+    });
+}
+
+#[test]
+fn eight_concurrent_invocations_on_one_key_give_one_alert_and_the_exact_count() {
+    runtime().block_on(async {
+        let stack = Stack::new().await;
+        // GIVEN 8 different batches of 5 refusals each from the same IP
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            // each invocation is its own Lambda instance with its own clients
+            let p = Arc::new(processor(&stack));
+            let b = body(
+                &format!("stream-{i}"),
+                &burst("5.5.5.5", 5, T0 + i * 7_000, &format!("inv{i}")),
+            );
+            tasks.push(tokio::spawn(async move { p.handle_invoke_body(&b).await }));
+        }
+        // WHEN they all run at once
+        let mut conflicts = 0;
+        for t in tasks {
+            conflicts += t
+                .await
+                .expect("joined")
+                .expect("invocation succeeded")
+                .state_conflicts;
+        }
+        // THEN the count is exact and there is one alert
+        assert_eq!(stack.state(KEY).await.expect("state")["count"], 40);
+        let alerts = stack.alerts().await;
+        assert_eq!(alerts.len(), 1, "conflicts resolved: {conflicts}");
+        assert_eq!(alerts[0].event_count, 10);
+    });
+}
+
+#[test]
+fn sns_failing_fails_the_invocation_and_the_retry_publishes_the_pending_alert_once() {
+    runtime().block_on(async {
+        let stack = Stack::new().await;
+        // GIVEN a topic that does not exist yet (SNS answers NotFound)
+        let name = common::aws::unique("late-topic");
+        let topic_arn = format!("arn:aws:sns:us-east-1:123456789012:{name}");
+        let p = processor_for(&stack, &stack.table, &topic_arn);
+        let b = body("s1", &burst("5.5.5.5", 10, T0, "a"));
+        let err = p.handle_invoke_body(&b).await.expect_err("publish fails");
+        assert_eq!(err.error_type(), "PublishFailed");
+        let state = stack.state(KEY).await.expect("state");
+        assert_eq!(state["pending"].as_array().map(Vec::len), Some(1));
+        assert_eq!(state["count"], 10);
+        // WHEN SNS is back and Lambda retries the same event
+        let (created, queue_url) = create_topic_with_queue(&stack.sns, &stack.sqs, &name).await;
+        assert_eq!(created, topic_arn);
+        let retry = p.handle_invoke_body(&b).await.expect("retry succeeds");
+        assert_eq!(retry.alerts_published, 1);
+        // THEN the alert arrives once, counts are unchanged, nothing is pending
+        let state = stack.state(KEY).await.expect("state");
+        assert_eq!(state["count"], 10);
+        assert_eq!(state["pending"], serde_json::json!([]));
+        p.handle_invoke_body(&b).await.expect("third delivery");
+        let received = stack
+            .sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .expect("receive");
+        assert_eq!(received.messages.unwrap_or_default().len(), 1);
+    });
+}
+
+#[test]
+fn dynamodb_unavailable_fails_the_invocation_without_publishing() {
+    runtime().block_on(async {
+        let stack = Stack::new().await;
+        let p = processor_for(&stack, "no-such-table", &stack.topic_arn);
+        let err = p
+            .handle_invoke_body(&body("s1", &burst("5.5.5.5", 12, T0, "a")))
+            .await
+            .expect_err("fails");
+        assert_eq!(err.error_type(), "StateStoreUnavailable");
+        assert!(
+            err.to_string().contains("no-such-table")
+                || err.to_string().contains("ResourceNotFound"),
+            "{err}"
+        );
+        assert!(stack.drain().await.is_empty());
+    });
+}
+
+#[test]
+fn control_messages_and_bad_lines_touch_nothing() {
+    runtime().block_on(async {
+        let stack = Stack::new().await;
+        let p = processor(&stack);
+        let control = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/events/05-control-message.json"
+        ))
+        .expect("read");
+        p.handle_invoke_body(&control)
+            .await
+            .expect("control message");
+        let bad = body(
+            "s1",
+            &[
+                (T0, "not json 403".into()),
+                (T0 + 1, "{\"kind\":\"Event\",\"code\":403".into()),
+            ],
+        );
+        let r = p.handle_invoke_body(&bad).await.expect("bad lines");
+        assert_eq!(r.scan.skipped_total(), 2);
+        assert_eq!(stack.item_count().await, 0);
+        assert!(stack.drain().await.is_empty());
+    });
+}
+
+#[test]
+fn pod_scan_escalation_reaches_subscribers_as_two_alerts() {
+    runtime().block_on(async {
+        let stack = Stack::new().await;
+        let p = processor(&stack);
+        let refused = event("anonymous_pod_list_refused.json").to_string();
+        let allowed = with(
+            event("anonymous_pod_list_allowed.json"),
+            "allowed-1",
+            "186.96.216.108",
+        );
+        p.handle_invoke_body(&body("s1", &[(T0, refused)]))
+            .await
+            .expect("refused");
+        p.handle_invoke_body(&body("s2", &[(T0 + 60_000, allowed)]))
+            .await
+            .expect("allowed");
+        let alerts: Vec<_> = stack
+            .alerts()
+            .await
+            .into_iter()
+            .filter(|a| a.rule_id == RuleId::PodScan)
+            .collect();
+        assert_eq!(
+            alerts.iter().map(|a| a.severity).collect::<Vec<_>>(),
+            vec![Severity::Low, Severity::High]
+        );
+        assert!(alerts[1].escalation);
+    });
+}
