@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod aws;
+pub mod runtime_api;
 
 use std::io::Write;
 use std::path::PathBuf;
