@@ -34,8 +34,9 @@ fmt:
 clippy:
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
-bench: ## Throughput benchmarks (criterion) on generated ~1 MB batches
+bench: $(TEST_STAMP) ## Benchmarks (criterion): pipeline throughput, and invocations against local AWS APIs
 	$(CARGO) bench --locked --bench pipeline
+	TEST_PYTHON=$(CURDIR)/$(VENV)/bin/python $(CARGO) bench --locked --bench invocation
 
 clean: ## Remove build outputs and the tool virtualenv
 	$(CARGO) clean

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 
 use crate::alert::Alert;
@@ -24,6 +25,9 @@ use crate::window::{apply_batch, BatchInfo, WindowState};
 /// Conditional-write attempts per key before giving up (the invocation then
 /// fails and Lambda retries it).
 pub const MAX_CAS_ATTEMPTS: u32 = 16;
+
+/// Keys whose state is read and written at the same time.
+pub const KEY_CONCURRENCY: usize = 16;
 
 /// Why an invocation failed.
 #[derive(Debug, thiserror::Error)]
@@ -216,13 +220,16 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
                 .push(m);
         }
         report.keys += by_key.len() as u64;
+        // Keys are independent items: apply them concurrently, in order.
+        let jobs: Vec<_> = by_key
+            .iter()
+            .map(|((rule, dedup), key_matches)| self.key_job(*rule, dedup, batch, key_matches))
+            .collect();
+        let results: Vec<KeyResult> = stream::iter(jobs).buffered(KEY_CONCURRENCY).collect().await;
         let mut due: Vec<(String, Stored, Vec<Alert>)> = Vec::new();
-        for ((rule, dedup), key_matches) in &by_key {
-            let pk = state_key(*rule, dedup);
-            if let Some(stored) = self
-                .apply_key(&pk, *rule, batch, key_matches, report)
-                .await?
-            {
+        for (pk, counters, result) in results {
+            report.merge(&counters);
+            if let Some(stored) = result? {
                 let alerts = stored.state.deliverable(batch.id, batch.now_ms);
                 if !alerts.is_empty() {
                     due.push((pk, stored, alerts));
@@ -230,6 +237,22 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
             }
         }
         self.deliver(due, report).await
+    }
+
+    /// One key's work, with its own counters.
+    async fn key_job(
+        &self,
+        rule: RuleId,
+        dedup: &str,
+        batch: &BatchInfo<'_>,
+        matches: &[&Match],
+    ) -> KeyResult {
+        let pk = state_key(rule, dedup);
+        let mut counters = Report::default();
+        let result = self
+            .apply_key(&pk, rule, batch, matches, &mut counters)
+            .await;
+        (pk, counters, result)
     }
 
     /// Read, apply, conditional write; again on a lost race. Returns the
@@ -358,6 +381,9 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
         .into())
     }
 }
+
+/// A key's partition key, counters and outcome.
+type KeyResult = (String, Report, Result<Option<Stored>, HandlerError>);
 
 /// A key's state and the version it is stored at.
 struct Stored {

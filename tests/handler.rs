@@ -198,3 +198,33 @@ fn sample_events_raise_the_documented_alerts() {
     let high = &p.sink().published()[2];
     assert_eq!(high.sample.response_status.code, Some(200));
 }
+
+#[test]
+fn an_alert_left_pending_by_a_batch_that_never_came_back_is_delivered_after_the_grace_period() {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static NOW: AtomicI64 = AtomicI64::new(1_000_000);
+    fn clock() -> i64 {
+        NOW.load(Ordering::SeqCst)
+    }
+    let p = processor().with_clock(clock);
+    // GIVEN batch A raised an alert but SNS failed and A is never retried
+    p.sink().fail(true);
+    let a = invoke_body(GROUP, "s1", &burst("5.5.5.5", 10, T0));
+    block_on(p.handle_invoke_body(a.as_bytes())).expect_err("publish fails");
+    p.sink().fail(false);
+    // WHEN another batch touches the key soon after, it leaves A's alert alone
+    let b = invoke_body(GROUP, "s2", &burst("5.5.5.5", 1, T0 + 60_000));
+    block_on(p.handle_invoke_body(b.as_bytes())).expect("b");
+    assert!(p.sink().published().is_empty());
+    // THEN once the grace period has passed, the next batch delivers it once
+    NOW.fetch_add(
+        eks_audit_detector::window::PENDING_GRACE_MS,
+        Ordering::SeqCst,
+    );
+    let c = invoke_body(GROUP, "s3", &burst("5.5.5.5", 1, T0 + 120_000));
+    block_on(p.handle_invoke_body(c.as_bytes())).expect("c");
+    assert_eq!(p.sink().published().len(), 1);
+    let d = invoke_body(GROUP, "s4", &burst("5.5.5.5", 1, T0 + 180_000));
+    block_on(p.handle_invoke_body(d.as_bytes())).expect("d");
+    assert_eq!(p.sink().published().len(), 1);
+}
