@@ -1,14 +1,23 @@
-# The front door: every command a person or CI runs.
+# The front door: every command a person or CI runs. `make help` lists them.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 CARGO ?= cargo
 PYTHON ?= python3
 BIN := target/release/eks-audit-detector
-VENV := .venv
-TEST_STAMP := $(VENV)/.test-deps
+EVENT ?= events/01-public-403-burst.json
 
-.PHONY: help run test lint fmt clippy bench clean
+# Project-local virtualenvs, created on demand from pinned requirements:
+# .venv holds the test stack (moto), .venv-tools the build, lint and deploy
+# tools (SAM CLI, cfn-lint, cargo-lambda).
+VENV := .venv
+TOOLS := .venv-tools
+TEST_STAMP := $(VENV)/.installed
+LINT_STAMP := $(TOOLS)/.lint-installed
+TOOLS_STAMP := $(TOOLS)/.installed
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: help run test lint fmt clippy cfn-lint build deploy invoke bench clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-8s %s\n", $$1, $$2}'
@@ -17,16 +26,10 @@ run: ## Build and replay the sample events in events/ locally (no AWS account ne
 	$(CARGO) build --release --locked --bin eks-audit-detector
 	$(BIN) replay events/
 
-test: $(TEST_STAMP) ## Install what the tests need and run every test
+test: $(TEST_STAMP) ## Install what the tests need (moto) and run every test
 	TEST_PYTHON=$(CURDIR)/$(VENV)/bin/python $(CARGO) test --locked --all-targets
 
-# moto (local DynamoDB, SNS and SQS APIs), pinned, in a project-local virtualenv.
-$(TEST_STAMP): tests/support/requirements.txt
-	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/support/requirements.txt
-	touch $@
-
-lint: fmt clippy ## cargo fmt --check and clippy -D warnings
+lint: fmt clippy cfn-lint ## cargo fmt --check, clippy -D warnings, cfn-lint and sam validate --lint
 
 fmt:
 	$(CARGO) fmt --all -- --check
@@ -34,10 +37,44 @@ fmt:
 clippy:
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
+cfn-lint: $(LINT_STAMP)
+	$(TOOLS)/bin/cfn-lint template.yaml
+	$(TOOLS)/bin/sam validate --lint --region us-east-1 --template-file template.yaml
+
+build: $(TOOLS_STAMP) ## sam build: the arm64 bootstrap with cargo-lambda (release build, several minutes)
+	rustup target add aarch64-unknown-linux-gnu
+	PATH=$(CURDIR)/$(TOOLS)/bin:$$PATH $(TOOLS)/bin/sam build
+
+deploy: build ## sam deploy: --guided the first time, then with samconfig.toml
+	@if [ -f samconfig.toml ]; then \
+		PATH=$(CURDIR)/$(TOOLS)/bin:$$PATH $(TOOLS)/bin/sam deploy; \
+	else \
+		PATH=$(CURDIR)/$(TOOLS)/bin:$$PATH $(TOOLS)/bin/sam deploy --guided --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND; \
+	fi
+
+invoke: $(TOOLS_STAMP) $(TEST_STAMP) ## Run the function locally on EVENT=file through cargo-lambda's Runtime API
+	$(CARGO) build --release --locked --bin eks-audit-detector
+	scripts/invoke.sh $(EVENT)
+
 bench: $(TEST_STAMP) ## Benchmarks (criterion): pipeline throughput, and invocations against local AWS APIs
 	$(CARGO) bench --locked --bench pipeline
 	TEST_PYTHON=$(CURDIR)/$(VENV)/bin/python $(CARGO) bench --locked --bench invocation
 
-clean: ## Remove build outputs and the tool virtualenv
+clean: ## Remove build outputs and the virtualenvs
 	$(CARGO) clean
-	rm -rf $(VENV) .aws-sam
+	rm -rf $(VENV) $(TOOLS) .aws-sam
+
+$(TEST_STAMP): tests/support/requirements.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/support/requirements.txt
+	touch $@
+
+$(LINT_STAMP): tools/requirements-lint.txt
+	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements-lint.txt
+	touch $@
+
+$(TOOLS_STAMP): tools/requirements.txt tools/requirements-lint.txt
+	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements.txt
+	touch $@ $(LINT_STAMP)

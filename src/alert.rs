@@ -252,15 +252,18 @@ pub fn sanitize(text: &str, max_chars: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rules::{Match, SampleStatus};
+    use crate::window::{apply_batch, BatchInfo};
 
     #[test]
     fn stable_hash_is_stable_and_separates_parts() {
         assert_eq!(stable_hash(&["a", "b"]), stable_hash(&["a", "b"]));
         assert_ne!(stable_hash(&["ab", ""]), stable_hash(&["a", "b"]));
-        // Pinned: alert ids must not change between releases.
+        // Pinned: alert ids must not change between releases, or subscribers
+        // deduplicating by alert_id would see old alerts as new.
         assert_eq!(
             format!("{:032x}", stable_hash(&["x"])),
-            format!("{:032x}", stable_hash(&["x"]))
+            "0880955b50ab1be95aa0733055c4c358"
         );
     }
 
@@ -268,5 +271,78 @@ mod tests {
     fn sanitize_strips_controls_and_caps() {
         assert_eq!(sanitize("a\r\nb\u{1b}[31m\u{202e}c", 100), "a??b?[31m?c");
         assert_eq!(sanitize("abcdef", 3), "abc…");
+    }
+
+    /// A pod-scan alert whose attacker-controlled fields (a forwarded
+    /// address, the user agent) carry control characters and non-ASCII text.
+    fn hostile_alert() -> Alert {
+        let evil_ip = format!("1.2.3.4\r\nBcc: victim@example.com {}", "ü".repeat(80));
+        let m = Match {
+            rule: RuleId::PodScan,
+            dedup: format!("prod_{evil_ip}_system:anonymous_system:unauthenticated"),
+            at_ms: 1_715_644_800_000,
+            source_ip: evil_ip,
+            title: String::new(),
+            severity: Severity::High,
+            sample: Sample {
+                user_agent: Some("curl\u{1b}[31m\nInjected: line\u{202e}".into()),
+                request_uri: Some("/api/v1/pods".into()),
+                response_status: SampleStatus {
+                    code: Some(200),
+                    reason: None,
+                },
+                ..Sample::default()
+            },
+            facts: vec![("user.groups{}", "system:unauthenticated".into())],
+        };
+        let batch = BatchInfo {
+            id: "b",
+            at_ms: 0,
+            cluster: "prod",
+            log_group: "/aws/eks/prod/cluster",
+            account: "1",
+            now_ms: 0,
+        };
+        let params = WindowParams {
+            threshold: 1,
+            window_ms: 3_600_000,
+        };
+        apply_batch(None, params, &batch, &[&m])
+            .expect("applied")
+            .alerts
+            .remove(0)
+    }
+
+    #[test]
+    fn subject_is_short_printable_ascii() {
+        let subject = hostile_alert().subject();
+        assert!(subject.len() <= 100, "{subject}");
+        assert!(
+            subject
+                .chars()
+                .all(|c| c.is_ascii() && !c.is_ascii_control()),
+            "{subject:?}"
+        );
+        assert!(
+            subject.starts_with("[HIGH] EKS anonymous pod listing ALLOWED from 1.2.3.4??Bcc"),
+            "{subject}"
+        );
+    }
+
+    #[test]
+    fn email_text_cannot_be_given_extra_lines_by_a_request() {
+        let alert = hostile_alert();
+        let text = alert.email_text();
+        assert!(!text.contains('\u{1b}') && !text.contains('\u{202e}'));
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.starts_with("Bcc:") || l.starts_with("Injected:")),
+            "{text}"
+        );
+        assert!(text.contains("Severity:   HIGH"));
+        assert!(text.contains("What to check next:"));
+        // The JSON keeps the value as sent, escaped.
+        assert!(alert.to_json().contains(r"\r\nBcc"));
     }
 }

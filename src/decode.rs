@@ -70,6 +70,10 @@ pub enum MessageType {
 struct InvokeEvent<'a> {
     #[serde(borrow)]
     awslogs: Option<AwsLogs<'a>>,
+    /// A Lambda on-failure destination record wraps the original event, so
+    /// a payload taken from the failure queue can be replayed as it is.
+    #[serde(rename = "requestPayload", borrow)]
+    request_payload: Option<Box<InvokeEvent<'a>>>,
 }
 
 #[derive(Deserialize)]
@@ -246,6 +250,12 @@ mod tests {
             .expect_err("not an object")
             .to_string();
         assert!(e.contains("subscription"), "{e}");
+    }
+
+    #[test]
+    fn failure_queue_records_yield_the_original_event() {
+        let record = br#"{"version":"1.0","requestContext":{"condition":"RetriesExhausted"},"requestPayload":{"awslogs":{"data":"H4sI"}},"responsePayload":{"errorType":"StateStoreUnavailable"}}"#;
+        assert_eq!(extract_data(record).expect("data"), "H4sI");
     }
 
     #[test]
