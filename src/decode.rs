@@ -82,12 +82,20 @@ struct AwsLogs<'a> {
     data: Option<Cow<'a, str>>,
 }
 
-/// Pulls `awslogs.data` out of a raw Lambda invoke body.
+/// Pulls `awslogs.data` out of a raw Lambda invoke body (or out of the
+/// `requestPayload` of an on-failure destination record).
 pub fn extract_data(body: &[u8]) -> Result<Cow<'_, str>, DecodeError> {
-    let ev: InvokeEvent<'_> = serde_json::from_slice(body).map_err(DecodeError::EventNotJson)?;
-    ev.awslogs
-        .and_then(|a| a.data)
-        .ok_or(DecodeError::MissingData)
+    let mut ev: InvokeEvent<'_> =
+        serde_json::from_slice(body).map_err(DecodeError::EventNotJson)?;
+    loop {
+        if let Some(data) = ev.awslogs.and_then(|a| a.data) {
+            return Ok(data);
+        }
+        match ev.request_payload {
+            Some(inner) => ev = *inner,
+            None => return Err(DecodeError::MissingData),
+        }
+    }
 }
 
 /// Base64-decodes and gunzips `data`, refusing to produce more than `limit`
