@@ -24,9 +24,9 @@ if [[ -z "${STATE_TABLE_NAME:-}" || -z "${ALERT_TOPIC_ARN:-}" ]]; then
   pids+=("$MOTO_PID")
   read -r ready moto_port <&"${MOTO[0]}"
   [[ "$ready" == READY ]] || { echo "moto did not start" >&2; exit 1; }
-  export AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port" AWS_REGION=us-east-1 \
+  export AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port" AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 \
     AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
-  eval "$("$testpy" - <<'PY'
+  exports=$("$testpy" - <<'PY'
 import boto3
 ddb, sns, sqs = (boto3.client(s) for s in ("dynamodb", "sns", "sqs"))
 ddb.create_table(TableName="eks-audit-state", BillingMode="PAY_PER_REQUEST",
@@ -38,18 +38,19 @@ arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Att
 sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
 print(f"export STATE_TABLE_NAME=eks-audit-state ALERT_TOPIC_ARN={topic} LOCAL_QUEUE_URL={queue}")
 PY
-)"
+)
+  eval "$exports"
 fi
 
 "$tools/cargo-lambda" lambda watch --only-lambda-apis -A 127.0.0.1 -P "$port" >/dev/null 2>&1 &
 pids+=("$!")
 for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
 
-AWS_LAMBDA_RUNTIME_API="127.0.0.1:$port/.rt" AWS_LAMBDA_FUNCTION_NAME=_ \
+AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:$port/.rt" AWS_LAMBDA_FUNCTION_NAME=_ \
   AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128 AWS_LAMBDA_FUNCTION_VERSION='$LATEST' "$bin" lambda &
 pids+=("$!")
 
-"$tools/cargo-lambda" lambda invoke --invoke-address 127.0.0.1 --invoke-port "$port" --data-file "$event" _
+timeout 120 "$tools/cargo-lambda" lambda invoke --invoke-address 127.0.0.1 --invoke-port "$port" --data-file "$event" _
 echo
 
 if [[ -n "${LOCAL_QUEUE_URL:-}" ]]; then

@@ -225,10 +225,34 @@ impl Alert {
             o(&self.sample.response_status.reason)
         );
         let _ = writeln!(t);
-        let _ = writeln!(t, "Summary: {}", sanitize(&self.summary.to_string(), 2000));
+        let _ = writeln!(t, "Summary of the window:");
+        if let Some(fields) = self.summary.as_object() {
+            for (field, value) in fields {
+                let _ = writeln!(t, "  {field}: {}", sanitize(&summary_value(value), 1000));
+            }
+        }
         let _ = writeln!(t, "Reference: {}", self.reference);
         let _ = writeln!(t, "Alert id: {}", self.alert_id);
         t
+    }
+}
+
+/// One summary value as text: `value (count)` lists, plain lists, scalars.
+fn summary_value(value: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match value {
+        Value::Array(items) => items
+            .iter()
+            .map(|item| match (item.get("value"), item.get("count")) {
+                (Some(Value::String(v)), Some(c)) => format!("{v} ({c})"),
+                _ => item
+                    .as_str()
+                    .map_or_else(|| item.to_string(), str::to_owned),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
 }
 

@@ -5,6 +5,7 @@ Prints "READY <port>" once the server answers, then runs until its standard
 input closes, so it ends with the test process that started it, however that
 process exits.
 """
+import logging
 import socket
 import sys
 import time
@@ -20,6 +21,7 @@ def free_port() -> int:
 
 
 def main() -> int:
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
