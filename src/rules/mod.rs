@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::{opt, AuditEvent};
 use crate::config::DetectorConfig;
+use crate::net::CidrList;
 use crate::time::Millis;
 use crate::window::{WindowParams, WindowState};
 
@@ -201,10 +202,25 @@ pub enum Verdict {
     RuleError,
 }
 
-/// Rule-specific rendering of a window into an alert.
-pub trait RuleRender {
+/// A detection: one file per rule, the same shape each time.
+pub trait Rule {
+    /// Which rule this is.
+    const ID: RuleId;
+
+    /// Evaluates one event (early-return guards, one comment each); on a
+    /// match appends one [`Match`] per group to `out`. A source inside
+    /// `allow` never matches.
+    fn evaluate(
+        &self,
+        ev: &AuditEvent<'_>,
+        ctx: EventContext<'_>,
+        allow: &CidrList,
+        out: &mut Vec<Match>,
+    ) -> Verdict;
+
     /// The alert title for a window at a severity.
     fn title(state: &WindowState, severity: Severity) -> String;
+
     /// The alert's `summary` object.
     fn summary(state: &WindowState) -> serde_json::Value;
 }
@@ -212,16 +228,16 @@ pub trait RuleRender {
 /// Alert title of a window.
 pub fn alert_title(state: &WindowState, severity: Severity) -> String {
     match state.rule {
-        RuleId::Multiple403 => <multiple_403::Multiple403 as RuleRender>::title(state, severity),
-        RuleId::PodScan => <pod_scan::PodScan as RuleRender>::title(state, severity),
+        RuleId::Multiple403 => <multiple_403::Multiple403 as Rule>::title(state, severity),
+        RuleId::PodScan => <pod_scan::PodScan as Rule>::title(state, severity),
     }
 }
 
 /// Alert summary of a window.
 pub fn alert_summary(state: &WindowState) -> serde_json::Value {
     match state.rule {
-        RuleId::Multiple403 => <multiple_403::Multiple403 as RuleRender>::summary(state),
-        RuleId::PodScan => <pod_scan::PodScan as RuleRender>::summary(state),
+        RuleId::Multiple403 => <multiple_403::Multiple403 as Rule>::summary(state),
+        RuleId::PodScan => <pod_scan::PodScan as Rule>::summary(state),
     }
 }
 

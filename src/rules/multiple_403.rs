@@ -9,7 +9,7 @@
 
 use serde_json::{json, Value};
 
-use super::{EventContext, Match, RuleId, RuleMeta, RuleRender, Sample, Severity, Verdict};
+use super::{EventContext, Match, Rule, RuleId, RuleMeta, Sample, Severity, Verdict};
 use crate::audit::{opt, AuditEvent, SourceIps};
 use crate::config::DetectorConfig;
 use crate::net::{self, CidrList};
@@ -46,50 +46,6 @@ impl Multiple403 {
     /// Builds the rule (it has no settings besides the shared ones).
     pub fn new(_config: &DetectorConfig) -> Self {
         Self
-    }
-
-    /// Evaluates one event; on a match, appends it to `out`.
-    pub fn evaluate(
-        &self,
-        ev: &AuditEvent<'_>,
-        ctx: EventContext<'_>,
-        allow: &CidrList,
-        out: &mut Vec<Match>,
-    ) -> Verdict {
-        // Only finished requests: a watch's ResponseStarted is not its outcome.
-        if opt(&ev.stage) != Some("ResponseComplete") {
-            return Verdict::NoMatch;
-        }
-        // Only refusals by authorization.
-        if ev.status_code() != Some(403) {
-            return Verdict::NoMatch;
-        }
-        // Only what looks like a Kubernetes API call, not scanners' /.env probes.
-        let uri = opt(&ev.request_uri).unwrap_or("");
-        if !(uri.starts_with("/api/") || uri.starts_with("/apis/")) {
-            return Verdict::NoMatch;
-        }
-        // The first source IP must be a public address.
-        let first = match &ev.source_ips {
-            SourceIps::Missing => MISSING_SOURCE_IP,
-            SourceIps::Invalid => return Verdict::RuleError,
-            SourceIps::List(ips) => match ips.first() {
-                Some(ip) => ip.as_str(),
-                None => return Verdict::RuleError,
-            },
-        };
-        let Some(ip) = net::parse_ip(first) else {
-            return Verdict::RuleError;
-        };
-        if !net::is_global(ip) {
-            return Verdict::NoMatch;
-        }
-        // The user's own allowlist.
-        if allow.contains(ip) {
-            return Verdict::NoMatch;
-        }
-        out.push(self.to_match(ev, ctx, first));
-        Verdict::Matched(1)
     }
 
     fn to_match(&self, ev: &AuditEvent<'_>, ctx: EventContext<'_>, ip: &str) -> Match {
@@ -150,7 +106,51 @@ pub fn title(ev: &AuditEvent<'_>, cluster: &str, ip: &str) -> String {
     )
 }
 
-impl RuleRender for Multiple403 {
+impl Rule for Multiple403 {
+    const ID: RuleId = RuleId::Multiple403;
+
+    fn evaluate(
+        &self,
+        ev: &AuditEvent<'_>,
+        ctx: EventContext<'_>,
+        allow: &CidrList,
+        out: &mut Vec<Match>,
+    ) -> Verdict {
+        // Only finished requests: a watch's ResponseStarted is not its outcome.
+        if opt(&ev.stage) != Some("ResponseComplete") {
+            return Verdict::NoMatch;
+        }
+        // Only refusals by authorization.
+        if ev.status_code() != Some(403) {
+            return Verdict::NoMatch;
+        }
+        // Only what looks like a Kubernetes API call, not scanners' /.env probes.
+        let uri = opt(&ev.request_uri).unwrap_or("");
+        if !(uri.starts_with("/api/") || uri.starts_with("/apis/")) {
+            return Verdict::NoMatch;
+        }
+        // The first source IP must be a public address.
+        let first = match &ev.source_ips {
+            SourceIps::Missing => MISSING_SOURCE_IP,
+            SourceIps::Invalid => return Verdict::RuleError,
+            SourceIps::List(ips) => match ips.first() {
+                Some(ip) => ip.as_str(),
+                None => return Verdict::RuleError,
+            },
+        };
+        let Some(ip) = net::parse_ip(first) else {
+            return Verdict::RuleError;
+        };
+        if !net::is_global(ip) {
+            return Verdict::NoMatch;
+        }
+        // The user's own allowlist.
+        if allow.contains(ip) {
+            return Verdict::NoMatch;
+        }
+        out.push(self.to_match(ev, ctx, first));
+        Verdict::Matched(1)
+    }
     /// The first match's title, like Panther's alert title.
     fn title(state: &WindowState, _severity: Severity) -> String {
         state.title.clone()

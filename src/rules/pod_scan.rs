@@ -11,7 +11,7 @@
 
 use serde_json::{json, Value};
 
-use super::{EventContext, Match, RuleId, RuleMeta, RuleRender, Sample, Severity, Verdict};
+use super::{EventContext, Match, Rule, RuleId, RuleMeta, Sample, Severity, Verdict};
 use crate::audit::{opt, AuditEvent, SourceIps};
 use crate::config::{DetectorConfig, PodScanMatch};
 use crate::net::CidrList;
@@ -60,64 +60,6 @@ impl PodScan {
     pub fn new(config: &DetectorConfig) -> Self {
         Self {
             uri_match: config.pod_scan_match,
-        }
-    }
-
-    /// Evaluates one event; appends one match per (source IP, group).
-    pub fn evaluate(
-        &self,
-        ev: &AuditEvent<'_>,
-        ctx: EventContext<'_>,
-        allow: &CidrList,
-        out: &mut Vec<Match>,
-    ) -> Verdict {
-        // Only unauthenticated requests.
-        let Some(username) = ev.username().filter(|u| u.eq_ignore_ascii_case(ANONYMOUS)) else {
-            return Verdict::NoMatch;
-        };
-        // Only listing...
-        if !opt(&ev.verb).is_some_and(|v| v.eq_ignore_ascii_case("list")) {
-            return Verdict::NoMatch;
-        }
-        // ...of pods...
-        if !ev
-            .resource()
-            .is_some_and(|r| r.eq_ignore_ascii_case("pods"))
-        {
-            return Verdict::NoMatch;
-        }
-        // ...across the whole cluster.
-        if !opt(&ev.request_uri).is_some_and(|u| self.uri_matches(u)) {
-            return Verdict::NoMatch;
-        }
-        // Splunk's stats drops events without a src_ip or a group.
-        let SourceIps::List(ips) = &ev.source_ips else {
-            return Verdict::NoMatch;
-        };
-        let groups = ev.groups();
-        let before = out.len();
-        let mut seen_ips: Vec<&str> = Vec::with_capacity(ips.len());
-        for ip in ips.iter().map(|s| s.as_str()) {
-            if seen_ips.contains(&ip) {
-                continue;
-            }
-            seen_ips.push(ip);
-            // The user's own allowlist.
-            if allow.contains_text(ip) {
-                continue;
-            }
-            let mut seen_groups: Vec<&str> = Vec::with_capacity(groups.len());
-            for group in groups.iter().map(|g| g.as_str()) {
-                if seen_groups.contains(&group) {
-                    continue;
-                }
-                seen_groups.push(group);
-                out.push(to_match(ev, ctx, ip, username, group));
-            }
-        }
-        match out.len() - before {
-            0 => Verdict::NoMatch,
-            n => Verdict::Matched(n),
         }
     }
 
@@ -190,7 +132,65 @@ pub fn dedup_key(cluster: &str, ip: &str, username: &str, group: &str) -> String
     format!("{cluster}_{ip}_{username}_{group}")
 }
 
-impl RuleRender for PodScan {
+impl Rule for PodScan {
+    const ID: RuleId = RuleId::PodScan;
+
+    fn evaluate(
+        &self,
+        ev: &AuditEvent<'_>,
+        ctx: EventContext<'_>,
+        allow: &CidrList,
+        out: &mut Vec<Match>,
+    ) -> Verdict {
+        // Only unauthenticated requests.
+        let Some(username) = ev.username().filter(|u| u.eq_ignore_ascii_case(ANONYMOUS)) else {
+            return Verdict::NoMatch;
+        };
+        // Only listing...
+        if !opt(&ev.verb).is_some_and(|v| v.eq_ignore_ascii_case("list")) {
+            return Verdict::NoMatch;
+        }
+        // ...of pods...
+        if !ev
+            .resource()
+            .is_some_and(|r| r.eq_ignore_ascii_case("pods"))
+        {
+            return Verdict::NoMatch;
+        }
+        // ...across the whole cluster.
+        if !opt(&ev.request_uri).is_some_and(|u| self.uri_matches(u)) {
+            return Verdict::NoMatch;
+        }
+        // Splunk's stats drops events without a src_ip or a group.
+        let SourceIps::List(ips) = &ev.source_ips else {
+            return Verdict::NoMatch;
+        };
+        let groups = ev.groups();
+        let before = out.len();
+        let mut seen_ips: Vec<&str> = Vec::with_capacity(ips.len());
+        for ip in ips.iter().map(|s| s.as_str()) {
+            if seen_ips.contains(&ip) {
+                continue;
+            }
+            seen_ips.push(ip);
+            // The user's own allowlist.
+            if allow.contains_text(ip) {
+                continue;
+            }
+            let mut seen_groups: Vec<&str> = Vec::with_capacity(groups.len());
+            for group in groups.iter().map(|g| g.as_str()) {
+                if seen_groups.contains(&group) {
+                    continue;
+                }
+                seen_groups.push(group);
+                out.push(to_match(ev, ctx, ip, username, group));
+            }
+        }
+        match out.len() - before {
+            0 => Verdict::NoMatch,
+            n => Verdict::Matched(n),
+        }
+    }
     fn title(state: &WindowState, severity: Severity) -> String {
         let group = state
             .tallies
