@@ -3,6 +3,7 @@
 //! invocation, and errors mapped to Lambda diagnostics.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::{json, Value};
@@ -70,7 +71,17 @@ impl From<HandlerError> for Diagnostic {
 
 /// Builds the AWS clients once and serves invocations until the runtime stops.
 pub async fn run(config: LambdaConfig) -> Result<(), lambda_runtime::Error> {
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    // Bounded AWS calls: a stuck request fails the invocation (Lambda retries
+    // it) instead of running into the function timeout.
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .operation_attempt_timeout(Duration::from_secs(5))
+        .operation_timeout(Duration::from_secs(15))
+        .build();
+    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .load()
+        .await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table);
     let sink = SnsSink::new(aws_sdk_sns::Client::new(&aws), &config.topic_arn);
     let processor = Arc::new(Processor::new(Detector::new(config.detector), store, sink));
