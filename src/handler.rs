@@ -70,7 +70,7 @@ pub struct Report {
     pub log_group: String,
     /// Log stream of the batch.
     pub log_stream: String,
-    /// Deterministic batch id.
+    /// Deterministic batch id (computed only for batches with matches).
     pub batch_id: String,
     /// Scan counters.
     pub scan: ScanStats,
@@ -179,6 +179,11 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
         }
         let mut matches = Vec::new();
         Scanner::new(&self.detector).scan_batch(&batch, &mut matches, &mut report.scan);
+        if matches.is_empty() {
+            // Nothing to count: no state, no batch id needed.
+            report.duration_ms = elapsed_ms(started);
+            return Ok(report);
+        }
         report.batch_id = batch.id();
         let at_ms = batch
             .log_events
