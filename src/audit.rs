@@ -284,6 +284,16 @@ impl<'a> AuditEvent<'a> {
             .map(Str::as_str)
     }
 
+    /// The event's own time: `stageTimestamp`, else
+    /// `requestReceivedTimestamp` (used when no CloudWatch timestamp exists).
+    pub fn event_time(&self) -> Option<crate::time::Millis> {
+        opt(&self.stage_timestamp)
+            .and_then(crate::time::parse_timestamp)
+            .or_else(|| {
+                opt(&self.request_received_timestamp).and_then(crate::time::parse_timestamp)
+            })
+    }
+
     /// `objectRef.resource`, if present.
     pub fn resource(&self) -> Option<&str> {
         self.object_ref.as_ref()?.resource.as_ref().map(Str::as_str)

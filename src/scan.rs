@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::audit::{opt, AuditEvent};
+use crate::audit::AuditEvent;
 use crate::decode::Batch;
 use crate::prefilter::Prefilter;
 use crate::rules::{Detector, EventContext, Match, RuleId, Verdict};
-use crate::time::{parse_timestamp, Millis};
+use crate::time::Millis;
 
 /// Why a line was skipped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -162,7 +162,7 @@ impl<'d> Scanner<'d> {
                 stats.skip(SkipReason::NotJson);
                 continue;
             };
-            self.evaluate(&text, EventContext { cluster, at_ms }, out, stats);
+            self.evaluate(&text, cluster, Some(at_ms), out, stats);
         }
     }
 
@@ -188,21 +188,16 @@ impl<'d> Scanner<'d> {
             stats.prefiltered += 1;
             return;
         }
-        let at_ms = match at_ms {
-            Some(t) => Some(t),
-            None => event_time(text),
-        };
-        let Some(at_ms) = at_ms else {
-            stats.skip(SkipReason::BadLogEvent);
-            return;
-        };
-        self.evaluate(text, EventContext { cluster, at_ms }, out, stats);
+        self.evaluate(text, cluster, at_ms, out, stats);
     }
 
+    /// Parses a candidate once and runs the rules; without `at_ms` the
+    /// event's own timestamps give its time.
     fn evaluate(
         &self,
         text: &str,
-        ctx: EventContext<'_>,
+        cluster: &str,
+        at_ms: Option<Millis>,
         out: &mut Vec<Match>,
         stats: &mut ScanStats,
     ) {
@@ -221,8 +216,14 @@ impl<'d> Scanner<'d> {
             stats.skip(SkipReason::NotAuditEvent);
             return;
         }
+        let Some(at_ms) = at_ms.or_else(|| ev.event_time()) else {
+            stats.skip(SkipReason::BadLogEvent);
+            return;
+        };
         stats.parsed += 1;
-        let v = self.detector.evaluate(&ev, ctx, out);
+        let v = self
+            .detector
+            .evaluate(&ev, EventContext { cluster, at_ms }, out);
         stats.record(RuleId::Multiple403, v.multiple_403);
         stats.record(RuleId::PodScan, v.pod_scan);
     }
@@ -237,20 +238,4 @@ fn quick_reject(msg: &[u8]) -> Option<SkipReason> {
         Some(b'{') => None,
         _ => Some(SkipReason::NotJson),
     }
-}
-
-/// Event time of a plain message, from its own timestamps.
-fn event_time(text: &str) -> Option<Millis> {
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Times<'a> {
-        #[serde(borrow)]
-        stage_timestamp: Option<crate::audit::Str<'a>>,
-        #[serde(borrow)]
-        request_received_timestamp: Option<crate::audit::Str<'a>>,
-    }
-    let t: Times<'_> = serde_json::from_str(text).ok()?;
-    opt(&t.stage_timestamp)
-        .and_then(parse_timestamp)
-        .or_else(|| opt(&t.request_received_timestamp).and_then(parse_timestamp))
 }
