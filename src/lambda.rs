@@ -12,6 +12,7 @@ use crate::config::{ConfigError, DetectorConfig};
 use crate::decode::DecodeError;
 use crate::handler::{HandlerError, Processor, Report};
 use crate::rules::{Detector, RuleId};
+use crate::scan::per_rule;
 use crate::sink::sns::SnsSink;
 use crate::sink::AlertSink;
 use crate::store::dynamodb::DynamoStore;
@@ -108,26 +109,16 @@ pub async fn handle<S: StateStore, P: AlertSink>(
         Ok(data) => processor.handle_data(data).await,
         Err(e) => Err(e),
     };
-    match &result {
-        Ok(report) => {
-            log_summary(&request_id, report, None);
-            println!("{}", emf_line(report, processor.now_ms()));
-        }
-        Err(e) => {
-            log_summary(&request_id, &Report::default(), Some(e));
-        }
+    log_summary(&request_id, result.as_ref());
+    if let Ok(report) = &result {
+        println!("{}", emf_line(report, processor.now_ms()));
     }
     result.map(|r| summary_json(&r))
 }
 
-fn rule_count(map: &std::collections::BTreeMap<RuleId, u64>, rule: RuleId) -> u64 {
-    map.get(&rule).copied().unwrap_or(0)
-}
-
-fn log_summary(request_id: &str, r: &Report, error: Option<&HandlerError>) {
-    let skipped = serde_json::to_string(&r.scan.skipped).unwrap_or_default();
-    match error {
-        None => tracing::info!(
+fn log_summary(request_id: &str, result: Result<&Report, &HandlerError>) {
+    match result {
+        Ok(r) => tracing::info!(
             request_id,
             log_group = %r.log_group,
             log_stream = %r.log_stream,
@@ -135,9 +126,9 @@ fn log_summary(request_id: &str, r: &Report, error: Option<&HandlerError>) {
             batch_id = %r.batch_id,
             events = r.scan.events,
             prefiltered = r.scan.prefiltered,
-            skipped = %skipped,
-            matches_multiple_403 = rule_count(&r.scan.matches, RuleId::Multiple403),
-            matches_pod_scan = rule_count(&r.scan.matches, RuleId::PodScan),
+            skipped = %serde_json::to_string(&r.scan.skipped).unwrap_or_default(),
+            matches_multiple_403 = per_rule(&r.scan.matches, RuleId::Multiple403),
+            matches_pod_scan = per_rule(&r.scan.matches, RuleId::PodScan),
             rule_errors = r.scan.rule_errors.values().sum::<u64>(),
             keys = r.keys,
             state_reads = r.state_reads,
@@ -149,7 +140,7 @@ fn log_summary(request_id: &str, r: &Report, error: Option<&HandlerError>) {
             duration_ms = r.duration_ms,
             "invocation done"
         ),
-        Some(e) => tracing::error!(
+        Err(e) => tracing::error!(
             request_id,
             error_type = e.error_type(),
             error = %e,
@@ -163,14 +154,8 @@ pub fn emf_line(r: &Report, timestamp_ms: i64) -> String {
     let metrics = [
         ("Events", r.scan.events),
         ("Skipped", r.scan.skipped_total()),
-        (
-            "Matches403",
-            rule_count(&r.scan.matches, RuleId::Multiple403),
-        ),
-        (
-            "MatchesPodScan",
-            rule_count(&r.scan.matches, RuleId::PodScan),
-        ),
+        ("Matches403", per_rule(&r.scan.matches, RuleId::Multiple403)),
+        ("MatchesPodScan", per_rule(&r.scan.matches, RuleId::PodScan)),
         ("RuleErrors", r.scan.rule_errors.values().sum()),
         ("Alerts", r.alerts_published),
         ("StateConflicts", r.state_conflicts),

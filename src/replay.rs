@@ -14,7 +14,7 @@ use std::time::Instant;
 use crate::alert::stable_hash;
 use crate::handler::{HandlerError, Processor, Report};
 use crate::rules::RuleId;
-use crate::scan::{ScanStats, Scanner, SkipReason};
+use crate::scan::{per_rule, ScanStats, Scanner, SkipReason};
 use crate::sink::AlertSink;
 use crate::store::StateStore;
 use crate::time::parse_timestamp;
@@ -247,9 +247,9 @@ pub fn render_summary(s: &ReplaySummary) -> String {
         }
     }
     for rule in RuleId::ALL {
-        let ev = scan.matched_events.get(&rule).copied().unwrap_or(0);
-        let groups = scan.matches.get(&rule).copied().unwrap_or(0);
-        let errors = scan.rule_errors.get(&rule).copied().unwrap_or(0);
+        let ev = per_rule(&scan.matched_events, rule);
+        let groups = per_rule(&scan.matches, rule);
+        let errors = per_rule(&scan.rule_errors, rule);
         let _ = writeln!(
             t,
             "  {:<30} matched events {ev:<6} matches {groups:<6} rule errors {errors}",

@@ -111,6 +111,11 @@ impl ScanStats {
     }
 }
 
+/// A per-rule counter, 0 when the rule never counted.
+pub fn per_rule(map: &BTreeMap<RuleId, u64>, rule: RuleId) -> u64 {
+    map.get(&rule).copied().unwrap_or(0)
+}
+
 /// Marker CloudWatch appends to a line it cut.
 const TRUNCATED: &[u8] = b"[Truncated...]";
 
