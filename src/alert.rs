@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use crate::bounded::{neutralize, subject_text, MAX_SUBJECT_CHARS};
 use crate::rules::{alert_summary, alert_title, RuleId, Sample, Severity};
 use crate::time::format_rfc3339;
 use crate::window::{WindowParams, WindowState};
@@ -62,6 +63,10 @@ pub struct Alert {
     /// The window's first matching event (for an escalation: the first
     /// event at the higher severity).
     pub sample: Sample,
+    /// Addresses or groups of the window's requests that got no key of
+    /// their own (a long `X-Forwarded-For` chain): see the README.
+    #[serde(default)]
+    pub fanout_dropped: u64,
 }
 
 /// 128-bit FNV-1a: stable across versions and platforms, unlike `Hash`.
@@ -120,6 +125,19 @@ impl Alert {
                 (Some(s), true) => s.clone(),
                 _ => st.sample.clone(),
             },
+            fanout_dropped: st.fanout_dropped,
+        }
+    }
+
+    /// The alert without its request sample and summary: what is published
+    /// when the whole alert is refused as too large (which the caps make
+    /// unexpected), so the alert still reaches people.
+    pub fn minimal(&self) -> Self {
+        Self {
+            summary: serde_json::Value::Object(serde_json::Map::new()),
+            sample: Sample::default(),
+            title: crate::bounded::cap(&self.title),
+            ..self.clone()
         }
     }
 
@@ -129,7 +147,8 @@ impl Alert {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    /// Subject line: ASCII, at most 100 characters, no control characters.
+    /// Subject line: printable ASCII, fewer than 100 characters, no markup
+    /// or mention characters from the request.
     pub fn subject(&self) -> String {
         let what = match self.rule_id {
             RuleId::Multiple403 => "EKS 403 burst",
@@ -141,35 +160,28 @@ impl Alert {
         let raw = format!(
             "[{}] {what} from {} on {}",
             self.severity.as_str(),
-            self.source_ip,
-            self.cluster
+            subject_text(&self.source_ip, MAX_SUBJECT_CHARS),
+            subject_text(&self.cluster, MAX_SUBJECT_CHARS)
         );
-        let mut s: String = raw
-            .chars()
-            .map(|c| {
-                if c.is_ascii() && !c.is_ascii_control() {
-                    c
-                } else {
-                    '?'
-                }
-            })
-            .collect();
-        if s.len() > 100 {
-            s.truncate(97);
-            s.push_str("...");
+        if raw.len() <= MAX_SUBJECT_CHARS {
+            return raw;
         }
+        // Cut on ASCII, so byte length is character count.
+        let mut s = raw;
+        s.truncate(MAX_SUBJECT_CHARS - 3);
+        s.push_str("...");
         s
     }
 
     /// Short human-readable text for e-mail subscribers.
     pub fn email_text(&self) -> String {
         let mut t = String::with_capacity(1024);
-        let s = |v: &str| sanitize(v, 300);
+        let s = |v: &str| neutralize(v, 300);
         let o = |v: &Option<String>| {
             v.as_deref()
-                .map_or_else(|| "-".to_owned(), |v| sanitize(v, 300))
+                .map_or_else(|| "-".to_owned(), |v| neutralize(v, 300))
         };
-        let _ = writeln!(t, "{}", s(&self.title));
+        let _ = writeln!(t, "{}", neutralize(&self.title, 2000));
         let _ = writeln!(t);
         let _ = writeln!(
             t,
@@ -228,8 +240,15 @@ impl Alert {
         let _ = writeln!(t, "Summary of the window:");
         if let Some(fields) = self.summary.as_object() {
             for (field, value) in fields {
-                let _ = writeln!(t, "  {field}: {}", sanitize(&summary_value(value), 1000));
+                let _ = writeln!(t, "  {field}: {}", neutralize(&summary_value(value), 1000));
             }
+        }
+        if self.fanout_dropped > 0 {
+            let _ = writeln!(
+                t,
+                "  (+{} forwarded addresses or groups without a key of their own)",
+                self.fanout_dropped
+            );
         }
         let _ = writeln!(t, "Reference: {}", self.reference);
         let _ = writeln!(t, "Alert id: {}", self.alert_id);
@@ -256,27 +275,10 @@ fn summary_value(value: &serde_json::Value) -> String {
     }
 }
 
-/// Replaces control characters (including line breaks, bidi and other
-/// format characters) with `?` and caps the length, so a crafted user agent
-/// cannot forge lines in an e-mail.
-pub fn sanitize(text: &str, max_chars: usize) -> String {
-    let mut out = String::with_capacity(text.len().min(max_chars * 4));
-    for (i, c) in text.chars().enumerate() {
-        if i == max_chars {
-            out.push('…');
-            break;
-        }
-        let bad = c.is_control()
-            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}');
-        out.push(if bad { '?' } else { c });
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::{Match, SampleStatus};
+    use crate::rules::{Match, MatchedEvent, SampleStatus};
     use crate::window::{apply_batch, BatchInfo};
 
     #[test]
@@ -291,12 +293,6 @@ mod tests {
         );
     }
 
-    #[test]
-    fn sanitize_strips_controls_and_caps() {
-        assert_eq!(sanitize("a\r\nb\u{1b}[31m\u{202e}c", 100), "a??b?[31m?c");
-        assert_eq!(sanitize("abcdef", 3), "abc…");
-    }
-
     /// A pod-scan alert whose attacker-controlled fields (a forwarded
     /// address, the user agent) carry control characters and non-ASCII text.
     fn hostile_alert() -> Alert {
@@ -306,22 +302,23 @@ mod tests {
             dedup: format!("prod_{evil_ip}_system:anonymous_system:unauthenticated"),
             at_ms: 1_715_644_800_000,
             source_ip: evil_ip,
-            title: String::new(),
             severity: Severity::High,
-            sample: Sample {
-                user_agent: Some("curl\u{1b}[31m\nInjected: line\u{202e}".into()),
-                request_uri: Some("/api/v1/pods".into()),
-                response_status: SampleStatus {
-                    code: Some(200),
-                    reason: None,
+            event: std::sync::Arc::new(MatchedEvent {
+                sample: Sample {
+                    user_agent: Some("curl\u{1b}[31m\nInjected: <!here> @channel\u{202e}".into()),
+                    request_uri: Some("/api/v1/pods".into()),
+                    response_status: SampleStatus {
+                        code: Some(200),
+                        reason: None,
+                    },
+                    ..Sample::default()
                 },
-                ..Sample::default()
-            },
+                ..MatchedEvent::default()
+            }),
             facts: vec![("user.groups{}", "system:unauthenticated".into())],
         };
         let batch = BatchInfo {
             id: "b",
-            at_ms: 0,
             cluster: "prod",
             log_group: "/aws/eks/prod/cluster",
             account: "1",
@@ -330,6 +327,7 @@ mod tests {
         let params = WindowParams {
             threshold: 1,
             window_ms: 3_600_000,
+            max_severity: Severity::High,
         };
         apply_batch(None, params, &batch, &[&m])
             .expect("applied")
@@ -340,7 +338,8 @@ mod tests {
     #[test]
     fn subject_is_short_printable_ascii() {
         let subject = hostile_alert().subject();
-        assert!(subject.len() <= 100, "{subject}");
+        // SNS: "less than 100 characters".
+        assert!(subject.len() < 100, "{subject}");
         assert!(
             subject
                 .chars()
@@ -364,9 +363,14 @@ mod tests {
                 .any(|l| l.starts_with("Bcc:") || l.starts_with("Injected:")),
             "{text}"
         );
+        assert!(
+            !text.contains("<!here>") && !text.contains("@channel"),
+            "{text}"
+        );
         assert!(text.contains("Severity:   HIGH"));
         assert!(text.contains("What to check next:"));
         // The JSON keeps the value as sent, escaped.
         assert!(alert.to_json().contains(r"\r\nBcc"));
+        assert!(alert.to_json().contains("<!here> @channel"));
     }
 }

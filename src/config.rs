@@ -18,6 +18,19 @@ pub enum PodScanMatch {
     Broad,
 }
 
+/// Which address of `sourceIPs` Multiple403 keys a 403 on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SourceAddress {
+    /// `sourceIPs[0]`, as Panther does: a client that sends a private
+    /// address first in `X-Forwarded-For` is not counted.
+    #[default]
+    First,
+    /// As `First`, and when the first address is not global but the last one
+    /// (the connection's, which a client cannot forge) is, that last one.
+    /// Only adds matches.
+    FirstOrLast,
+}
+
 /// Everything the detection core needs to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DetectorConfig {
@@ -29,6 +42,8 @@ pub struct DetectorConfig {
     pub pod_scan_window_minutes: u64,
     /// Pod-scan URI comparison.
     pub pod_scan_match: PodScanMatch,
+    /// Which source address Multiple403 keys on.
+    pub multiple_403_source: SourceAddress,
     /// Source addresses that never match any rule (own scanners, VPN egress).
     pub allow_source_cidrs: CidrList,
     /// Rules that do not run.
@@ -37,6 +52,15 @@ pub struct DetectorConfig {
     pub max_decompressed_bytes: usize,
 }
 
+/// Largest decompressed batch when the function's memory is unknown (`replay`).
+pub const DEFAULT_MAX_DECOMPRESSED_MB: u64 = 64;
+
+/// Function memory reserved per MB of decompressed batch: the compressed and
+/// decompressed copies, the parsed events, their matches, and the runtime.
+/// 128 MB of memory accepts batches of up to 16 MB, far above what
+/// CloudWatch Logs sends (about 1 MB).
+pub const MEMORY_PER_DECOMPRESSED_MB: u64 = 8;
+
 impl Default for DetectorConfig {
     fn default() -> Self {
         Self {
@@ -44,6 +68,7 @@ impl Default for DetectorConfig {
             multiple_403_window_minutes: 30,
             pod_scan_window_minutes: 60,
             pod_scan_match: PodScanMatch::Exact,
+            multiple_403_source: SourceAddress::First,
             allow_source_cidrs: CidrList::default(),
             disabled_rules: Vec::new(),
             max_decompressed_bytes: 64 * 1024 * 1024,
@@ -104,6 +129,19 @@ impl DetectorConfig {
                 _ => return Err(err("POD_SCAN_MATCH", &v, "expected 'exact' or 'broad'")),
             };
         }
+        if let Some(v) = get("MULTIPLE_403_SOURCE") {
+            cfg.multiple_403_source = match v.trim().to_ascii_lowercase().as_str() {
+                "first" => SourceAddress::First,
+                "first-or-last" => SourceAddress::FirstOrLast,
+                _ => {
+                    return Err(err(
+                        "MULTIPLE_403_SOURCE",
+                        &v,
+                        "expected 'first' or 'first-or-last'",
+                    ))
+                }
+            };
+        }
         if let Some(v) = get("ALLOW_SOURCE_CIDRS") {
             cfg.allow_source_cidrs =
                 CidrList::parse(&v).map_err(|reason| err("ALLOW_SOURCE_CIDRS", &v, reason))?;
@@ -125,11 +163,36 @@ impl DetectorConfig {
                 }
             }
         }
-        if let Some(v) = get("MAX_DECOMPRESSED_MB") {
-            let mb = positive("MAX_DECOMPRESSED_MB", &v, 1024)?;
-            cfg.max_decompressed_bytes = usize::try_from(mb * 1024 * 1024)
-                .map_err(|_| err("MAX_DECOMPRESSED_MB", &v, "too large for this platform"))?;
-        }
+        // A batch must fit the function's memory: the decompressed text, the
+        // parsed events and their matches take a few times its size.
+        let memory_mb = match get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") {
+            Some(v) => Some(positive("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", &v, 1_000_000)?),
+            None => None,
+        };
+        let mb = match get("MAX_DECOMPRESSED_MB") {
+            Some(v) => {
+                let mb = positive("MAX_DECOMPRESSED_MB", &v, 1024)?;
+                if let Some(memory) = memory_mb {
+                    if mb * MEMORY_PER_DECOMPRESSED_MB > memory {
+                        return Err(err(
+                            "MAX_DECOMPRESSED_MB",
+                            &v,
+                            format!(
+                                "a batch that large does not fit the function's {memory} MB; \
+                                 at most {} MB, or raise MemorySize",
+                                (memory / MEMORY_PER_DECOMPRESSED_MB).max(1)
+                            ),
+                        ));
+                    }
+                }
+                mb
+            }
+            None => memory_mb.map_or(DEFAULT_MAX_DECOMPRESSED_MB, |memory| {
+                (memory / MEMORY_PER_DECOMPRESSED_MB).clamp(1, DEFAULT_MAX_DECOMPRESSED_MB)
+            }),
+        };
+        cfg.max_decompressed_bytes = usize::try_from(mb * 1024 * 1024)
+            .map_err(|_| err("MAX_DECOMPRESSED_MB", "", "too large for this platform"))?;
         Ok(cfg)
     }
 

@@ -70,6 +70,12 @@ pub enum MessageType {
 struct InvokeEvent<'a> {
     #[serde(borrow)]
     awslogs: Option<AwsLogs<'a>>,
+    /// `aws.events` for an EventBridge event.
+    #[serde(borrow)]
+    source: Option<Cow<'a, str>>,
+    /// `Scheduled Event` for an EventBridge schedule.
+    #[serde(rename = "detail-type", borrow)]
+    detail_type: Option<Cow<'a, str>>,
     /// A Lambda on-failure destination record wraps the original event, so
     /// a payload taken from the failure queue can be replayed as it is.
     #[serde(rename = "requestPayload", borrow)]
@@ -82,11 +88,37 @@ struct AwsLogs<'a> {
     data: Option<Cow<'a, str>>,
 }
 
+/// What the function was invoked with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invocation<'a> {
+    /// A CloudWatch Logs subscription batch: its `awslogs.data`.
+    Logs(Cow<'a, str>),
+    /// An EventBridge schedule: time to deliver undelivered alerts.
+    Schedule,
+}
+
+/// Classifies a raw Lambda invoke body: a subscription batch (directly or
+/// inside an on-failure destination record) or the scheduled event. Every
+/// other body, including one that is not JSON at all, is `InvalidPayload`.
+pub fn classify_invoke(body: &[u8]) -> Result<Invocation<'_>, DecodeError> {
+    let ev: InvokeEvent<'_> = serde_json::from_slice(body).map_err(DecodeError::EventNotJson)?;
+    if ev.awslogs.is_none()
+        && ev.source.as_deref() == Some("aws.events")
+        && ev.detail_type.as_deref() == Some("Scheduled Event")
+    {
+        return Ok(Invocation::Schedule);
+    }
+    data_of(ev).map(Invocation::Logs)
+}
+
 /// Pulls `awslogs.data` out of a raw Lambda invoke body (or out of the
 /// `requestPayload` of an on-failure destination record).
 pub fn extract_data(body: &[u8]) -> Result<Cow<'_, str>, DecodeError> {
-    let mut ev: InvokeEvent<'_> =
-        serde_json::from_slice(body).map_err(DecodeError::EventNotJson)?;
+    let ev: InvokeEvent<'_> = serde_json::from_slice(body).map_err(DecodeError::EventNotJson)?;
+    data_of(ev)
+}
+
+fn data_of(mut ev: InvokeEvent<'_>) -> Result<Cow<'_, str>, DecodeError> {
     loop {
         if let Some(data) = ev.awslogs.and_then(|a| a.data) {
             return Ok(data);
@@ -109,7 +141,8 @@ pub fn inflate(data: &str, limit: usize) -> Result<Vec<u8>, DecodeError> {
         .and_then(|at| compressed.get(at..))
         .and_then(|t| <[u8; 4]>::try_from(t).ok())
         .map_or(0, |t| u32::from_le_bytes(t) as usize);
-    let mut out = Vec::with_capacity(hint.clamp(compressed.len(), limit.saturating_add(1)));
+    // The hint is attacker-controlled: never more than the cap.
+    let mut out = Vec::with_capacity(hint.max(compressed.len()).min(limit.saturating_add(1)));
     let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
     MultiGzDecoder::new(compressed.as_slice())
         .take(cap)
@@ -137,23 +170,189 @@ pub struct Batch<'a> {
     /// The stream, e.g. `kube-apiserver-audit-<hex>`.
     #[serde(borrow, default)]
     pub log_stream: Cow<'a, str>,
-    /// The log events.
+    /// The log events. An entry of the wrong shape (not an object, a
+    /// timestamp that is not an integer in range, an id that is not a
+    /// string) costs only itself: its fields are left out and the scanner
+    /// skips and counts it.
     #[serde(borrow, default)]
     pub log_events: Vec<LogEvent<'a>>,
 }
 
 /// One CloudWatch log event; `message` is still an escaped JSON string token.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default)]
 pub struct LogEvent<'a> {
     /// CloudWatch's unique event id.
-    #[serde(borrow, default)]
     pub id: Option<Cow<'a, str>>,
-    /// Ingestion timestamp, epoch ms.
-    #[serde(default)]
+    /// Ingestion timestamp, epoch ms (years 1970 to 9999).
     pub timestamp: Option<Millis>,
     /// The message as a raw JSON token (normally a string).
-    #[serde(borrow, default)]
     pub message: Option<&'a RawValue>,
+}
+
+/// Latest timestamp accepted: 9999-12-31T23:59:59.999Z.
+const MAX_TIMESTAMP_MS: Millis = 253_402_300_799_999;
+
+/// Any JSON value; kept only when it is a string.
+struct AnyStr<'a>(Option<Cow<'a, str>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for AnyStr<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = AnyStr<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(AnyStr(Some(Cow::Borrowed(v))))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(AnyStr(Some(Cow::Owned(v.to_owned()))))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(AnyStr(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(AnyStr(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(AnyStr(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(AnyStr(None))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(AnyStr(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Self::Value, A::Error> {
+                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(AnyStr(None))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Self::Value, A::Error> {
+                while a
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(AnyStr(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Any JSON value; kept only when it is an integer timestamp in range.
+struct AnyMillis(Option<Millis>);
+
+impl<'de> Deserialize<'de> for AnyMillis {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = AnyMillis;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(AnyMillis((0..=MAX_TIMESTAMP_MS).contains(&v).then_some(v)))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(AnyMillis(
+                    Millis::try_from(v).ok().filter(|v| *v <= MAX_TIMESTAMP_MS),
+                ))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(AnyMillis(None))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(AnyMillis(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(AnyMillis(None))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(AnyMillis(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Self::Value, A::Error> {
+                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(AnyMillis(None))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Self::Value, A::Error> {
+                while a
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(AnyMillis(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for LogEvent<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = LogEvent<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a log event")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut ev = LogEvent::default();
+                while let Some(key) = a.next_key::<Cow<'de, str>>()? {
+                    match key.as_ref() {
+                        "id" => ev.id = a.next_value::<AnyStr<'de>>()?.0,
+                        "timestamp" => ev.timestamp = a.next_value::<AnyMillis>()?.0,
+                        "message" => ev.message = Some(a.next_value::<&'de RawValue>()?),
+                        _ => {
+                            a.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(ev)
+            }
+            // Not an object: an entry with nothing in it, skipped as bad.
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Self::Value, A::Error> {
+                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(LogEvent::default())
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(LogEvent::default())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(LogEvent::default())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(LogEvent::default())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(LogEvent::default())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(LogEvent::default())
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(LogEvent::default())
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl<'a> Batch<'a> {

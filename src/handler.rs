@@ -1,14 +1,25 @@
 //! Orchestration only: decode → detect → state → publish.
 //!
-//! Per touched key the handler reads the state once and writes it once with
-//! a condition on the version it read (a lost race re-reads and re-applies).
-//! An alert is recorded as pending in the same write that decides it, then
-//! published, then marked sent; if publishing fails the invocation fails and
-//! the retry, finding the batch already applied, only publishes what is still
-//! pending. A batch applied before changes nothing.
+//! Per touched key the handler reads the state (in bulk, 100 keys a
+//! request) and, when the batch changes it, writes it once with a condition
+//! on the version it read (a lost race re-reads and re-applies after a
+//! jittered backoff). An alert goes into the outbox in the same atomic write
+//! that decides it, claimed by this invocation; it is then published (many
+//! at a time) and removed from the outbox, or its claim is given up so a
+//! retry or the scheduled sweep delivers it. A batch applied before changes
+//! nothing, and a window that has alerted at its rule's highest severity
+//! absorbs further matches without a write (a warm instance remembers it and
+//! skips the read too).
+//!
+//! One key's permanent failure (DynamoDB refusing its item) is logged and
+//! counted and costs no other key its alert; the invocation fails only for
+//! errors a retry can fix.
 
-use std::collections::BTreeMap;
-use std::time::Instant;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
@@ -18,16 +29,30 @@ use crate::decode::{self, Batch, DecodeError, MessageType};
 use crate::rules::{Detector, Match, RuleId};
 use crate::scan::{ScanStats, Scanner};
 use crate::sink::{AlertSink, PublishError};
-use crate::store::{state_key, SaveOutcome, StateStore, StoreError};
+use crate::store::{state_key, Claim, Loaded, Outboxed, SaveOutcome, StateStore, StoreError};
 use crate::time::Millis;
-use crate::window::{apply_batch, BatchInfo, WindowState};
+use crate::window::{apply_batch, BatchInfo, Outcome, WindowParams, WindowState};
 
 /// Conditional-write attempts per key before giving up (the invocation then
 /// fails and Lambda retries it).
-pub const MAX_CAS_ATTEMPTS: u32 = 16;
+pub const MAX_CAS_ATTEMPTS: u32 = 8;
 
-/// Keys whose state is read and written at the same time.
+/// Keys whose state is written at the same time.
 pub const KEY_CONCURRENCY: usize = 16;
+
+/// Alerts published at the same time.
+pub const PUBLISH_CONCURRENCY: usize = 16;
+
+/// How long a claim on an alert lasts: Lambda's longest timeout, so a claim
+/// outlives the invocation that took it and no two invocations publish one
+/// alert (unless one crashed between publishing and recording it).
+pub const CLAIM_LEASE_MS: Millis = 15 * 60 * 1000;
+
+/// Undelivered alerts one sweep takes on.
+pub const SWEEP_LIMIT: usize = 1000;
+
+/// Saturated windows a warm instance remembers (then it starts over).
+pub const HOT_KEYS: usize = 4096;
 
 /// Why an invocation failed.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +60,7 @@ pub enum HandlerError {
     /// The payload cannot be decoded; retrying will not help.
     #[error(transparent)]
     InvalidPayload(#[from] DecodeError),
-    /// DynamoDB failed; retry later.
+    /// DynamoDB failed in a way a retry can fix.
     #[error(transparent)]
     StateStore(#[from] StoreError),
     /// SNS failed; the alerts stay pending for the retry.
@@ -86,8 +111,20 @@ pub struct Report {
     pub duplicate_keys: u64,
     /// Alerts decided by this batch.
     pub alerts_raised: u64,
-    /// Alerts delivered (including pending ones from earlier attempts).
+    /// Alerts delivered (including undelivered ones from earlier attempts).
     pub alerts_published: u64,
+    /// Alerts whose publish failed; they stay in the outbox.
+    pub alerts_failed: u64,
+    /// Matches older than their key's open window, not counted.
+    pub late_matches: u64,
+    /// Keys skipped without a read: their window is saturated.
+    pub hot_keys: u64,
+    /// Keys that failed for good (DynamoDB refused the item), logged.
+    pub key_failures: u64,
+    /// Stored states that could not be read and were started afresh.
+    pub corrupt_states: u64,
+    /// Undelivered alerts found by an outbox sweep.
+    pub outbox_found: u64,
     /// Wall time in ms.
     pub duration_ms: u64,
 }
@@ -103,6 +140,12 @@ impl Report {
         self.duplicate_keys += other.duplicate_keys;
         self.alerts_raised += other.alerts_raised;
         self.alerts_published += other.alerts_published;
+        self.alerts_failed += other.alerts_failed;
+        self.late_matches += other.late_matches;
+        self.hot_keys += other.hot_keys;
+        self.key_failures += other.key_failures;
+        self.corrupt_states += other.corrupt_states;
+        self.outbox_found += other.outbox_found;
         self.duration_ms += other.duration_ms;
     }
 }
@@ -123,20 +166,35 @@ pub struct Processor<S, P> {
     store: S,
     sink: P,
     clock: Clock,
+    /// Saturated windows seen by this instance: pk → (start, end).
+    hot: Mutex<HashMap<String, (Millis, Millis)>>,
+    /// Set when a publish failed here: the next invocation sweeps the
+    /// outbox (Lambda's retry of the batch usually lands on a warm instance).
+    owes: AtomicBool,
+    /// Random per instance: claim tokens and backoff jitter.
+    seed: u64,
+    invocations: AtomicU64,
 }
 
 impl<S: StateStore, P: AlertSink> Processor<S, P> {
     /// Wires the parts together.
     pub fn new(detector: Detector, store: S, sink: P) -> Self {
+        let seed = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
         Self {
             detector,
             store,
             sink,
             clock: system_clock,
+            hot: Mutex::new(HashMap::new()),
+            owes: AtomicBool::new(false),
+            seed,
+            invocations: AtomicU64::new(0),
         }
     }
 
-    /// Replaces the wall clock (which only ages undelivered alerts).
+    /// Replaces the wall clock (claims, batch memory, TTL).
     pub fn with_clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
         self
@@ -162,6 +220,12 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
         &self.sink
     }
 
+    /// A claim token unique to this instance and invocation.
+    fn token(&self) -> String {
+        let n = self.invocations.fetch_add(1, Ordering::Relaxed);
+        format!("{:016x}-{n}", self.seed)
+    }
+
     /// Handles one `awslogs.data` value.
     pub async fn handle_data(&self, data: &str) -> Result<Report, HandlerError> {
         let started = Instant::now();
@@ -179,27 +243,20 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
         }
         let mut matches = Vec::new();
         Scanner::new(&self.detector).scan_batch(&batch, &mut matches, &mut report.scan);
-        if matches.is_empty() {
+        let result = if matches.is_empty() {
             // Nothing to count: no state, no batch id needed.
-            report.duration_ms = elapsed_ms(started);
-            return Ok(report);
-        }
-        report.batch_id = batch.id();
-        let at_ms = batch
-            .log_events
-            .iter()
-            .filter_map(|e| e.timestamp)
-            .max()
-            .unwrap_or(0);
-        let info = BatchInfo {
-            id: &report.batch_id.clone(),
-            at_ms,
-            cluster: batch.cluster(),
-            log_group: &batch.log_group,
-            account: &batch.owner,
-            now_ms: self.now_ms(),
+            self.sweep_if_owed(&mut report).await
+        } else {
+            report.batch_id = batch.id();
+            let info = BatchInfo {
+                id: &report.batch_id.clone(),
+                cluster: batch.cluster(),
+                log_group: &batch.log_group,
+                account: &batch.owner,
+                now_ms: self.now_ms(),
+            };
+            self.apply(&info, &matches, &mut report).await
         };
-        let result = self.apply(&info, &matches, &mut report).await;
         report.duration_ms = elapsed_ms(started);
         result.map(|()| report)
     }
@@ -210,7 +267,19 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
         self.handle_data(&data).await
     }
 
-    /// Applies a batch's matches to state and publishes what is due.
+    /// The scheduled run: delivers every undelivered alert nobody holds.
+    pub async fn handle_schedule(&self) -> Result<Report, HandlerError> {
+        let started = Instant::now();
+        let mut report = Report {
+            message_type: "SCHEDULE".into(),
+            ..Report::default()
+        };
+        let result = self.sweep(&mut report).await;
+        report.duration_ms = elapsed_ms(started);
+        result.map(|()| report)
+    }
+
+    /// Applies a batch's matches to state and publishes what it decided.
     pub async fn apply(
         &self,
         batch: &BatchInfo<'_>,
@@ -225,176 +294,328 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
                 .push(m);
         }
         report.keys += by_key.len() as u64;
-        // Keys are independent items: apply them concurrently, in order.
-        let jobs: Vec<_> = by_key
-            .iter()
-            .map(|((rule, dedup), key_matches)| self.key_job(*rule, dedup, batch, key_matches))
+        let mut todo: Vec<(String, RuleId, Vec<&Match>)> = Vec::with_capacity(by_key.len());
+        for ((rule, dedup), key_matches) in by_key {
+            let pk = state_key(rule, dedup);
+            if self.is_hot(&pk, &key_matches) {
+                report.hot_keys += 1;
+                continue;
+            }
+            todo.push((pk, rule, key_matches));
+        }
+        let pks: Vec<String> = todo.iter().map(|(pk, _, _)| pk.clone()).collect();
+        let mut loaded = if pks.is_empty() {
+            HashMap::new()
+        } else {
+            report.state_reads += pks.len().div_ceil(100) as u64;
+            self.store.load_many(&pks).await?
+        };
+        let token = self.token();
+        // Keys are independent items: apply them concurrently.
+        let jobs: Vec<_> = todo
+            .into_iter()
+            .map(|(pk, rule, key_matches)| {
+                let current = loaded.remove(&pk);
+                self.key_job(pk, rule, batch, key_matches, current, &token)
+            })
             .collect();
-        let results: Vec<KeyResult> = stream::iter(jobs).buffered(KEY_CONCURRENCY).collect().await;
-        let mut due: Vec<(String, Stored, Vec<Alert>)> = Vec::new();
+        let results: Vec<KeyResult> = stream::iter(jobs)
+            .buffer_unordered(KEY_CONCURRENCY)
+            .collect()
+            .await;
+        let mut claimed: Vec<Alert> = Vec::new();
+        let mut retryable: Option<StoreError> = None;
+        let mut duplicates = false;
         for (pk, counters, result) in results {
             report.merge(&counters);
-            if let Some(stored) = result? {
-                let alerts = stored.state.deliverable(batch.id, batch.now_ms);
-                if !alerts.is_empty() {
-                    due.push((pk, stored, alerts));
+            match result {
+                Ok(done) => {
+                    duplicates |= done.duplicate;
+                    claimed.extend(done.claimed);
+                }
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(pk = %crate::bounded::cap(&pk), error = %e, "key failed, will be retried");
+                    retryable.get_or_insert(e);
+                }
+                Err(e) => {
+                    report.key_failures += 1;
+                    tracing::error!(pk = %crate::bounded::cap(&pk), error = %e, "key failed for good");
                 }
             }
         }
-        self.deliver(due, report).await
+        let published = self.publish_claimed(claimed, &token, report).await;
+        if duplicates {
+            // A redelivery: an earlier attempt may have left alerts behind.
+            self.owes.store(true, Ordering::Relaxed);
+        }
+        let swept = self.sweep_if_owed(report).await;
+        match retryable {
+            Some(e) => Err(e.into()),
+            None => published.and(swept),
+        }
     }
 
     /// One key's work, with its own counters.
     async fn key_job(
         &self,
+        pk: String,
         rule: RuleId,
-        dedup: &str,
         batch: &BatchInfo<'_>,
-        matches: &[&Match],
+        matches: Vec<&Match>,
+        current: Option<Loaded>,
+        token: &str,
     ) -> KeyResult {
-        let pk = state_key(rule, dedup);
         let mut counters = Report::default();
         let result = self
-            .apply_key(&pk, rule, batch, matches, &mut counters)
+            .apply_key(&pk, rule, batch, &matches, current, token, &mut counters)
             .await;
         (pk, counters, result)
     }
 
-    /// Read, apply, conditional write; again on a lost race. Returns the
-    /// key's state as stored, whose `pending` holds the alerts to deliver
-    /// (new ones and any left by an earlier attempt).
+    /// Apply, conditional write; re-read and again on a lost race.
+    #[allow(clippy::too_many_arguments)]
     async fn apply_key(
         &self,
         pk: &str,
         rule: RuleId,
         batch: &BatchInfo<'_>,
         matches: &[&Match],
+        mut current: Option<Loaded>,
+        token: &str,
         report: &mut Report,
-    ) -> Result<Option<Stored>, HandlerError> {
+    ) -> Result<KeyDone, StoreError> {
         let params = self.detector.window_params(rule);
-        for _ in 0..MAX_CAS_ATTEMPTS {
-            let current = self.store.load(pk).await?;
-            report.state_reads += 1;
-            let version = current.as_ref().map(|v| v.version);
-            let Some(applied) = apply_batch(current.map(|v| v.state), params, batch, matches)
-            else {
-                return Ok(None);
-            };
-            if applied.duplicate {
-                report.duplicate_keys += 1;
-                let version = version.unwrap_or(0);
-                return Ok(Some(Stored {
-                    state: applied.state,
-                    version,
-                }));
+        for attempt in 0..MAX_CAS_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(self.backoff(attempt)).await;
+                current = self.store.load(pk).await?;
+                report.state_reads += 1;
             }
-            match self.store.save(pk, &applied.state, version).await? {
-                SaveOutcome::Saved(version) => {
-                    report.state_writes += 1;
-                    report.alerts_raised += applied.alerts.len() as u64;
-                    return Ok(Some(Stored {
-                        state: applied.state,
-                        version,
-                    }));
-                }
-                SaveOutcome::Conflict => report.state_conflicts += 1,
-            }
-        }
-        Err(StoreError::TooManyConflicts {
-            pk: pk.to_owned(),
-            attempts: MAX_CAS_ATTEMPTS,
-        }
-        .into())
-    }
-
-    /// Publishes pending alerts and marks the delivered ones sent.
-    async fn deliver(
-        &self,
-        due: Vec<(String, Stored, Vec<Alert>)>,
-        report: &mut Report,
-    ) -> Result<(), HandlerError> {
-        let attempted: usize = due.iter().map(|(_, _, a)| a.len()).sum();
-        let mut failures: Vec<PublishError> = Vec::new();
-        for (pk, stored, alerts) in due {
-            let mut sent = Vec::with_capacity(alerts.len());
-            for alert in &alerts {
-                match self.sink.publish(alert).await {
-                    Ok(()) => sent.push(alert.alert_id.clone()),
-                    Err(e) => failures.push(e),
-                }
-            }
-            report.alerts_published += sent.len() as u64;
-            if !sent.is_empty() {
-                self.mark_sent(&pk, stored, &sent, report).await?;
-            }
-        }
-        match failures.into_iter().next() {
-            None => Ok(()),
-            Some(first) => Err(HandlerError::Publish {
-                failed: attempted - report.alerts_published as usize,
-                attempted,
-                first,
-            }),
-        }
-    }
-
-    /// Removes delivered alerts from a key's pending list. The first attempt
-    /// writes on top of the version this invocation stored (no read).
-    async fn mark_sent(
-        &self,
-        pk: &str,
-        stored: Stored,
-        sent: &[String],
-        report: &mut Report,
-    ) -> Result<(), HandlerError> {
-        let mut known = Some(stored);
-        for _ in 0..MAX_CAS_ATTEMPTS {
-            let current = match known.take() {
-                Some(s) => s,
-                None => {
-                    report.state_reads += 1;
-                    match self.store.load(pk).await? {
-                        Some(v) => Stored {
-                            state: v.state,
-                            version: v.version,
-                        },
-                        None => return Ok(()),
-                    }
+            let (state, version) = match current.take() {
+                None => (None, None),
+                Some(Loaded::Found(v)) => (Some(v.state), Some(v.version)),
+                Some(Loaded::Corrupt { version, reason }) => {
+                    report.corrupt_states += 1;
+                    tracing::warn!(pk = %crate::bounded::cap(pk), %reason, "stored state unreadable; starting the key afresh");
+                    (None, Some(version))
                 }
             };
-            let mut state: WindowState = current.state;
-            if !state
-                .pending
+            let Some(applied) = apply_batch(state, params, batch, matches) else {
+                return Ok(KeyDone::default());
+            };
+            report.late_matches += applied.late;
+            match applied.outcome {
+                Outcome::Duplicate => {
+                    report.duplicate_keys += 1;
+                    self.remember_hot(pk, &applied.state, params);
+                    return Ok(KeyDone {
+                        claimed: Vec::new(),
+                        duplicate: true,
+                    });
+                }
+                Outcome::Unchanged => {
+                    self.remember_hot(pk, &applied.state, params);
+                    return Ok(KeyDone::default());
+                }
+                Outcome::Changed => {}
+            }
+            let claim = Claim {
+                token: token.to_owned(),
+                until_ms: batch.now_ms.saturating_add(CLAIM_LEASE_MS),
+            };
+            let outbox: Vec<Outboxed> = applied
+                .alerts
                 .iter()
-                .any(|p| sent.contains(&p.alert.alert_id))
+                .map(|alert| Outboxed {
+                    alert: alert.clone(),
+                    since_ms: batch.now_ms,
+                    claim: Some(claim.clone()),
+                })
+                .collect();
+            match self
+                .store
+                .save(pk, &applied.state, version, &outbox)
+                .await?
             {
-                return Ok(());
-            }
-            state.mark_sent(sent);
-            match self.store.save(pk, &state, Some(current.version)).await? {
                 SaveOutcome::Saved(_) => {
                     report.state_writes += 1;
-                    return Ok(());
+                    report.alerts_raised += applied.alerts.len() as u64;
+                    self.remember_hot(pk, &applied.state, params);
+                    return Ok(KeyDone {
+                        claimed: applied.alerts,
+                        duplicate: false,
+                    });
                 }
                 SaveOutcome::Conflict => report.state_conflicts += 1,
             }
         }
-        Err(StoreError::TooManyConflicts {
-            pk: pk.to_owned(),
-            attempts: MAX_CAS_ATTEMPTS,
-        }
-        .into())
+        Err(StoreError::Transient(format!(
+            "gave up on {} after {MAX_CAS_ATTEMPTS} conflicting writes",
+            crate::bounded::cap(pk)
+        )))
     }
+
+    /// Jittered exponential backoff before conflict retry `attempt` (1..):
+    /// about 10, 20, 40 ... ms, each between half and 1.5 times that.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let base = 10u64 << attempt.min(8);
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(self.seed ^ u64::from(attempt));
+        let jitter = h.finish() % base.max(1);
+        Duration::from_millis(base / 2 + jitter)
+    }
+
+    /// True when every match falls in (or before) a window this instance
+    /// saw saturated: nothing to read or write. Safe even if another
+    /// instance moved the key on: a newer window starts after this one's
+    /// end, so these matches would be late there.
+    fn is_hot(&self, pk: &str, matches: &[&Match]) -> bool {
+        let Ok(hot) = self.hot.lock() else {
+            return false;
+        };
+        hot.get(pk)
+            .is_some_and(|(_, end)| matches.iter().all(|m| m.at_ms < *end))
+    }
+
+    fn remember_hot(&self, pk: &str, state: &WindowState, params: WindowParams) {
+        let Ok(mut hot) = self.hot.lock() else {
+            return;
+        };
+        if state.saturated(params) {
+            if hot.len() >= HOT_KEYS {
+                hot.clear();
+            }
+            hot.insert(pk.to_owned(), (state.window_start, state.window_end()));
+        } else {
+            hot.remove(pk);
+        }
+    }
+
+    /// Publishes alerts this invocation holds claims on, many at a time;
+    /// each leaves the outbox once published, or is released on failure.
+    async fn publish_claimed(
+        &self,
+        alerts: Vec<Alert>,
+        token: &str,
+        report: &mut Report,
+    ) -> Result<(), HandlerError> {
+        let attempted = alerts.len();
+        // Collected first: a stream holding the closure would make this
+        // future's lifetimes too specific to be spawned.
+        let jobs: Vec<_> = alerts.iter().map(|a| self.deliver_one(a, token)).collect();
+        let outcomes: Vec<Delivery> = stream::iter(jobs)
+            .buffer_unordered(PUBLISH_CONCURRENCY)
+            .collect()
+            .await;
+        let mut first: Option<PublishError> = None;
+        let mut failed = 0;
+        for outcome in outcomes {
+            match outcome {
+                Delivery::Published => report.alerts_published += 1,
+                Delivery::Failed(e) => {
+                    failed += 1;
+                    first.get_or_insert(e);
+                }
+                Delivery::Dropped => report.alerts_failed += 1,
+            }
+        }
+        report.alerts_failed += failed as u64;
+        match first {
+            None => Ok(()),
+            Some(first) => {
+                self.owes.store(true, Ordering::Relaxed);
+                Err(HandlerError::Publish {
+                    failed,
+                    attempted,
+                    first,
+                })
+            }
+        }
+    }
+
+    /// Publishes one claimed alert and records the outcome in the outbox.
+    async fn deliver_one(&self, alert: &Alert, token: &str) -> Delivery {
+        let mut result = self.sink.publish(alert).await;
+        if let Err(e) = &result {
+            if e.permanent {
+                // Refused as it is: the alert without its request details
+                // still tells people what happened.
+                tracing::warn!(alert_id = %alert.alert_id, error = %e, "alert refused; publishing it without sample and summary");
+                result = self.sink.publish(&alert.minimal()).await;
+            }
+        }
+        match result {
+            Ok(()) => {
+                if let Err(e) = self.store.delivered(&alert.alert_id).await {
+                    // Published but still in the outbox: the sweep after the
+                    // claim's lease publishes it again (same alert_id).
+                    tracing::warn!(alert_id = %alert.alert_id, error = %e, "published, but not removed from the outbox");
+                }
+                Delivery::Published
+            }
+            Err(e) if e.permanent => {
+                tracing::error!(alert_id = %alert.alert_id, alert = %alert.minimal().to_json(), error = %e, "alert can never be published; logged here and removed from the outbox");
+                let _ = self.store.delivered(&alert.alert_id).await;
+                Delivery::Dropped
+            }
+            Err(e) => {
+                if let Err(release) = self.store.release(&alert.alert_id, token).await {
+                    tracing::warn!(alert_id = %alert.alert_id, error = %release, "claim not released; the sweep takes the alert once its lease ends");
+                }
+                Delivery::Failed(e)
+            }
+        }
+    }
+
+    async fn sweep_if_owed(&self, report: &mut Report) -> Result<(), HandlerError> {
+        if self.owes.load(Ordering::Relaxed) {
+            self.sweep(report).await
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Delivers undelivered alerts that nobody holds a live claim on.
+    async fn sweep(&self, report: &mut Report) -> Result<(), HandlerError> {
+        let now = self.now_ms();
+        let found = self.store.outbox(SWEEP_LIMIT).await?;
+        report.outbox_found += found.len() as u64;
+        let token = self.token();
+        let claim = Claim {
+            token: token.clone(),
+            until_ms: now.saturating_add(CLAIM_LEASE_MS),
+        };
+        let mut claimed = Vec::new();
+        for entry in found.into_iter().filter(|e| e.claimable(now)) {
+            if self.store.claim(&entry.alert.alert_id, &claim, now).await? {
+                claimed.push(entry.alert);
+            }
+        }
+        self.owes.store(false, Ordering::Relaxed);
+        self.publish_claimed(claimed, &token, report).await
+    }
+}
+
+/// What a key's work left to publish.
+#[derive(Debug, Default)]
+struct KeyDone {
+    /// Alerts decided and claimed by this invocation.
+    claimed: Vec<Alert>,
+    /// The batch had been applied to the key before (a redelivery).
+    duplicate: bool,
+}
+
+/// How one publish ended.
+enum Delivery {
+    Published,
+    /// Transient failure: released, stays in the outbox.
+    Failed(PublishError),
+    /// Refused for good even in minimal form: logged and removed.
+    Dropped,
 }
 
 /// A key's partition key, counters and outcome.
-type KeyResult = (String, Report, Result<Option<Stored>, HandlerError>);
-
-/// A key's state and the version it is stored at.
-struct Stored {
-    state: WindowState,
-    version: u64,
-}
+type KeyResult = (String, Report, Result<KeyDone, StoreError>);
 
 fn elapsed_ms(started: Instant) -> u64 {
     u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)

@@ -2,14 +2,17 @@
 //! built once, the runtime loop, one summary log line and EMF metrics per
 //! invocation, and errors mapped to Lambda diagnostics.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+use lambda_runtime::tower::{Layer, Service};
+use lambda_runtime::{service_fn, Diagnostic, LambdaEvent, LambdaInvocation};
 use serde_json::{json, Value};
 
 use crate::config::{ConfigError, DetectorConfig};
-use crate::decode::DecodeError;
+use crate::decode::{self, Invocation};
 use crate::handler::{HandlerError, Processor, Report};
 use crate::rules::{Detector, RuleId};
 use crate::scan::per_rule;
@@ -70,6 +73,55 @@ impl From<HandlerError> for Diagnostic {
     }
 }
 
+/// Invoke bodies by request id, taken before the runtime parses them.
+type Bodies = Arc<Mutex<HashMap<String, bytes::Bytes>>>;
+
+/// Keeps the raw invoke body for the handler and hands the runtime `null`
+/// to parse, so every body, even one that is not JSON or nests 100,000
+/// levels deep, reaches our decoder and fails as `InvalidPayload` instead of
+/// the runtime's own deserialization error.
+#[derive(Clone)]
+struct KeepRawBody<S> {
+    inner: S,
+    bodies: Bodies,
+}
+
+impl<S> Service<LambdaInvocation> for KeepRawBody<S>
+where
+    S: Service<LambdaInvocation>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: LambdaInvocation) -> Self::Future {
+        let body = std::mem::replace(&mut req.body, bytes::Bytes::from_static(b"null"));
+        if let Ok(mut bodies) = self.bodies.lock() {
+            bodies.insert(req.context.request_id.clone(), body);
+        }
+        self.inner.call(req)
+    }
+}
+
+struct KeepRawBodyLayer {
+    bodies: Bodies,
+}
+
+impl<S> Layer<S> for KeepRawBodyLayer {
+    type Service = KeepRawBody<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        KeepRawBody {
+            inner,
+            bodies: Arc::clone(&self.bodies),
+        }
+    }
+}
+
 /// Builds the AWS clients once and serves invocations until the runtime stops.
 pub async fn run(config: LambdaConfig) -> Result<(), lambda_runtime::Error> {
     // Bounded AWS calls: a stuck request fails the invocation (Lambda retries
@@ -86,34 +138,51 @@ pub async fn run(config: LambdaConfig) -> Result<(), lambda_runtime::Error> {
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table);
     let sink = SnsSink::new(aws_sdk_sns::Client::new(&aws), &config.topic_arn);
     let processor = Arc::new(Processor::new(Detector::new(config.detector), store, sink));
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+    let bodies: Bodies = Arc::default();
+    let taken = Arc::clone(&bodies);
+    let handler = service_fn(move |event: LambdaEvent<serde::de::IgnoredAny>| {
         let processor = Arc::clone(&processor);
-        async move { handle(&processor, event).await }
-    }))
-    .await
+        let body = taken
+            .lock()
+            .ok()
+            .and_then(|mut b| b.remove(&event.context.request_id))
+            .unwrap_or_default();
+        async move { handle(&processor, &event.context.request_id, &body).await }
+    });
+    lambda_runtime::Runtime::new(handler)
+        .layer(KeepRawBodyLayer { bodies })
+        .run()
+        .await
 }
 
-/// Handles one invocation.
+/// Handles one invocation's raw body.
 pub async fn handle<S: StateStore, P: AlertSink>(
     processor: &Processor<S, P>,
-    event: LambdaEvent<Value>,
+    request_id: &str,
+    body: &[u8],
 ) -> Result<Value, HandlerError> {
-    let request_id = event.context.request_id.clone();
-    let data = event
-        .payload
-        .get("awslogs")
-        .and_then(|a| a.get("data"))
-        .and_then(Value::as_str)
-        .ok_or(HandlerError::InvalidPayload(DecodeError::MissingData));
-    let result = match data {
-        Ok(data) => processor.handle_data(data).await,
-        Err(e) => Err(e),
+    let result = match decode::classify_invoke(body) {
+        Ok(Invocation::Logs(data)) => processor.handle_data(&data).await,
+        Ok(Invocation::Schedule) => processor.handle_schedule().await,
+        Err(e) => Err(HandlerError::InvalidPayload(e)),
     };
-    log_summary(&request_id, result.as_ref());
+    log_summary(request_id, result.as_ref());
     if let Ok(report) = &result {
         println!("{}", emf_line(report, processor.now_ms()));
     }
     result.map(|r| summary_json(&r))
+}
+
+/// Peak resident memory of this process in MB (Linux), for the logs.
+pub fn peak_rss_mb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb.div_ceil(1024))
 }
 
 fn log_summary(request_id: &str, result: Result<&Report, &HandlerError>) {
@@ -137,6 +206,14 @@ fn log_summary(request_id: &str, result: Result<&Report, &HandlerError>) {
             duplicate_keys = r.duplicate_keys,
             alerts_raised = r.alerts_raised,
             alerts_published = r.alerts_published,
+            alerts_failed = r.alerts_failed,
+            late_matches = r.late_matches,
+            hot_keys = r.hot_keys,
+            key_failures = r.key_failures,
+            corrupt_states = r.corrupt_states,
+            outbox_found = r.outbox_found,
+            fanout_dropped = r.scan.fanout_dropped.values().sum::<u64>(),
+            peak_rss_mb = peak_rss_mb(),
             duration_ms = r.duration_ms,
             "invocation done"
         ),
@@ -158,6 +235,10 @@ pub fn emf_line(r: &Report, timestamp_ms: i64) -> String {
         ("MatchesPodScan", per_rule(&r.scan.matches, RuleId::PodScan)),
         ("RuleErrors", r.scan.rule_errors.values().sum()),
         ("Alerts", r.alerts_published),
+        ("AlertsFailed", r.alerts_failed),
+        ("KeyFailures", r.key_failures),
+        ("FanoutDropped", r.scan.fanout_dropped.values().sum()),
+        ("LateMatches", r.late_matches),
         ("StateConflicts", r.state_conflicts),
     ];
     let mut doc = json!({

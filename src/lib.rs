@@ -10,6 +10,7 @@
 //! - [`config`]: environment → validated [`config::DetectorConfig`].
 //! - [`decode`]: Lambda event → subscription batch (capped gunzip).
 //! - [`audit`]: the audit event, only the fields we use, borrowed.
+//! - [`bounded`]: caps and neutralises attacker-controlled text, in one place.
 //! - [`prefilter`]: conservative byte test that skips most messages unparsed.
 //! - [`scan`]: runs the rules over a batch's messages, counts skipped lines.
 //! - [`net`]: CPython-exact `is_global` and allowlists.
@@ -29,6 +30,7 @@
 
 pub mod alert;
 pub mod audit;
+pub mod bounded;
 pub mod config;
 pub mod decode;
 pub mod handler;

@@ -200,10 +200,8 @@ async fn replay_ndjson<S: StateStore, P: AlertSink>(
         }
         let chunk_id = chunk_no.to_string();
         report.batch_id = format!("{:032x}", stable_hash(&[name, &chunk_id, chunk[0]]));
-        let at_ms = matches.iter().map(|m| m.at_ms).max().unwrap_or(0);
         let info = BatchInfo {
             id: &report.batch_id.clone(),
-            at_ms,
             cluster,
             log_group: "",
             account: "",

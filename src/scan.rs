@@ -67,6 +67,9 @@ pub struct ScanStats {
     pub matches: BTreeMap<RuleId, u64>,
     /// Events a rule could not evaluate, by rule.
     pub rule_errors: BTreeMap<RuleId, u64>,
+    /// Addresses or groups of matching events that got no key of their own
+    /// (bounded fan-out), by rule.
+    pub fanout_dropped: BTreeMap<RuleId, u64>,
 }
 
 impl ScanStats {
@@ -92,6 +95,7 @@ impl ScanStats {
             (&mut self.matched_events, &other.matched_events),
             (&mut self.matches, &other.matches),
             (&mut self.rule_errors, &other.rule_errors),
+            (&mut self.fanout_dropped, &other.fanout_dropped),
         ] {
             for (k, v) in src {
                 *dst.entry(*k).or_default() += v;
@@ -102,9 +106,12 @@ impl ScanStats {
     fn record(&mut self, rule: RuleId, verdict: Verdict) {
         match verdict {
             Verdict::NoMatch => {}
-            Verdict::Matched(n) => {
+            Verdict::Matched { matches, dropped } => {
                 *self.matched_events.entry(rule).or_default() += 1;
-                *self.matches.entry(rule).or_default() += n as u64;
+                *self.matches.entry(rule).or_default() += matches as u64;
+                if dropped > 0 {
+                    *self.fanout_dropped.entry(rule).or_default() += dropped as u64;
+                }
             }
             Verdict::RuleError => *self.rule_errors.entry(rule).or_default() += 1,
         }

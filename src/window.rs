@@ -1,17 +1,25 @@
 //! Windows, thresholds and dedup: a pure state machine per (rule, dedup key).
 //!
-//! One [`WindowState`] is the whole memory of a key: the open window, its
-//! count and aggregates, whether it alerted and at what severity, the alerts
-//! decided but not yet delivered, and the recent batches already applied (so
-//! a redelivered batch changes nothing). It serializes to one small record,
-//! which is what the state store keeps.
+//! One [`WindowState`] is what a key remembers: the open window (its count,
+//! aggregates, and whether it alerted and at what severity) and the recent
+//! batches already applied, so a redelivered batch changes nothing. Alerts
+//! decided here leave through the outbox ([`crate::store`]), not this record,
+//! so the record stays small whatever happens to SNS.
 //!
-//! Semantics: a match at `t` joins the open window if `t < start + period`,
-//! otherwise it opens a new window at `t`. A late match (`t < start`) joins
-//! the open window. A window alerts once, when its count reaches the
-//! threshold; if a more severe match arrives after that (a pod scan that
-//! succeeded after refused ones), it alerts once more at the higher severity.
-//! Time only ever comes from the matches: no clock is read here.
+//! Semantics, in event time: a match at `t` joins the open window if
+//! `start <= t < start + period`; a match at or after the end opens a new
+//! window at `t`. A match before the start joins too when it is at most
+//! [`LATE_TOLERANCE_MS`] earlier and after the previous window's end (log
+//! streams of one cluster arrive out of order by seconds); any older match is
+//! *late* and is not counted: it belongs to a window that is gone, and
+//! counting it in the new one would let a retry hours later add to it. A
+//! window alerts once, when
+//! its count reaches the threshold; if a more severe match arrives after that
+//! (a pod scan that succeeded after refused ones), it alerts once more at the
+//! higher severity. Once a window has alerted at the highest severity its
+//! rule can reach it is *saturated*: further matches in it change nothing,
+//! so a sustained scanner costs no writes. Time only ever comes from the
+//! matches and the caller: no clock is read here.
 
 use std::collections::BTreeMap;
 
@@ -25,21 +33,25 @@ use crate::time::Millis;
 /// in `overflow` only, which bounds the record size.
 pub const MAX_DISTINCT_VALUES: usize = 20;
 
-/// How long a batch id is remembered, measured in event time from the newest
-/// batch applied to the key. Lambda retries an asynchronous event for at most
-/// 6 hours, so a day covers every redelivery.
-pub const BATCH_MEMORY_MS: Millis = 24 * 3600 * 1000;
+/// Bytes of distinct values kept per summary field (values are capped at
+/// 256 bytes each, so this is what bounds a field of long user agents).
+pub const MAX_TALLY_BYTES: usize = 2048;
 
-/// Hard cap on remembered batch ids per key (bounds the record size).
-pub const MAX_REMEMBERED_BATCHES: usize = 1000;
+/// How long (wall clock) a batch id is remembered. Lambda retries an
+/// asynchronous event for at most 6 hours, plus the 15-minute longest timeout.
+pub const BATCH_MEMORY_MS: Millis = (6 * 60 + 30) * 60 * 1000;
 
-/// After this long (wall clock) an undelivered alert is delivered by whichever
-/// invocation touches its key next. Before that only the invocation of the
-/// batch that raised it (or Lambda's retry of that batch) delivers it, so two
-/// concurrent invocations never both publish one alert. 15 minutes is
-/// Lambda's longest timeout: the invocation that raised it has surely ended.
-pub const PENDING_GRACE_MS: Millis = 15 * 60 * 1000;
+/// Hard cap on remembered batch ids per key (bounds the record size). Only
+/// batches that changed the key are remembered, at most a threshold's worth
+/// per window, so this covers 6 hours of any key with the default settings.
+pub const MAX_REMEMBERED_BATCHES: usize = 256;
 
+/// How much earlier than the open window's start a match may be and still
+/// join it (different API servers' log streams arrive out of order).
+pub const LATE_TOLERANCE_MS: Millis = 5 * 60 * 1000;
+
+/// Characters of a batch id kept in the record (64 bits).
+pub const REMEMBERED_ID_CHARS: usize = 16;
 /// A rule's window settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowParams {
@@ -47,6 +59,9 @@ pub struct WindowParams {
     pub threshold: u64,
     /// Window length in ms.
     pub window_ms: Millis,
+    /// The highest severity the rule can give a window: once alerted at it,
+    /// the window is saturated.
+    pub max_severity: Severity,
 }
 
 /// The batch whose matches are being applied.
@@ -54,35 +69,22 @@ pub struct WindowParams {
 pub struct BatchInfo<'a> {
     /// Deterministic id of the batch (from its log event ids).
     pub id: &'a str,
-    /// Newest event time in the batch.
-    pub at_ms: Millis,
     /// Cluster label.
     pub cluster: &'a str,
     /// CloudWatch log group.
     pub log_group: &'a str,
     /// AWS account that owns the log group.
     pub account: &'a str,
-    /// Wall-clock time of the invocation (only used to age pending alerts).
+    /// Wall-clock time of the invocation (ages remembered batches).
     pub now_ms: Millis,
-}
-
-/// An alert decided but not yet confirmed delivered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PendingAlert {
-    /// The alert.
-    pub alert: Alert,
-    /// The batch that raised it.
-    pub batch: String,
-    /// Wall-clock time it was raised.
-    pub since_ms: Millis,
 }
 
 /// A batch id remembered by a key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppliedBatch {
-    /// Batch id.
+    /// Batch id (its first [`REMEMBERED_ID_CHARS`] characters).
     pub id: String,
-    /// Newest event time of that batch.
+    /// Wall-clock time it was applied.
     pub at: Millis,
 }
 
@@ -127,10 +129,30 @@ pub struct WindowState {
     pub tallies: BTreeMap<String, BTreeMap<String, u64>>,
     /// Values not tallied because a field had too many distinct values.
     pub overflow: u64,
+    /// Addresses or groups of the window's events that got no key of their
+    /// own (bounded fan-out).
+    #[serde(default)]
+    pub fanout_dropped: u64,
+    /// End of the previous window: matches before it belong to a window
+    /// that is gone.
+    #[serde(default)]
+    pub closed_until: Millis,
     /// Recently applied batches, oldest first.
     pub applied: Vec<AppliedBatch>,
-    /// Alerts decided but not yet confirmed delivered.
-    pub pending: Vec<PendingAlert>,
+    /// Wall-clock time of the last change.
+    #[serde(default)]
+    pub updated_ms: Millis,
+}
+
+/// What applying a batch did to a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The batch had been applied before: nothing to store.
+    Duplicate,
+    /// Every match was late or fell in a saturated window: nothing to store.
+    Unchanged,
+    /// The state changed and must be stored (with the alerts it raised).
+    Changed,
 }
 
 /// The result of applying a batch to a key.
@@ -138,10 +160,12 @@ pub struct WindowState {
 pub struct Applied {
     /// The new state.
     pub state: WindowState,
-    /// Alerts this batch raised (also appended to `state.pending`).
+    /// Alerts this batch raised.
     pub alerts: Vec<Alert>,
-    /// True when the batch had been applied before: nothing changed.
-    pub duplicate: bool,
+    /// Whether anything is to be stored.
+    pub outcome: Outcome,
+    /// Matches older than the open window, not counted.
+    pub late: u64,
 }
 
 impl WindowState {
@@ -157,26 +181,41 @@ impl WindowState {
             severity: m.severity,
             alerted: None,
             source_ip: m.source_ip.clone(),
-            cluster: batch.cluster.to_owned(),
-            log_group: batch.log_group.to_owned(),
-            account: batch.account.to_owned(),
-            title: m.title.clone(),
-            sample: m.sample.clone(),
+            cluster: crate::bounded::cap(batch.cluster),
+            log_group: crate::bounded::cap(batch.log_group),
+            account: crate::bounded::cap(batch.account),
+            title: m.event.title.clone(),
+            sample: m.event.sample.clone(),
             escalation_sample: None,
             tallies: BTreeMap::new(),
             overflow: 0,
+            fanout_dropped: 0,
+            closed_until: 0,
             applied: Vec::new(),
-            pending: Vec::new(),
+            updated_ms: batch.now_ms,
         }
     }
 
     /// Start a new window at `m`, keeping what outlives windows.
     fn reopen(&mut self, m: &Match, params: WindowParams, batch: &BatchInfo<'_>) {
         let applied = std::mem::take(&mut self.applied);
-        let pending = std::mem::take(&mut self.pending);
+        let closed_until = self.window_end();
         *self = Self::open(m, params, batch);
         self.applied = applied;
-        self.pending = pending;
+        self.closed_until = closed_until;
+    }
+
+    /// True when a match at `at_ms` is too old for the open window.
+    pub fn is_late(&self, at_ms: Millis) -> bool {
+        at_ms < self.window_start
+            && (at_ms < self.window_start.saturating_sub(LATE_TOLERANCE_MS)
+                || at_ms < self.closed_until)
+    }
+
+    /// True once the window alerted at the highest severity its rule can
+    /// give: nothing in it can change what is or will be published.
+    pub fn saturated(&self, params: WindowParams) -> bool {
+        self.alerted.is_some_and(|s| s >= params.max_severity)
     }
 
     /// End of the open window.
@@ -186,22 +225,17 @@ impl WindowState {
 
     /// True when the batch was applied to this key before.
     pub fn has_applied(&self, batch_id: &str) -> bool {
-        self.applied.iter().any(|b| b.id == batch_id)
+        let id = remembered_id(batch_id);
+        self.applied.iter().any(|b| b.id == id)
     }
 
     fn remember(&mut self, batch: &BatchInfo<'_>) {
         self.applied.push(AppliedBatch {
-            id: batch.id.to_owned(),
-            at: batch.at_ms,
+            id: remembered_id(batch.id).to_owned(),
+            at: batch.now_ms,
         });
-        let newest = self
-            .applied
-            .iter()
-            .map(|b| b.at)
-            .max()
-            .unwrap_or(batch.at_ms);
-        self.applied
-            .retain(|b| b.at >= newest.saturating_sub(BATCH_MEMORY_MS));
+        let oldest = batch.now_ms.saturating_sub(BATCH_MEMORY_MS);
+        self.applied.retain(|b| b.at >= oldest);
         if self.applied.len() > MAX_REMEMBERED_BATCHES {
             let excess = self.applied.len() - MAX_REMEMBERED_BATCHES;
             self.applied.drain(..excess);
@@ -212,44 +246,31 @@ impl WindowState {
         self.count += 1;
         self.first_seen = self.first_seen.min(m.at_ms);
         self.last_seen = self.last_seen.max(m.at_ms);
+        self.fanout_dropped += m.event.dropped;
         if m.severity > self.severity {
             self.severity = m.severity;
-            self.escalation_sample = Some(m.sample.clone());
+            self.escalation_sample = Some(m.event.sample.clone());
         }
-        for (field, value) in &m.facts {
+        for (field, value) in m.event.facts.iter().chain(&m.facts) {
             let map = self.tallies.entry((*field).to_owned()).or_default();
-            if !tally(map, value, MAX_DISTINCT_VALUES) {
+            if !tally(map, value, MAX_DISTINCT_VALUES, MAX_TALLY_BYTES) {
                 self.overflow += 1;
             }
         }
     }
+}
 
-    /// Removes delivered alerts from `pending`.
-    pub fn mark_sent(&mut self, alert_ids: &[String]) {
-        self.pending
-            .retain(|p| !alert_ids.contains(&p.alert.alert_id));
-    }
-
-    /// The pending alerts this invocation should deliver: those raised by its
-    /// own batch (first attempt or Lambda's retry of it), and those left
-    /// undelivered for longer than [`PENDING_GRACE_MS`].
-    pub fn deliverable(&self, batch_id: &str, now_ms: Millis) -> Vec<Alert> {
-        self.pending
-            .iter()
-            .filter(|p| {
-                p.batch == batch_id || now_ms.saturating_sub(p.since_ms) >= PENDING_GRACE_MS
-            })
-            .map(|p| p.alert.clone())
-            .collect()
-    }
+/// The part of a batch id a key remembers.
+fn remembered_id(id: &str) -> &str {
+    id.get(..REMEMBERED_ID_CHARS).unwrap_or(id)
 }
 
 /// Applies one batch's matches for one key to its state.
 ///
 /// `matches` must all share the rule and dedup key; they are applied in
-/// timestamp order (ties keep their order). Returns the new state and the
-/// alerts raised; a batch that was already applied returns the state as it
-/// was, with `duplicate` set.
+/// timestamp order (ties keep their order). Returns the new state, the
+/// alerts raised and whether anything is to be stored; `None` without
+/// matches.
 pub fn apply_batch(
     state: Option<WindowState>,
     params: WindowParams,
@@ -264,33 +285,46 @@ pub fn apply_batch(
             return Some(Applied {
                 state: s.clone(),
                 alerts: Vec::new(),
-                duplicate: true,
+                outcome: Outcome::Duplicate,
+                late: 0,
             });
         }
     }
+    let mut changed = state.is_none();
     let mut st = state.unwrap_or_else(|| WindowState::open(first, params, batch));
     let mut alerts = Vec::new();
+    let mut late = 0;
     for m in ordered {
-        // Outside the open window (and not late): a new window starts here.
+        if st.is_late(m.at_ms) {
+            late += 1;
+            continue;
+        }
         if m.at_ms >= st.window_end() {
             st.reopen(m, params, batch);
+            changed = true;
+        }
+        if st.saturated(params) {
+            continue;
         }
         st.add(m);
+        changed = true;
         if let Some(alert) = decide(&st, params) {
             st.alerted = Some(alert.severity);
-            st.pending.push(PendingAlert {
-                alert: alert.clone(),
-                batch: batch.id.to_owned(),
-                since_ms: batch.now_ms,
-            });
             alerts.push(alert);
         }
     }
-    st.remember(batch);
+    let outcome = if changed {
+        st.remember(batch);
+        st.updated_ms = batch.now_ms;
+        Outcome::Changed
+    } else {
+        Outcome::Unchanged
+    };
     Some(Applied {
         state: st,
         alerts,
-        duplicate: false,
+        outcome,
+        late,
     })
 }
 

@@ -3,12 +3,15 @@
 
 mod common;
 
-use common::{event, invoke_body, with, RecordingSink};
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use common::store::CountingStore;
+use common::{event, forwarded_pod_scan, invoke_body, oversized_403, with, RecordingSink};
 use eks_audit_detector::config::DetectorConfig;
-use eks_audit_detector::handler::{HandlerError, Processor};
+use eks_audit_detector::handler::{HandlerError, Processor, CLAIM_LEASE_MS};
 use eks_audit_detector::rules::{Detector, RuleId, Severity};
 use eks_audit_detector::store::memory::MemoryStore;
-use eks_audit_detector::store::StateStore;
+use eks_audit_detector::store::{Loaded, StateStore, Versioned};
 
 const T0: i64 = 1_715_644_800_000;
 const GROUP: &str = "/aws/eks/prod/cluster";
@@ -37,6 +40,15 @@ fn burst(ip: &str, n: usize, start: i64) -> Vec<(i64, String)> {
         .collect()
 }
 
+fn stored(p: &Processor<MemoryStore, RecordingSink>, pk: &str) -> Versioned {
+    match block_on(p.store().load(pk)).expect("load") {
+        Some(Loaded::Found(v)) => v,
+        other => panic!("{pk}: {other:?}"),
+    }
+}
+
+const KEY: &str = "Amazon.EKS.Audit.Multiple403#prod_403_5.5.5.5";
+
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -57,16 +69,11 @@ fn threshold_crossing_publishes_exactly_one_alert() {
     assert_eq!(alerts[0].event_count, 10);
     assert_eq!(alerts[0].account, "123456789012");
     assert_eq!(alerts[0].log_group, GROUP);
-    // one key: one read and one write to decide, one write to mark it sent
-    assert_eq!((report.state_reads, report.state_writes), (1, 2));
-    let stored = block_on(
-        p.store()
-            .load("Amazon.EKS.Audit.Multiple403#prod_403_5.5.5.5"),
-    )
-    .expect("load")
-    .expect("stored");
-    assert_eq!(stored.state.count, 12);
-    assert!(stored.state.pending.is_empty());
+    // one key: one read and one write (state and outbox together)
+    assert_eq!((report.state_reads, report.state_writes), (1, 1));
+    // the window saturated at its 10th match and the outbox is empty again
+    assert_eq!(stored(&p, KEY).state.count, 10);
+    assert!(p.store().undelivered().is_empty());
 }
 
 #[test]
@@ -87,8 +94,19 @@ fn the_same_batch_delivered_twice_changes_nothing() {
     let again = block_on(p.handle_invoke_body(body.as_bytes())).expect("redelivery");
     assert_eq!(p.sink().published().len(), 1);
     assert_eq!(p.store().snapshot(), before);
-    assert_eq!(again.duplicate_keys, 1);
-    assert_eq!(again.state_writes, 0);
+    // this warm instance knows the window is saturated: not even a read
+    assert_eq!(again.hot_keys, 1);
+    assert_eq!((again.state_reads, again.state_writes), (0, 0));
+    // a cold instance reads the key and finds the batch already applied
+    let cold = Processor::new(
+        Detector::new(DetectorConfig::default()),
+        MemoryStore::new(),
+        RecordingSink::default(),
+    );
+    let below = invoke_body(GROUP, "s1", &burst("5.5.5.5", 5, T0));
+    block_on(cold.handle_invoke_body(below.as_bytes())).expect("first");
+    let again = block_on(cold.handle_invoke_body(below.as_bytes())).expect("again");
+    assert_eq!((again.duplicate_keys, again.state_writes), (1, 0));
 }
 
 #[test]
@@ -99,28 +117,18 @@ fn a_failed_publish_fails_the_invocation_and_the_retry_publishes_once() {
     p.sink().fail(true);
     let err = block_on(p.handle_invoke_body(body.as_bytes())).expect_err("must fail");
     assert_eq!(err.error_type(), "PublishFailed");
-    // THEN the alert is pending in state
-    let stored = block_on(
-        p.store()
-            .load("Amazon.EKS.Audit.Multiple403#prod_403_5.5.5.5"),
-    )
-    .expect("load")
-    .expect("stored");
-    assert_eq!(stored.state.pending.len(), 1);
-    assert_eq!(stored.state.count, 10);
+    // THEN the alert waits in the outbox, unclaimed, and the count is kept
+    let waiting = p.store().undelivered();
+    assert_eq!(waiting.len(), 1);
+    assert!(waiting[0].claim.is_none());
+    assert_eq!(stored(&p, KEY).state.count, 10);
     // WHEN Lambda retries with SNS back
     p.sink().fail(false);
     block_on(p.handle_invoke_body(body.as_bytes())).expect("retry succeeds");
-    // THEN the alert goes out once, the count is unchanged and nothing is pending
+    // THEN the alert goes out once, the count is unchanged and nothing waits
     assert_eq!(p.sink().published().len(), 1);
-    let stored = block_on(
-        p.store()
-            .load("Amazon.EKS.Audit.Multiple403#prod_403_5.5.5.5"),
-    )
-    .expect("load")
-    .expect("stored");
-    assert_eq!(stored.state.count, 10);
-    assert!(stored.state.pending.is_empty());
+    assert_eq!(stored(&p, KEY).state.count, 10);
+    assert!(p.store().undelivered().is_empty());
     // and a third delivery publishes nothing more
     block_on(p.handle_invoke_body(body.as_bytes())).expect("third");
     assert_eq!(p.sink().published().len(), 1);
@@ -129,11 +137,14 @@ fn a_failed_publish_fails_the_invocation_and_the_retry_publishes_once() {
 #[test]
 fn undecodable_payloads_fail_with_invalid_payload_and_touch_nothing() {
     let p = processor();
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
     for body in [
         &b"{}"[..],
         b"{\"awslogs\":{\"data\":\"!!!\"}}",
         b"{\"awslogs\":{\"data\":\"aGVsbG8=\"}}",
         b"null",
+        b"not json at all",
+        deep.as_bytes(),
     ] {
         let err = block_on(p.handle_invoke_body(body)).expect_err("invalid");
         assert!(matches!(err, HandlerError::InvalidPayload(_)));
@@ -199,32 +210,246 @@ fn sample_events_raise_the_documented_alerts() {
     assert_eq!(high.sample.response_status.code, Some(200));
 }
 
+static NOW: AtomicI64 = AtomicI64::new(1_000_000);
+
+fn clock() -> i64 {
+    NOW.load(Ordering::SeqCst)
+}
+
 #[test]
-fn an_alert_left_pending_by_a_batch_that_never_came_back_is_delivered_after_the_grace_period() {
-    use std::sync::atomic::{AtomicI64, Ordering};
-    static NOW: AtomicI64 = AtomicI64::new(1_000_000);
-    fn clock() -> i64 {
-        NOW.load(Ordering::SeqCst)
-    }
-    let p = processor().with_clock(clock);
-    // GIVEN batch A raised an alert but SNS failed and A is never retried
-    p.sink().fail(true);
-    let a = invoke_body(GROUP, "s1", &burst("5.5.5.5", 10, T0));
-    block_on(p.handle_invoke_body(a.as_bytes())).expect_err("publish fails");
-    p.sink().fail(false);
-    // WHEN another batch touches the key soon after, it leaves A's alert alone
-    let b = invoke_body(GROUP, "s2", &burst("5.5.5.5", 1, T0 + 60_000));
-    block_on(p.handle_invoke_body(b.as_bytes())).expect("b");
-    assert!(p.sink().published().is_empty());
-    // THEN once the grace period has passed, the next batch delivers it once
-    NOW.fetch_add(
-        eks_audit_detector::window::PENDING_GRACE_MS,
-        Ordering::SeqCst,
+fn an_alert_left_undelivered_is_delivered_once_by_the_next_scheduled_run() {
+    // GIVEN instance A raised an alert while SNS was down, and the batch is
+    // never retried and no later batch touches the key
+    let shared = std::sync::Arc::new(MemoryStore::new());
+    let a = Processor::new(
+        Detector::new(DetectorConfig::default()),
+        std::sync::Arc::clone(&shared),
+        RecordingSink::default(),
     );
-    let c = invoke_body(GROUP, "s3", &burst("5.5.5.5", 1, T0 + 120_000));
-    block_on(p.handle_invoke_body(c.as_bytes())).expect("c");
+    a.sink().fail(true);
+    let body = invoke_body(GROUP, "s1", &burst("5.5.5.5", 10, T0));
+    block_on(a.handle_invoke_body(body.as_bytes())).expect_err("publish fails");
+    // WHEN SNS recovers and two instances run the schedule at once
+    let b = Processor::new(
+        Detector::new(DetectorConfig::default()),
+        std::sync::Arc::clone(&shared),
+        RecordingSink::default(),
+    );
+    let c = Processor::new(
+        Detector::new(DetectorConfig::default()),
+        std::sync::Arc::clone(&shared),
+        RecordingSink::default(),
+    );
+    let (rb, rc) =
+        block_on(async { futures_util::join!(b.handle_schedule(), c.handle_schedule()) });
+    rb.expect("b");
+    rc.expect("c");
+    // THEN exactly one of them published it, and the outbox is empty
+    assert_eq!(b.sink().published().len() + c.sink().published().len(), 1);
+    assert!(shared.undelivered().is_empty());
+    // AND later runs publish nothing more
+    block_on(b.handle_schedule()).expect("again");
+    assert_eq!(b.sink().published().len() + c.sink().published().len(), 1);
+}
+
+#[test]
+fn a_live_claim_keeps_other_invocations_off_an_alert_until_its_lease_ends() {
+    let shared = std::sync::Arc::new(MemoryStore::new());
+    let make = || {
+        Processor::new(
+            Detector::new(DetectorConfig::default()),
+            std::sync::Arc::clone(&shared),
+            RecordingSink::default(),
+        )
+        .with_clock(clock)
+    };
+    // GIVEN an alert claimed by an invocation that then died before
+    // publishing (its claim is never released)
+    let a = make();
+    a.sink().fail(true);
+    let body = invoke_body(GROUP, "s1", &burst("5.5.5.5", 10, T0));
+    block_on(a.handle_invoke_body(body.as_bytes())).expect_err("publish fails");
+    let waiting = shared.undelivered();
+    let claim = eks_audit_detector::store::Claim {
+        token: "crashed".into(),
+        until_ms: clock() + CLAIM_LEASE_MS,
+    };
+    assert!(block_on(shared.claim(&waiting[0].alert.alert_id, &claim, clock())).expect("claim"));
+    // WHEN the schedule runs inside the lease: nothing is published
+    let b = make();
+    block_on(b.handle_schedule()).expect("inside the lease");
+    assert!(b.sink().published().is_empty());
+    // THEN after the lease it is delivered once
+    NOW.fetch_add(CLAIM_LEASE_MS, Ordering::SeqCst);
+    block_on(b.handle_schedule()).expect("after the lease");
+    assert_eq!(b.sink().published().len(), 1);
+}
+
+fn counting(store: CountingStore) -> Processor<CountingStore, RecordingSink> {
+    Processor::new(
+        Detector::new(DetectorConfig::default()),
+        store,
+        RecordingSink::default(),
+    )
+}
+
+#[test]
+fn one_keys_permanent_failure_costs_no_other_key_its_alert() {
+    // GIVEN DynamoDB refuses every write of 6.6.6.6's key
+    let p = counting(CountingStore::refusing("6.6.6.6"));
+    let mut msgs = burst("6.6.6.6", 10, T0);
+    msgs.extend(burst("5.5.5.5", 10, T0));
+    msgs.extend(burst("7.7.7.7", 10, T0));
+    let body = invoke_body(GROUP, "s1", &msgs);
+    // WHEN the batch is handled
+    let report = block_on(p.handle_invoke_body(body.as_bytes()))
+        .expect("a permanent key failure does not fail the invocation");
+    // THEN the other keys alert, and the failure is counted
+    let ips: Vec<String> = p
+        .sink()
+        .published()
+        .into_iter()
+        .map(|a| a.source_ip)
+        .collect();
+    assert_eq!(ips.len(), 2, "{ips:?}");
+    assert!(ips.contains(&"5.5.5.5".to_owned()) && ips.contains(&"7.7.7.7".to_owned()));
+    assert_eq!(report.key_failures, 1);
+}
+
+#[test]
+fn a_store_outage_fails_the_invocation_and_the_retry_counts_once() {
+    let p = processor();
+    let body = invoke_body(GROUP, "s1", &burst("5.5.5.5", 12, T0));
+    p.store().set_unavailable(true);
+    let err = block_on(p.handle_invoke_body(body.as_bytes())).expect_err("must fail");
+    assert_eq!(err.error_type(), "StateStoreUnavailable");
+    assert!(p.sink().published().is_empty());
+    p.store().set_unavailable(false);
+    block_on(p.handle_invoke_body(body.as_bytes())).expect("retry");
+    block_on(p.handle_invoke_body(body.as_bytes())).expect("redelivery");
     assert_eq!(p.sink().published().len(), 1);
-    let d = invoke_body(GROUP, "s4", &burst("5.5.5.5", 1, T0 + 180_000));
-    block_on(p.handle_invoke_body(d.as_bytes())).expect("d");
+}
+
+#[test]
+fn a_sustained_scanner_costs_almost_no_state_requests() {
+    // GIVEN one address sending 5 forbidden requests every 15 seconds for
+    // 100 minutes (400 batches), handled by one warm instance
+    let p = counting(CountingStore::default());
+    let batches = 400;
+    for b in 0..batches {
+        let start = T0 + b * 15_000;
+        let msgs: Vec<(i64, String)> = (0..5)
+            .map(|i| {
+                let id = format!("scan-{b}-{i}");
+                (
+                    start + i * 1000,
+                    with(event("forbidden_public.json"), &id, "5.5.5.5"),
+                )
+            })
+            .collect();
+        let body = invoke_body(GROUP, &format!("stream-{b}"), &msgs);
+        block_on(p.handle_invoke_body(body.as_bytes())).expect("batch");
+    }
+    // THEN it raised one alert per 30-minute window, as before...
+    let alerts = p.sink().published();
+    assert_eq!(
+        alerts.len(),
+        4,
+        "{:?}",
+        alerts.iter().map(|a| &a.window_start).collect::<Vec<_>>()
+    );
+    // ...for at most 0.1 state requests per batch
+    let per_batch = p.store().requests() as f64 / batches as f64;
+    eprintln!(
+        "sustained scanner: {} state requests for {batches} batches ({per_batch:.3} per batch)",
+        p.store().requests()
+    );
+    assert!(per_batch <= 0.1, "{per_batch} state requests per batch");
+}
+
+#[test]
+fn one_request_with_a_5000_entry_forwarded_chain_makes_a_handful_of_alerts() {
+    let p = processor();
+    let msg = forwarded_pod_scan("chain", 5000, "curl/8.5.0");
+    let body = invoke_body(GROUP, "s1", &[(T0, msg)]);
+    let started = std::time::Instant::now();
+    let report = block_on(p.handle_invoke_body(body.as_bytes())).expect("handled");
+    let elapsed = started.elapsed();
+    // the first three distinct addresses and the connection's own
+    let mut ips: Vec<String> = p
+        .sink()
+        .published()
+        .into_iter()
+        .map(|a| a.source_ip)
+        .collect();
+    ips.sort();
+    assert_eq!(ips, ["11.0.0.7", "11.0.1.7", "11.0.2.7", "198.51.100.200"]);
+    assert_eq!(report.scan.fanout_dropped[&RuleId::PodScan], 4997);
+    assert!(p
+        .sink()
+        .published()
+        .iter()
+        .all(|a| a.fanout_dropped == 4997));
+    // milliseconds, not seconds (generous for a shared debug build)
+    assert!(elapsed.as_millis() < 2000, "{elapsed:?}");
+}
+
+#[test]
+fn oversized_fields_cannot_grow_state_or_alerts_or_block_other_alerts() {
+    // GIVEN a burst whose every field is 100 KB, next to an ordinary burst
+    let p = processor();
+    let mut msgs: Vec<(i64, String)> = (0..10)
+        .map(|i| {
+            (
+                T0 + i,
+                oversized_403(&format!("big-{i}"), "9.9.9.9", 100_000),
+            )
+        })
+        .collect();
+    msgs.extend(burst("5.5.5.5", 10, T0));
+    let body = invoke_body(GROUP, "s1", &msgs);
+    block_on(p.handle_invoke_body(body.as_bytes())).expect("handled");
+    // THEN both alert
+    let alerts = p.sink().published();
+    assert_eq!(alerts.len(), 2);
+    // AND every stored state and message stays small
+    for v in p.store().snapshot().values() {
+        let size = serde_json::to_string(&v.state).expect("json").len();
+        assert!(size < 16 * 1024, "state of {} bytes", size);
+    }
+    for a in &alerts {
+        let size = eks_audit_detector::sink::sns::message_body(a).len();
+        assert!(size < 64 * 1024, "message of {size} bytes");
+        assert!(a.subject().len() < 100);
+    }
+    let big = alerts
+        .iter()
+        .find(|a| a.source_ip == "9.9.9.9")
+        .expect("big");
+    assert!(big
+        .sample
+        .user_agent
+        .as_deref()
+        .is_some_and(|u| u.ends_with("bytes]")));
+    assert!(!big.email_text().contains("<!here>") && !big.email_text().contains("@channel"));
+}
+
+#[test]
+fn a_malformed_log_entry_costs_only_itself() {
+    let p = processor();
+    let mut json: serde_json::Value =
+        serde_json::from_str(&common::batch_json(GROUP, "s1", &burst("5.5.5.5", 10, T0)))
+            .expect("json");
+    let events = json["logEvents"].as_array_mut().expect("events");
+    events.push(serde_json::json!({"id": 7, "timestamp": "soon", "message": "x"}));
+    events.push(serde_json::json!({"id": "a", "timestamp": 1.5, "message": "x"}));
+    events.push(serde_json::json!({"id": "b", "timestamp": 1e300, "message": "x"}));
+    events.push(serde_json::json!({"id": "c", "timestamp": -5, "message": "x"}));
+    events.push(serde_json::json!("not an object"));
+    events.push(serde_json::json!([1, 2]));
+    let body = serde_json::json!({"awslogs": {"data": common::encode_data(&json.to_string())}})
+        .to_string();
+    let report = block_on(p.handle_invoke_body(body.as_bytes())).expect("handled");
     assert_eq!(p.sink().published().len(), 1);
+    assert_eq!(report.scan.skipped_total(), 6);
 }

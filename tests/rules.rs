@@ -25,7 +25,7 @@ fn panther_test_cases_give_panthers_expected_results() {
         let doc: Value = serde_json::from_str(&fixture(&format!("panther/{case}"))).expect("JSON");
         let expected = doc["expected"].as_bool().expect("expected is a bool");
         let (a, _, _) = run(&doc["log"], "example-cluster-eks-logs");
-        assert_eq!(a == Verdict::Matched(1), expected, "{}", doc["name"]);
+        assert_eq!(a == Verdict::matched(1), expected, "{}", doc["name"]);
     }
 }
 
@@ -38,7 +38,7 @@ fn panther_public_ip_case_has_panthers_title_and_dedup() {
     let m = &matches[0];
     assert_eq!(m.dedup, "example-cluster-eks-logs_403_5.5.5.5");
     assert_eq!(
-        m.title,
+        m.event.title,
         "[5.5.5.5] received [403] when executing [watch] for resource [endpointslices] in ns \
          [<NO_OBJECT_NAMESPACE>] on [example-cluster-eks-logs] as [system:serviceaccount:kube-system:coredns]"
     );
@@ -58,16 +58,16 @@ fn a_verdict(ev: &Value) -> Verdict {
 #[test]
 fn multiple403_matches_a_refused_api_call_from_a_public_ip() {
     let (a, b, matches) = run(&forbidden(), "prod");
-    assert_eq!(a, Verdict::Matched(1));
+    assert_eq!(a, Verdict::matched(1));
     assert_eq!(b, Verdict::NoMatch);
     assert_eq!(matches[0].dedup, "prod_403_185.220.101.47");
     assert_eq!(
-        matches[0].title,
+        matches[0].event.title,
         "[185.220.101.47] received [403] when executing [list] for resource [secrets] in ns [kube-system] \
          on [prod] as [system:serviceaccount:default:default]"
     );
     assert_eq!(
-        matches[0].sample.request_uri.as_deref(),
+        matches[0].event.sample.request_uri.as_deref(),
         Some("/api/v1/namespaces/kube-system/secrets?limit=500&resourceVersion=0")
     );
 }
@@ -111,8 +111,8 @@ fn multiple403_needs_integer_403() {
 #[test]
 fn multiple403_needs_an_api_path() {
     for (uri, expected) in [
-        ("/apis/apps/v1/deployments", Verdict::Matched(1)),
-        ("/api/", Verdict::Matched(1)),
+        ("/apis/apps/v1/deployments", Verdict::matched(1)),
+        ("/api/", Verdict::matched(1)),
         ("/api", Verdict::NoMatch),
         ("/apis", Verdict::NoMatch),
         ("/healthz", Verdict::NoMatch),
@@ -134,10 +134,10 @@ fn multiple403_needs_a_global_first_source_ip() {
         (json!(["100.64.3.7"]), Verdict::NoMatch),
         (json!(["192.0.2.10"]), Verdict::NoMatch),
         (json!(["fd00::1"]), Verdict::NoMatch),
-        (json!(["2a03:b0c0:1d73::1"]), Verdict::Matched(1)),
-        (json!(["::ffff:5.5.5.5"]), Verdict::Matched(1)),
+        (json!(["2a03:b0c0:1d73::1"]), Verdict::matched(1)),
+        (json!(["::ffff:5.5.5.5"]), Verdict::matched(1)),
         // X-Forwarded-For: only the first entry counts.
-        (json!(["5.5.5.5", "10.0.0.1"]), Verdict::Matched(1)),
+        (json!(["5.5.5.5", "10.0.0.1"]), Verdict::matched(1)),
         (json!(["10.0.0.1", "5.5.5.5"]), Verdict::NoMatch),
     ] {
         let mut ev = forbidden();
@@ -173,7 +173,7 @@ fn multiple403_title_uses_panther_placeholders() {
     ev["user"] = json!({});
     let (_, _, m) = run(&ev, "prod");
     assert_eq!(
-        m[0].title,
+        m[0].event.title,
         "[185.220.101.47] received [403] when executing [<NO_VERB>] for resource [<NO_OBJECT_RESOURCE>] in ns \
          [<NO_OBJECT_NAMESPACE>] on [prod] as [<NO_USERNAME>]"
     );
@@ -181,9 +181,9 @@ fn multiple403_title_uses_panther_placeholders() {
     ev["objectRef"]["subresource"] = json!("exec");
     let (_, _, m) = run(&ev, "prod");
     assert!(
-        m[0].title.contains("for resource [secrets/exec]"),
+        m[0].event.title.contains("for resource [secrets/exec]"),
         "{}",
-        m[0].title
+        m[0].event.title
     );
 }
 
@@ -227,9 +227,9 @@ fn b_verdict(ev: &Value) -> Verdict {
 #[test]
 fn pod_scan_matches_anonymous_list_of_all_pods() {
     let (a, b, matches) = run(&refused(), "prod-web");
-    assert_eq!(b, Verdict::Matched(1));
+    assert_eq!(b, Verdict::matched(1));
     // The refused listing from a public IP is also a Multiple403 match.
-    assert_eq!(a, Verdict::Matched(1));
+    assert_eq!(a, Verdict::matched(1));
     let m = matches
         .iter()
         .find(|m| m.rule == RuleId::PodScan)
@@ -244,23 +244,23 @@ fn pod_scan_matches_anonymous_list_of_all_pods() {
 #[test]
 fn pod_scan_that_succeeds_is_high() {
     let (_, b, matches) = run(&event("anonymous_pod_list_allowed.json"), "prod-web");
-    assert_eq!(b, Verdict::Matched(1));
+    assert_eq!(b, Verdict::matched(1));
     assert_eq!(matches[0].severity, Severity::High);
 }
 
 #[test]
 fn pod_scan_compares_values_case_insensitively_and_exactly() {
     for (field, value, expected) in [
-        ("username", "SYSTEM:Anonymous", Verdict::Matched(1)),
+        ("username", "SYSTEM:Anonymous", Verdict::matched(1)),
         ("username", "system:anonymous2", Verdict::NoMatch),
         ("username", "kubernetes-admin", Verdict::NoMatch),
-        ("verb", "LIST", Verdict::Matched(1)),
+        ("verb", "LIST", Verdict::matched(1)),
         ("verb", "watch", Verdict::NoMatch),
         ("verb", "get", Verdict::NoMatch),
-        ("resource", "Pods", Verdict::Matched(1)),
+        ("resource", "Pods", Verdict::matched(1)),
         ("resource", "pods/log", Verdict::NoMatch),
         ("resource", "secrets", Verdict::NoMatch),
-        ("uri", "/API/V1/PODS", Verdict::Matched(1)),
+        ("uri", "/API/V1/PODS", Verdict::matched(1)),
         ("uri", "/api/v1/pods?limit=500", Verdict::NoMatch),
         ("uri", "/api/v1/pods/", Verdict::NoMatch),
         ("uri", "/api/v1/namespaces/default/pods", Verdict::NoMatch),
@@ -282,7 +282,7 @@ fn pod_scan_has_no_stage_status_or_ip_condition() {
     ev["stage"] = json!("ResponseStarted");
     ev["responseStatus"]["code"] = json!(500);
     ev["sourceIPs"] = json!(["10.0.0.5"]);
-    assert_eq!(b_verdict(&ev), Verdict::Matched(1));
+    assert_eq!(b_verdict(&ev), Verdict::matched(1));
 }
 
 #[test]
@@ -292,11 +292,11 @@ fn pod_scan_broad_mode_also_matches_queries_and_namespaced_lists() {
         ..DetectorConfig::default()
     };
     for (uri, expected) in [
-        ("/api/v1/pods?limit=500", Verdict::Matched(1)),
-        ("/api/v1/namespaces/default/pods", Verdict::Matched(1)),
+        ("/api/v1/pods?limit=500", Verdict::matched(1)),
+        ("/api/v1/namespaces/default/pods", Verdict::matched(1)),
         (
             "/api/v1/namespaces/kube-system/pods?limit=500",
-            Verdict::Matched(1),
+            Verdict::matched(1),
         ),
         ("/api/v1/namespaces//pods", Verdict::NoMatch),
         ("/api/v1/namespaces/default/pods/web-1", Verdict::NoMatch),
@@ -317,7 +317,7 @@ fn pod_scan_groups_like_splunk_multivalue_stats() {
     // WHEN the rule runs
     let (_, b, matches) = run(&ev, "prod");
     // THEN one match per distinct (IP, group)
-    assert_eq!(b, Verdict::Matched(4));
+    assert_eq!(b, Verdict::matched(4));
     let keys: BTreeSet<&str> = matches
         .iter()
         .filter(|m| m.rule == RuleId::PodScan)
@@ -391,7 +391,7 @@ fn corpus_verdicts_match_the_reference_implementation() {
         matches
             .iter()
             .filter(|m| m.rule == rule)
-            .filter_map(|m| m.sample.audit_id.clone())
+            .filter_map(|m| m.event.sample.audit_id.clone())
             .collect()
     };
     assert_eq!(got(RuleId::Multiple403), want("A"));

@@ -1,11 +1,14 @@
 //! The window engine: thresholds, one alert per window, new windows, late
-//! events, escalation, redelivery; and properties over arbitrary sequences.
+//! events, escalation, saturation, redelivery; and properties over arbitrary
+//! sequences.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
-use eks_audit_detector::rules::{Match, RuleId, Sample, Severity};
+use eks_audit_detector::rules::{Match, MatchedEvent, RuleId, Severity};
 use eks_audit_detector::window::{
-    apply_batch, Applied, BatchInfo, WindowParams, WindowState, PENDING_GRACE_MS,
+    apply_batch, Applied, BatchInfo, Outcome, WindowParams, WindowState, BATCH_MEMORY_MS,
+    MAX_TALLY_BYTES,
 };
 use proptest::prelude::*;
 
@@ -18,10 +21,13 @@ fn m(rule: RuleId, at_ms: i64, severity: Severity) -> Match {
         dedup: "prod_403_5.5.5.5".into(),
         at_ms,
         source_ip: "5.5.5.5".into(),
-        title: format!("match at {at_ms}"),
         severity,
-        sample: Sample::default(),
-        facts: vec![("user:username", "system:anonymous".into())],
+        event: Arc::new(MatchedEvent {
+            title: format!("match at {at_ms}"),
+            facts: vec![("user:username", "system:anonymous".into())],
+            ..MatchedEvent::default()
+        }),
+        facts: Vec::new(),
     }
 }
 
@@ -32,7 +38,6 @@ fn info(at: i64) -> Match {
 fn batch(id: &str) -> BatchInfo<'_> {
     BatchInfo {
         id,
-        at_ms: 0,
         cluster: "prod",
         log_group: "/aws/eks/prod/cluster",
         account: "123456789012",
@@ -43,6 +48,13 @@ fn batch(id: &str) -> BatchInfo<'_> {
 const P403: WindowParams = WindowParams {
     threshold: 10,
     window_ms: 30 * MIN,
+    max_severity: Severity::Info,
+};
+
+const PSCAN: WindowParams = WindowParams {
+    threshold: 1,
+    window_ms: 60 * MIN,
+    max_severity: Severity::High,
 };
 
 fn apply(state: Option<WindowState>, params: WindowParams, id: &str, ms: &[Match]) -> Applied {
@@ -76,7 +88,37 @@ fn crossing_the_threshold_raises_one_alert_for_the_window() {
     assert_eq!(a.window_end, "2024-05-14T00:30:00.000Z");
     assert_eq!(a.last_seen, "2024-05-14T00:09:00.000Z");
     assert_eq!(a.title, format!("match at {T0}"));
-    assert_eq!(r3.state.count, 25);
+    // AND the saturated window absorbed the rest without a change to store
+    assert_eq!(r3.outcome, Outcome::Unchanged);
+    assert_eq!(r3.state.count, 10);
+}
+
+#[test]
+fn a_saturated_window_absorbs_a_sustained_scanner_without_writes_or_memory() {
+    let mut state = apply(
+        None,
+        P403,
+        "b0",
+        &(0..10).map(|i| info(T0 + i)).collect::<Vec<_>>(),
+    )
+    .state;
+    let remembered = state.applied.len();
+    for b in 1..200 {
+        let ms: Vec<Match> = (0..5).map(|i| info(T0 + b * 5000 + i)).collect();
+        let r = apply(Some(state), P403, &format!("b{b}"), &ms);
+        assert_eq!(r.outcome, Outcome::Unchanged);
+        assert!(r.alerts.is_empty());
+        state = r.state;
+    }
+    assert_eq!(
+        state.applied.len(),
+        remembered,
+        "unchanged batches are not remembered"
+    );
+    // The next window changes the state again.
+    let r = apply(Some(state), P403, "next", &[info(T0 + 30 * MIN)]);
+    assert_eq!(r.outcome, Outcome::Changed);
+    assert_eq!(r.state.count, 1);
 }
 
 #[test]
@@ -100,12 +142,41 @@ fn a_match_just_inside_the_period_joins_the_window() {
 }
 
 #[test]
-fn late_matches_join_the_open_window() {
+fn matches_older_than_the_open_window_are_late_and_not_counted() {
+    // GIVEN a window opened at T0+10m
     let r1 = apply(None, P403, "b1", &[info(T0 + 10 * MIN)]);
-    let r2 = apply(Some(r1.state), P403, "b2", &[info(T0), info(T0 + MIN)]);
-    assert_eq!(r2.state.window_start, T0 + 10 * MIN);
-    assert_eq!(r2.state.count, 3);
-    assert_eq!(r2.state.first_seen, T0);
+    // WHEN a batch brings matches from before it (a retry hours late, or a
+    // stream lagging behind)
+    let r2 = apply(
+        Some(r1.state.clone()),
+        P403,
+        "b2",
+        &[info(T0), info(T0 + MIN)],
+    );
+    // THEN they are counted as late and the window is untouched
+    assert_eq!(r2.late, 2);
+    assert_eq!(r2.outcome, Outcome::Unchanged);
+    assert_eq!(r2.state, r1.state);
+    // AND a batch mixing late and current matches counts only the current
+    let r3 = apply(Some(r1.state), P403, "b3", &[info(T0), info(T0 + 11 * MIN)]);
+    assert_eq!((r3.late, r3.state.count), (1, 2));
+    assert_eq!(r3.state.first_seen, T0 + 10 * MIN);
+}
+
+#[test]
+fn a_match_a_little_before_the_window_joins_it_unless_an_earlier_window_covered_it() {
+    // GIVEN a window opened at T0+10m by one API server's stream
+    let r1 = apply(None, P403, "b1", &[info(T0 + 10 * MIN)]);
+    // WHEN the other stream's batch arrives with matches 2 minutes earlier
+    let r2 = apply(Some(r1.state), P403, "b2", &[info(T0 + 8 * MIN)]);
+    // THEN they join the open window
+    assert_eq!((r2.late, r2.state.count), (0, 2));
+    assert_eq!(r2.state.first_seen, T0 + 8 * MIN);
+    // BUT after a new window opened, matches from the time of the previous
+    // one are late, however close
+    let r3 = apply(Some(r2.state), P403, "b3", &[info(T0 + 40 * MIN)]);
+    let r4 = apply(Some(r3.state), P403, "b4", &[info(T0 + 39 * MIN)]);
+    assert_eq!((r4.late, r4.state.count), (1, 1));
 }
 
 #[test]
@@ -123,17 +194,14 @@ fn a_redelivered_batch_changes_nothing() {
     let r1 = apply(None, P403, "b1", &ms);
     assert_eq!(r1.alerts.len(), 1);
     let r2 = apply(Some(r1.state.clone()), P403, "b1", &ms);
-    assert!(r2.duplicate);
+    assert_eq!(r2.outcome, Outcome::Duplicate);
     assert!(r2.alerts.is_empty());
     assert_eq!(r2.state, r1.state);
 }
 
 #[test]
 fn pod_scan_escalates_once_from_low_to_high() {
-    let p = WindowParams {
-        threshold: 1,
-        window_ms: 60 * MIN,
-    };
+    let p = PSCAN;
     let refused = m(RuleId::PodScan, T0, Severity::Low);
     let r1 = apply(None, p, "b1", std::slice::from_ref(&refused));
     assert_eq!(r1.alerts.len(), 1);
@@ -158,7 +226,7 @@ fn pod_scan_escalates_once_from_low_to_high() {
     assert_eq!(r3.alerts[0].severity, Severity::High);
     assert!(r3.alerts[0].escalation);
     assert_eq!(r3.alerts[0].event_count, 3);
-    // and no more after that
+    // and no more after that: HIGH is as far as PodScan goes
     let r4 = apply(
         Some(r3.state),
         p,
@@ -166,14 +234,12 @@ fn pod_scan_escalates_once_from_low_to_high() {
         &[m(RuleId::PodScan, T0 + 3 * MIN, Severity::High)],
     );
     assert!(r4.alerts.is_empty());
+    assert_eq!(r4.outcome, Outcome::Unchanged);
 }
 
 #[test]
 fn a_first_match_that_succeeds_alerts_high_without_escalation() {
-    let p = WindowParams {
-        threshold: 1,
-        window_ms: 60 * MIN,
-    };
+    let p = PSCAN;
     let r = apply(
         None,
         p,
@@ -198,41 +264,42 @@ fn alert_ids_are_deterministic() {
 }
 
 #[test]
-fn pending_alerts_survive_until_marked_sent_and_across_windows() {
-    let ms: Vec<Match> = (0..10).map(|i| info(T0 + i * 1000)).collect();
-    let r1 = apply(None, P403, "b1", &ms);
-    assert_eq!(r1.state.pending.len(), 1);
-    let r2 = apply(Some(r1.state), P403, "b2", &[info(T0 + 40 * MIN)]);
-    assert_eq!(
-        r2.state.pending.len(),
-        1,
-        "a new window keeps undelivered alerts"
-    );
-    let mut st = r2.state;
-    let id = st.pending[0].alert.alert_id.clone();
-    st.mark_sent(&[id]);
-    assert!(st.pending.is_empty());
+fn remembered_batches_expire_after_lambdas_retry_window_of_wall_time() {
+    fn at(now_ms: i64, id: &str) -> BatchInfo<'_> {
+        BatchInfo {
+            now_ms,
+            ..batch(id)
+        }
+    }
+    let one = [info(T0)];
+    let refs: Vec<&Match> = one.iter().collect();
+    let st = apply_batch(None, P403, &at(1000, "first-batch-id-0001"), &refs)
+        .expect("applied")
+        .state;
+    assert!(st.has_applied("first-batch-id-0001"));
+    let two = [info(T0 + 1)];
+    let refs: Vec<&Match> = two.iter().collect();
+    // Still remembered 6 hours later (Lambda's longest retry)...
+    let st = apply_batch(Some(st), P403, &at(1000 + 6 * 60 * MIN, "b2"), &refs)
+        .expect("applied")
+        .state;
+    assert!(st.has_applied("first-batch-id-0001"));
+    // ...forgotten once the memory has passed.
+    let three = [info(T0 + 2)];
+    let refs: Vec<&Match> = three.iter().collect();
+    let st = apply_batch(Some(st), P403, &at(1001 + BATCH_MEMORY_MS, "b3"), &refs)
+        .expect("applied")
+        .state;
+    assert!(!st.has_applied("first-batch-id-0001"));
+    assert!(st.has_applied("b3"));
 }
 
 #[test]
-fn only_the_raising_batch_delivers_a_fresh_pending_alert() {
-    // GIVEN batch b1 raised an alert at wall-clock time 1000
-    let ms: Vec<Match> = (0..10).map(|i| info(T0 + i * 1000)).collect();
-    let refs: Vec<&Match> = ms.iter().collect();
-    let b1 = BatchInfo {
-        now_ms: 1000,
-        ..batch("b1")
+fn summary_tallies_are_bounded_in_count_and_bytes() {
+    let p = WindowParams {
+        threshold: 1000,
+        ..P403
     };
-    let st = apply_batch(None, P403, &b1, &refs).expect("applied").state;
-    // THEN b1 (or its retry) delivers it, a concurrent batch does not...
-    assert_eq!(st.deliverable("b1", 1000).len(), 1);
-    assert!(st.deliverable("b2", 1000 + PENDING_GRACE_MS - 1).is_empty());
-    // ...until it has been pending longer than any invocation can run
-    assert_eq!(st.deliverable("b2", 1000 + PENDING_GRACE_MS).len(), 1);
-}
-
-#[test]
-fn summary_tallies_are_bounded() {
     let ms: Vec<Match> = (0..50)
         .map(|i| {
             let mut x = info(T0 + i);
@@ -240,10 +307,23 @@ fn summary_tallies_are_bounded() {
             x
         })
         .collect();
-    let r = apply(None, P403, "b1", &ms);
+    let r = apply(None, p, "b1", &ms);
+    // the event's own fact (system:anonymous) plus 19 distinct users
     assert_eq!(r.state.tallies["user:username"].len(), 20);
-    assert_eq!(r.state.overflow, 30);
+    assert_eq!(r.state.overflow, 31);
     assert_eq!(r.state.count, 50);
+    // Long values fill the byte budget before the count.
+    let ms: Vec<Match> = (0..20)
+        .map(|i| {
+            let mut x = info(T0 + i);
+            x.facts = vec![("userAgent", format!("{i:03}{}", "x".repeat(250)))];
+            x
+        })
+        .collect();
+    let r = apply(None, p, "b1", &ms);
+    let bytes: usize = r.state.tallies["userAgent"].keys().map(String::len).sum();
+    assert!(bytes <= MAX_TALLY_BYTES, "{bytes}");
+    assert_eq!(r.state.tallies["userAgent"].len(), MAX_TALLY_BYTES / 253);
 }
 
 /// Reference model: greedy windows over sorted times; a window alerts when it
@@ -280,7 +360,7 @@ fn times_strategy() -> impl Strategy<Value = Vec<i64>> {
 proptest! {
     #[test]
     fn alerts_match_the_reference_model(times in times_strategy(), threshold in 1u64..12, minutes in 1i64..90) {
-        let p = WindowParams { threshold, window_ms: minutes * MIN };
+        let p = WindowParams { threshold, window_ms: minutes * MIN, max_severity: Severity::Info };
         let ms: Vec<Match> = times.iter().map(|t| info(*t)).collect();
         let r = apply(None, p, "b", &ms);
         prop_assert_eq!(r.alerts.len(), model_alerts(&times, p));
@@ -295,7 +375,7 @@ proptest! {
         cuts in prop::collection::vec(0usize..80, 0..6),
         threshold in 1u64..12,
     ) {
-        let p = WindowParams { threshold, window_ms: 30 * MIN };
+        let p = WindowParams { threshold, window_ms: 30 * MIN, max_severity: Severity::Info };
         let ms: Vec<Match> = times.iter().map(|t| info(*t)).collect();
         let whole = apply(None, p, "whole", &ms);
         let mut bounds: Vec<usize> = cuts.into_iter().map(|c| c % (ms.len() + 1)).collect();
@@ -323,7 +403,7 @@ proptest! {
         split in 0usize..80,
         severities in prop::collection::vec(any::<bool>(), 80),
     ) {
-        let p = WindowParams { threshold: 1, window_ms: 60 * MIN };
+        let p = PSCAN;
         let ms: Vec<Match> = times
             .iter()
             .zip(&severities)
@@ -338,7 +418,7 @@ proptest! {
             let r = apply(state.clone(), p, id, part);
             all_alerts.extend(r.alerts);
             let again = apply(Some(r.state.clone()), p, id, part);
-            prop_assert!(again.duplicate);
+            prop_assert!(again.outcome != Outcome::Changed);
             prop_assert!(again.alerts.is_empty());
             prop_assert_eq!(&again.state, &r.state);
             state = Some(r.state);
@@ -348,5 +428,35 @@ proptest! {
         prop_assert_eq!(ids.len(), all_alerts.len());
         let per_window: BTreeSet<_> = all_alerts.iter().map(|a| (a.window_start.clone(), a.severity)).collect();
         prop_assert_eq!(per_window.len(), all_alerts.len());
+    }
+
+    #[test]
+    fn a_retry_of_any_earlier_batch_after_later_ones_changes_nothing(
+        times in times_strategy(),
+        cuts in prop::collection::vec(0usize..80, 1..8),
+        retry in 0usize..8,
+        threshold in 1u64..6,
+        minutes in 1i64..40,
+    ) {
+        // GIVEN time-ordered matches delivered as several batches
+        let p = WindowParams { threshold, window_ms: minutes * MIN, max_severity: Severity::Info };
+        let ms: Vec<Match> = times.iter().map(|t| info(*t)).collect();
+        let mut bounds: Vec<usize> = cuts.into_iter().map(|c| c % (ms.len() + 1)).collect();
+        bounds.extend([0, ms.len()]);
+        bounds.sort();
+        bounds.dedup();
+        let batches: Vec<&[Match]> = bounds.windows(2).map(|w| &ms[w[0]..w[1]]).filter(|b| !b.is_empty()).collect();
+        let mut state = None;
+        for (i, b) in batches.iter().enumerate() {
+            state = Some(apply(state, p, &format!("b{i}"), b).state);
+        }
+        let state = state.expect("at least one batch");
+        // WHEN any one of them is delivered again, after all the others
+        let i = retry % batches.len();
+        let again = apply(Some(state.clone()), p, &format!("b{i}"), batches[i]);
+        // THEN nothing is counted or alerted twice
+        prop_assert!(again.alerts.is_empty());
+        prop_assert!(again.outcome != Outcome::Changed);
+        prop_assert_eq!(again.state, state);
     }
 }

@@ -11,8 +11,11 @@ pub mod multiple_403;
 pub mod pod_scan;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+
+use crate::bounded::cap;
 
 use crate::audit::{opt, AuditEvent};
 use crate::config::DetectorConfig;
@@ -150,9 +153,10 @@ pub struct SampleStatus {
 }
 
 impl Sample {
-    /// Copies the sample fields out of an event.
+    /// Copies the sample fields out of an event, each capped (they are
+    /// attacker-controlled and end up in state and alerts).
     pub fn of(ev: &AuditEvent<'_>) -> Self {
-        let own = |s: Option<&str>| s.map(str::to_owned);
+        let own = |s: Option<&str>| s.map(cap);
         Self {
             audit_id: own(opt(&ev.audit_id)),
             request_uri: own(opt(&ev.request_uri)),
@@ -168,6 +172,21 @@ impl Sample {
     }
 }
 
+/// What every match of one event shares, built once per event and capped,
+/// so a request that fans out into several keys costs its text only once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MatchedEvent {
+    /// Title of the event's matches (the window's first one is kept).
+    pub title: String,
+    /// Sample fields of the event.
+    pub sample: Sample,
+    /// Values to tally for the alert summary: (summary field, value).
+    pub facts: Vec<(&'static str, String)>,
+    /// Addresses or groups of the event that got no key of their own
+    /// (bounded fan-out).
+    pub dropped: u64,
+}
+
 /// One rule matching one event (or one group of it): everything the window
 /// engine and the alert need, owned, so the event's text can be dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,13 +199,11 @@ pub struct Match {
     pub at_ms: Millis,
     /// The source address this match is about.
     pub source_ip: String,
-    /// Title of this match (the window's first one is kept).
-    pub title: String,
     /// Severity this match alone deserves.
     pub severity: Severity,
-    /// Sample fields of the event.
-    pub sample: Sample,
-    /// Values to tally for the alert summary: (summary field, value).
+    /// What the event's matches share.
+    pub event: Arc<MatchedEvent>,
+    /// Values to tally that belong to this match only (PodScan's group).
     pub facts: Vec<(&'static str, String)>,
 }
 
@@ -195,11 +212,57 @@ pub struct Match {
 pub enum Verdict {
     /// The event does not match.
     NoMatch,
-    /// The event matched, producing this many matches (groups).
-    Matched(usize),
+    /// The event matched, producing this many matches (groups); `dropped`
+    /// addresses or groups got none (bounded fan-out).
+    Matched {
+        /// Matches produced.
+        matches: usize,
+        /// Addresses or groups left without a key.
+        dropped: usize,
+    },
     /// The rule could not be evaluated on this event (the original would
     /// have raised); counted, never a match.
     RuleError,
+}
+
+impl Verdict {
+    /// `n` matches, nothing dropped.
+    pub const fn matched(n: usize) -> Self {
+        Verdict::Matched {
+            matches: n,
+            dropped: 0,
+        }
+    }
+}
+
+/// At most `first` distinct values of `items` plus the last one: the bounded
+/// fan-out of one event. Returns the values kept and how many distinct-or-not
+/// entries were left out. The last entry of `sourceIPs` is the address the
+/// API server saw on the connection, which a client cannot forge; the first
+/// ones are what Panther and Splunk look at.
+pub fn first_and_last<'s>(
+    items: &'s [crate::audit::Str<'_>],
+    first: usize,
+) -> (Vec<&'s str>, usize) {
+    let mut kept: Vec<&str> = Vec::with_capacity(first + 1);
+    let mut seen = 0;
+    for item in items.iter().map(crate::audit::Str::as_str) {
+        if kept.len() == first {
+            break;
+        }
+        seen += 1;
+        if !kept.contains(&item) {
+            kept.push(item);
+        }
+    }
+    if let Some(last) = items.last().map(crate::audit::Str::as_str) {
+        if seen < items.len() && !kept.contains(&last) {
+            kept.push(last);
+            seen += 1;
+        }
+    }
+    let dropped = items.len().saturating_sub(seen);
+    (kept, dropped)
 }
 
 /// A detection: one file per rule, the same shape each time.
@@ -294,10 +357,12 @@ impl Detector {
             RuleId::Multiple403 => WindowParams {
                 threshold: self.config.multiple_403_threshold,
                 window_ms: minutes(self.config.multiple_403_window_minutes),
+                max_severity: multiple_403::SEVERITY,
             },
             RuleId::PodScan => WindowParams {
                 threshold: pod_scan::THRESHOLD,
                 window_ms: minutes(self.config.pod_scan_window_minutes),
+                max_severity: Severity::High,
             },
         }
     }
@@ -323,12 +388,20 @@ impl Detector {
     }
 }
 
-/// Adds `value` to a bounded distinct-value tally.
-pub(crate) fn tally(map: &mut BTreeMap<String, u64>, value: &str, max_distinct: usize) -> bool {
+/// Adds `value` to a bounded distinct-value tally: at most `max_distinct`
+/// values and `max_bytes` of them.
+pub(crate) fn tally(
+    map: &mut BTreeMap<String, u64>,
+    value: &str,
+    max_distinct: usize,
+    max_bytes: usize,
+) -> bool {
     if let Some(n) = map.get_mut(value) {
         *n += 1;
         true
-    } else if map.len() < max_distinct {
+    } else if map.len() < max_distinct
+        && map.keys().map(String::len).sum::<usize>() + value.len() <= max_bytes
+    {
         map.insert(value.to_owned(), 1);
         true
     } else {

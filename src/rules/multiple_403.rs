@@ -7,11 +7,17 @@
 //! counts as `["0.0.0.0"]` (never global); an empty, null or unparsable list
 //! is where Panther's rule raises, which we count as a rule error.
 
+use std::sync::Arc;
+
 use serde_json::{json, Value};
 
-use super::{EventContext, Match, Rule, RuleId, RuleMeta, Sample, Severity, Verdict};
+use super::{
+    first_and_last, EventContext, Match, MatchedEvent, Rule, RuleId, RuleMeta, Sample, Severity,
+    Verdict,
+};
 use crate::audit::{opt, AuditEvent, SourceIps};
-use crate::config::DetectorConfig;
+use crate::bounded::cap;
+use crate::config::{DetectorConfig, SourceAddress};
 use crate::net::{self, CidrList};
 use crate::window::WindowState;
 
@@ -38,72 +44,96 @@ pub const SUMMARY_FIELDS: [&str; 3] = ["user:username", "p_any_ip_addresses", "p
 /// Panther's `eks_panther_obj_ref` default when `sourceIPs` is missing.
 const MISSING_SOURCE_IP: &str = "0.0.0.0";
 
+/// Distinct addresses of one event tallied in `p_any_ip_addresses` (the
+/// first ones, plus the connection's address, the last).
+pub const MAX_SUMMARY_ADDRESSES: usize = 4;
+
 /// The rule.
 #[derive(Debug, Clone, Default)]
-pub struct Multiple403;
+pub struct Multiple403 {
+    source: SourceAddress,
+}
 
 impl Multiple403 {
-    /// Builds the rule (it has no settings besides the shared ones).
-    pub fn new(_config: &DetectorConfig) -> Self {
-        Self
+    /// Builds the rule with its source-address choice.
+    pub fn new(config: &DetectorConfig) -> Self {
+        Self {
+            source: config.multiple_403_source,
+        }
     }
 
     fn to_match(&self, ev: &AuditEvent<'_>, ctx: EventContext<'_>, ip: &str) -> Match {
-        let mut facts = Vec::with_capacity(4);
+        let mut facts = Vec::with_capacity(MAX_SUMMARY_ADDRESSES + 3);
         if let Some(user) = ev.username() {
-            facts.push((SUMMARY_FIELDS[0], user.to_owned()));
+            facts.push((SUMMARY_FIELDS[0], cap(user)));
         }
-        let mut seen: Vec<&str> = Vec::new();
-        for other in ev.source_ips.list() {
-            // p_any_ip_addresses is a set per event.
-            if !seen.contains(&other.as_str()) {
-                seen.push(other.as_str());
-                facts.push((SUMMARY_FIELDS[1], other.as_str().to_owned()));
-            }
+        // p_any_ip_addresses is a set per event; a forwarded chain of
+        // thousands of entries adds a bounded number of values.
+        let (addresses, dropped) = first_and_last(ev.source_ips.list(), MAX_SUMMARY_ADDRESSES - 1);
+        for other in &addresses {
+            facts.push((SUMMARY_FIELDS[1], cap(other)));
         }
-        if seen.is_empty() {
-            facts.push((SUMMARY_FIELDS[1], ip.to_owned()));
+        if addresses.is_empty() {
+            facts.push((SUMMARY_FIELDS[1], cap(ip)));
         }
-        facts.push((SUMMARY_FIELDS[2], ctx.cluster.to_owned()));
+        facts.push((SUMMARY_FIELDS[2], cap(ctx.cluster)));
         Match {
             rule: RuleId::Multiple403,
             dedup: dedup_key(ctx.cluster, ip),
             at_ms: ctx.at_ms,
-            source_ip: ip.to_owned(),
-            title: title(ev, ctx.cluster, ip),
+            source_ip: cap(ip),
             severity: SEVERITY,
-            sample: Sample::of(ev),
-            facts,
+            event: Arc::new(MatchedEvent {
+                title: title(ev, ctx.cluster, ip),
+                sample: Sample::of(ev),
+                facts,
+                dropped: dropped as u64,
+            }),
+            facts: Vec::new(),
         }
     }
 }
 
 /// `{cluster}_403_{sourceIPs[0] as written}`, as Panther's `dedup()`.
 pub fn dedup_key(cluster: &str, ip: &str) -> String {
-    format!("{cluster}_403_{ip}")
+    format!("{}_403_{}", cap(cluster), cap(ip))
 }
 
 /// Panther's title, with `eks_panther_obj_ref`'s placeholders.
 pub fn title(ev: &AuditEvent<'_>, cluster: &str, ip: &str) -> String {
     let oref = ev.object_ref.as_ref();
-    let verb = opt(&ev.verb).unwrap_or("<NO_VERB>");
-    let ns = oref
+    let (cluster, ip) = (cap(cluster), cap(ip));
+    let verb = cap(opt(&ev.verb).unwrap_or("<NO_VERB>"));
+    let ns = cap(oref
         .and_then(|o| opt(&o.namespace))
-        .unwrap_or("<NO_OBJECT_NAMESPACE>");
-    let resource = oref
+        .unwrap_or("<NO_OBJECT_NAMESPACE>"));
+    let resource = cap(oref
         .and_then(|o| opt(&o.resource))
-        .unwrap_or("<NO_OBJECT_RESOURCE>");
+        .unwrap_or("<NO_OBJECT_RESOURCE>"));
     let resource = match oref
         .and_then(|o| opt(&o.subresource))
         .filter(|s| !s.is_empty())
     {
-        Some(sub) => format!("{resource}/{sub}"),
-        None => resource.to_owned(),
+        Some(sub) => format!("{resource}/{}", cap(sub)),
+        None => resource,
     };
-    let user = ev.username().unwrap_or("<NO_USERNAME>");
+    let user = cap(ev.username().unwrap_or("<NO_USERNAME>"));
     format!(
         "[{ip}] received [403] when executing [{verb}] for resource [{resource}] in ns [{ns}] on [{cluster}] as [{user}]"
     )
+}
+
+impl Multiple403 {
+    /// Under `MULTIPLE_403_SOURCE=first-or-last`, the last address when it is
+    /// global (the first one was not).
+    fn hardened_source<'e>(&self, ev: &'e AuditEvent<'_>) -> Option<(&'e str, std::net::IpAddr)> {
+        if self.source != SourceAddress::FirstOrLast {
+            return None;
+        }
+        let last = ev.source_ips.list().last()?.as_str();
+        let ip = net::parse_ip(last)?;
+        net::is_global(ip).then_some((last, ip))
+    }
 }
 
 impl Rule for Multiple403 {
@@ -141,15 +171,22 @@ impl Rule for Multiple403 {
         let Some(ip) = net::parse_ip(first) else {
             return Verdict::RuleError;
         };
-        if !net::is_global(ip) {
-            return Verdict::NoMatch;
-        }
+        let (key_ip, ip) = if net::is_global(ip) {
+            (first, ip)
+        } else {
+            // Hardened setting: a private first entry (a forged
+            // X-Forwarded-For) does not hide a public connection address.
+            match self.hardened_source(ev) {
+                Some(last) => last,
+                None => return Verdict::NoMatch,
+            }
+        };
         // The user's own allowlist.
         if allow.contains(ip) {
             return Verdict::NoMatch;
         }
-        out.push(self.to_match(ev, ctx, first));
-        Verdict::Matched(1)
+        out.push(self.to_match(ev, ctx, key_ip));
+        Verdict::matched(1)
     }
     /// The first match's title, like Panther's alert title.
     fn title(state: &WindowState, _severity: Severity) -> String {

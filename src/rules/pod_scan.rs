@@ -9,10 +9,16 @@
 //! and per distinct group of the event, and an event missing either field
 //! falls out of the `stats`. There is no stage, status or IP condition.
 
+use std::sync::Arc;
+
 use serde_json::{json, Value};
 
-use super::{EventContext, Match, Rule, RuleId, RuleMeta, Sample, Severity, Verdict};
+use super::{
+    first_and_last, EventContext, Match, MatchedEvent, Rule, RuleId, RuleMeta, Sample, Severity,
+    Verdict,
+};
 use crate::audit::{opt, AuditEvent, SourceIps};
+use crate::bounded::cap;
 use crate::config::{DetectorConfig, PodScanMatch};
 use crate::net::CidrList;
 use crate::time::format_rfc3339;
@@ -48,6 +54,16 @@ pub const SUMMARY_FIELDS: [&str; 5] = [
 pub const GROUP_FIELD: &str = "user.groups{}";
 
 const ANONYMOUS: &str = "system:anonymous";
+
+/// Keys one event can make: its first distinct source addresses plus the
+/// last one (the connection's), times its first distinct groups. Splunk makes
+/// one row per address and group; a forwarded chain of thousands of entries
+/// would make thousands of alerts from one request.
+pub const MAX_ADDRESSES_PER_EVENT: usize = 4;
+
+/// Distinct groups of one event that get a key (anonymous requests carry one,
+/// `system:unauthenticated`).
+pub const MAX_GROUPS_PER_EVENT: usize = 4;
 
 /// The rule.
 #[derive(Debug, Clone)]
@@ -86,35 +102,27 @@ impl PodScan {
     }
 }
 
-fn to_match(
-    ev: &AuditEvent<'_>,
-    ctx: EventContext<'_>,
-    ip: &str,
-    username: &str,
-    group: &str,
-) -> Match {
-    let code = ev.status_code();
-    let mut facts = Vec::with_capacity(6);
+/// What every match of the event shares: its sample and summary values.
+fn matched_event(ev: &AuditEvent<'_>, dropped: usize) -> MatchedEvent {
+    let mut facts = Vec::with_capacity(5);
     let mut fact = |field: &'static str, value: Option<&str>| {
         if let Some(v) = value {
-            facts.push((field, v.to_owned()));
+            facts.push((field, cap(v)));
         }
     };
     fact(SUMMARY_FIELDS[0], ev.status_reason());
-    fact(SUMMARY_FIELDS[1], code.map(|c| c.to_string()).as_deref());
+    fact(
+        SUMMARY_FIELDS[1],
+        ev.status_code().map(|c| c.to_string()).as_deref(),
+    );
     fact(SUMMARY_FIELDS[2], opt(&ev.user_agent));
     fact(SUMMARY_FIELDS[3], opt(&ev.verb));
     fact(SUMMARY_FIELDS[4], opt(&ev.request_uri));
-    fact(GROUP_FIELD, Some(group));
-    Match {
-        rule: RuleId::PodScan,
-        dedup: dedup_key(ctx.cluster, ip, username, group),
-        at_ms: ctx.at_ms,
-        source_ip: ip.to_owned(),
+    MatchedEvent {
         title: String::new(),
-        severity: severity_of(code),
         sample: Sample::of(ev),
         facts,
+        dropped: dropped as u64,
     }
 }
 
@@ -129,7 +137,13 @@ pub fn severity_of(code: Option<i64>) -> Severity {
 
 /// `{cluster}_{src_ip}_{username}_{group}`, Splunk's `by` clause.
 pub fn dedup_key(cluster: &str, ip: &str, username: &str, group: &str) -> String {
-    format!("{cluster}_{ip}_{username}_{group}")
+    format!(
+        "{}_{}_{}_{}",
+        cap(cluster),
+        cap(ip),
+        cap(username),
+        cap(group)
+    )
 }
 
 impl Rule for PodScan {
@@ -165,30 +179,36 @@ impl Rule for PodScan {
         let SourceIps::List(ips) = &ev.source_ips else {
             return Verdict::NoMatch;
         };
+        // Bounded fan-out: a few addresses and groups per event, see
+        // MAX_ADDRESSES_PER_EVENT.
+        let (ips, dropped_ips) = first_and_last(ips, MAX_ADDRESSES_PER_EVENT - 1);
         let groups = ev.groups();
+        let (groups, dropped_groups) = first_and_last(groups, MAX_GROUPS_PER_EVENT - 1);
+        let dropped = dropped_ips + dropped_groups;
+        let severity = severity_of(ev.status_code());
         let before = out.len();
-        let mut seen_ips: Vec<&str> = Vec::with_capacity(ips.len());
-        for ip in ips.iter().map(|s| s.as_str()) {
-            if seen_ips.contains(&ip) {
-                continue;
-            }
-            seen_ips.push(ip);
+        let mut event: Option<Arc<MatchedEvent>> = None;
+        for ip in ips {
             // The user's own allowlist.
             if allow.contains_text(ip) {
                 continue;
             }
-            let mut seen_groups: Vec<&str> = Vec::with_capacity(groups.len());
-            for group in groups.iter().map(|g| g.as_str()) {
-                if seen_groups.contains(&group) {
-                    continue;
-                }
-                seen_groups.push(group);
-                out.push(to_match(ev, ctx, ip, username, group));
+            for group in &groups {
+                let shared = event.get_or_insert_with(|| Arc::new(matched_event(ev, dropped)));
+                out.push(Match {
+                    rule: RuleId::PodScan,
+                    dedup: dedup_key(ctx.cluster, ip, username, group),
+                    at_ms: ctx.at_ms,
+                    source_ip: cap(ip),
+                    severity,
+                    event: Arc::clone(shared),
+                    facts: vec![(GROUP_FIELD, cap(group))],
+                });
             }
         }
         match out.len() - before {
             0 => Verdict::NoMatch,
-            n => Verdict::Matched(n),
+            matches => Verdict::Matched { matches, dropped },
         }
     }
     fn title(state: &WindowState, severity: Severity) -> String {

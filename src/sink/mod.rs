@@ -16,6 +16,20 @@ pub struct PublishError {
     pub alert_id: String,
     /// What went wrong.
     pub reason: String,
+    /// True when the destination refused this message as it is (too long,
+    /// an invalid parameter): the same message will never go through.
+    pub permanent: bool,
+}
+
+impl PublishError {
+    /// A failure a retry can fix.
+    pub fn transient(alert_id: &str, reason: impl Into<String>) -> Self {
+        Self {
+            alert_id: alert_id.to_owned(),
+            reason: reason.into(),
+            permanent: false,
+        }
+    }
 }
 
 /// Delivers alerts.

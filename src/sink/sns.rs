@@ -6,7 +6,7 @@
 //! filter. On a FIFO topic the alert id is the deduplication id, so SNS
 //! itself drops a duplicate publish within its 5-minute window.
 
-use aws_sdk_sns::error::DisplayErrorContext;
+use aws_sdk_sns::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sns::types::MessageAttributeValue;
 use aws_sdk_sns::Client;
 use tracing::instrument;
@@ -56,10 +56,7 @@ fn attr(value: &str) -> Result<MessageAttributeValue, String> {
 impl AlertSink for SnsSink {
     #[instrument(skip(self, alert), fields(alert_id = %alert.alert_id, rule_id = alert.rule_id.as_str()))]
     async fn publish(&self, alert: &Alert) -> Result<(), PublishError> {
-        let fail = |reason: String| PublishError {
-            alert_id: alert.alert_id.clone(),
-            reason,
-        };
+        let fail = |reason: String| PublishError::transient(&alert.alert_id, reason);
         let mut req = self
             .client
             .publish()
@@ -75,10 +72,25 @@ impl AlertSink for SnsSink {
                 .message_group_id(alert.rule_id.as_str())
                 .message_deduplication_id(&alert.alert_id);
         }
-        req.send()
-            .await
-            .map(|_| ())
-            .map_err(|e| fail(DisplayErrorContext(e).to_string()))
+        req.send().await.map(|_| ()).map_err(|e| {
+            // SNS refuses a message it can never accept (too long, a bad
+            // subject or attribute) with these codes; the rest is worth a retry.
+            let permanent = match &e {
+                SdkError::ServiceError(se) => matches!(
+                    se.err().code(),
+                    Some(
+                        "InvalidParameter" | "InvalidParameterValue" | "InvalidParameterException"
+                    )
+                ),
+                SdkError::ConstructionFailure(_) => true,
+                _ => false,
+            };
+            PublishError {
+                alert_id: alert.alert_id.clone(),
+                reason: DisplayErrorContext(e).to_string(),
+                permanent,
+            }
+        })
     }
 }
 

@@ -37,10 +37,7 @@ impl<W: Write + Send> LineSink<W> {
 
 impl<W: Write + Send> AlertSink for LineSink<W> {
     async fn publish(&self, alert: &Alert) -> Result<(), PublishError> {
-        let fail = |reason: String| PublishError {
-            alert_id: alert.alert_id.clone(),
-            reason,
-        };
+        let fail = |reason: String| PublishError::transient(&alert.alert_id, reason);
         let mut out = self
             .out
             .lock()

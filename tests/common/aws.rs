@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
 };
 use eks_audit_detector::alert::Alert;
 use serde_json::Value;
@@ -89,25 +90,45 @@ pub struct Stack {
     pub sns: aws_sdk_sns::Client,
 }
 
-/// Creates the table as the SAM template does (pk String key, TTL on expires_at).
+fn attribute(name: &str, kind: ScalarAttributeType) -> AttributeDefinition {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(kind)
+        .build()
+        .expect("attribute")
+}
+
+fn key(name: &str, kind: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .expect("key")
+}
+
+/// Creates the table as the SAM template does: `pk` String key, TTL on
+/// `expires_at`, and the sparse `outbox` index (`outbox` S, `since` N).
 pub async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) {
     client
         .create_table()
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
+        .attribute_definitions(attribute("pk", ScalarAttributeType::S))
+        .attribute_definitions(attribute("outbox", ScalarAttributeType::S))
+        .attribute_definitions(attribute("since", ScalarAttributeType::N))
+        .key_schema(key("pk", KeyType::Hash))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name("outbox")
+                .key_schema(key("outbox", KeyType::Hash))
+                .key_schema(key("since", KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
                 .build()
-                .expect("attribute"),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .expect("key"),
+                .expect("index"),
         )
         .send()
         .await
@@ -272,6 +293,25 @@ impl Stack {
             .await
             .expect("get item")
             .item
+    }
+
+    /// Alerts waiting in the outbox.
+    pub async fn outbox(&self) -> Vec<Value> {
+        let out = self
+            .dynamodb
+            .scan()
+            .table_name(&self.table)
+            .send()
+            .await
+            .expect("scan");
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|item| match item.get("alert") {
+                Some(aws_sdk_dynamodb::types::AttributeValue::S(s)) => serde_json::from_str(s).ok(),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The stored window state of a key, as JSON.

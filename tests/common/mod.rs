@@ -4,6 +4,7 @@
 
 pub mod aws;
 pub mod runtime_api;
+pub mod store;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -120,12 +121,49 @@ impl RecordingSink {
 impl AlertSink for RecordingSink {
     async fn publish(&self, alert: &Alert) -> Result<(), PublishError> {
         if self.failing.load(Ordering::SeqCst) {
-            return Err(PublishError {
-                alert_id: alert.alert_id.clone(),
-                reason: "injected failure".into(),
-            });
+            return Err(PublishError::transient(&alert.alert_id, "injected failure"));
         }
         self.alerts.lock().expect("lock").push(alert.clone());
         Ok(())
     }
+}
+
+/// A refused API call whose attacker-controlled fields are `size` bytes
+/// each: user agent, namespace (so the URI too) and the object name.
+pub fn oversized_403(audit_id: &str, ip: &str, size: usize) -> String {
+    let mut ev = event("forbidden_public.json");
+    let ns = "n".repeat(size);
+    ev["auditID"] = Value::from(audit_id);
+    ev["sourceIPs"] = serde_json::json!([ip]);
+    ev["userAgent"] = Value::from(format!(
+        "<!here> @channel [x](http://evil) {}",
+        "A".repeat(size)
+    ));
+    ev["objectRef"]["namespace"] = Value::from(ns.clone());
+    ev["objectRef"]["name"] = Value::from("o".repeat(size));
+    ev["requestURI"] = Value::from(format!("/api/v1/namespaces/{ns}/secrets"));
+    ev["user"]["username"] = Value::from(format!("system:serviceaccount:{}", "u".repeat(size)));
+    ev.to_string()
+}
+
+/// An anonymous listing of all pods through a forwarded chain of `n`
+/// distinct public addresses, then the connection's own.
+pub fn forwarded_pod_scan(audit_id: &str, n: usize, ua: &str) -> String {
+    let mut ev = event("anonymous_pod_list_refused.json");
+    let mut ips: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                "{}.{}.{}.{}",
+                11 + i / 65536 % 200,
+                i / 256 % 256,
+                i % 256,
+                7
+            )
+        })
+        .collect();
+    ips.push("198.51.100.200".into());
+    ev["auditID"] = Value::from(audit_id);
+    ev["sourceIPs"] = serde_json::json!(ips);
+    ev["userAgent"] = Value::from(ua);
+    ev.to_string()
 }

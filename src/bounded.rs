@@ -1,0 +1,116 @@
+//! Attacker-controlled text, bounded in one place.
+//!
+//! Every string of an audit event (user agent, URI, names, forwarded
+//! addresses) is chosen by whoever sent the request, and one CloudWatch event
+//! may carry 256 KB of it. Whatever of it is stored (window state) or sent
+//! (alerts, e-mail, subject) goes through [`cap`] first, so no input can grow
+//! a DynamoDB item or an SNS message past its limit. The human-facing
+//! renderings then go through [`neutralize`] or [`subject_text`], so a value
+//! cannot forge lines, render as markup or ping a chat channel; the alert JSON
+//! keeps values as data.
+
+/// Longest attacker-controlled value kept, in bytes (before the cut marker).
+pub const MAX_FIELD_BYTES: usize = 256;
+
+/// The longest subject SNS accepts is "less than 100 characters".
+pub const MAX_SUBJECT_CHARS: usize = 99;
+
+/// `text` cut to [`MAX_FIELD_BYTES`] on a character boundary, with a marker
+/// saying how long it was, so a reader knows the value is not whole.
+pub fn cap(text: &str) -> String {
+    cap_to(text, MAX_FIELD_BYTES)
+}
+
+/// `text` cut to at most `max_bytes` (plus the marker).
+pub fn cap_to(text: &str, max_bytes: usize) -> String {
+    if text.len() <= max_bytes {
+        return text.to_owned();
+    }
+    let mut end = max_bytes;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…[cut, {} bytes]", &text[..end], text.len())
+}
+
+/// True for characters that could forge lines or reorder text on screen:
+/// controls, zero-width and bidirectional formatting characters.
+fn is_hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}'
+        )
+}
+
+/// A value made safe for plain text read by people and chat tools: hidden
+/// characters become `?`, markup and mention syntax (`<`, `>`, `[`, `]`,
+/// `@`, `` ` ``) become look-alikes that no renderer interprets, and the
+/// result is capped at `max_chars` characters.
+pub fn neutralize(text: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max_chars.saturating_mul(4)));
+    for (i, c) in text.chars().enumerate() {
+        if i == max_chars {
+            out.push('…');
+            break;
+        }
+        out.push(match c {
+            c if is_hidden(c) => '?',
+            '<' => '‹',
+            '>' => '›',
+            '[' => '⁅',
+            ']' => '⁆',
+            '@' => '＠',
+            '`' => 'ˋ',
+            c => c,
+        });
+    }
+    out
+}
+
+/// A value made safe for a subject line: printable ASCII only, markup and
+/// mention characters replaced, at most `max_chars` characters.
+pub fn subject_text(text: &str, max_chars: usize) -> String {
+    text.chars()
+        .take(max_chars)
+        .map(|c| match c {
+            '<' | '[' => '(',
+            '>' | ']' => ')',
+            '@' | '`' => '_',
+            c if c.is_ascii() && !c.is_ascii_control() => c,
+            _ => '?',
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cap_keeps_short_values_and_marks_cut_ones_with_their_length() {
+        assert_eq!(cap("kubectl/v1.30"), "kubectl/v1.30");
+        let long = "é".repeat(200); // 400 bytes
+        let capped = cap(&long);
+        assert!(capped.starts_with(&"é".repeat(128)));
+        assert!(capped.ends_with("…[cut, 400 bytes]"), "{capped}");
+        assert!(capped.len() <= MAX_FIELD_BYTES + 24);
+    }
+
+    #[test]
+    fn neutralize_defuses_lines_markup_and_mentions() {
+        let t = neutralize(
+            "a\r\nb <script> [x](http://e) @channel <!here> `c`\u{202e}",
+            200,
+        );
+        assert_eq!(t, "a??b ‹script› ⁅x⁆(http://e) ＠channel ‹!here› ˋcˋ?");
+        assert_eq!(neutralize("abcdef", 3), "abc…");
+    }
+
+    #[test]
+    fn subject_text_is_printable_ascii_without_markup() {
+        let s = subject_text("<!here> @channel é\n[x]", 99);
+        assert_eq!(s, "(!here) _channel ??(x)");
+        assert_eq!(subject_text(&"x".repeat(500), 20).len(), 20);
+    }
+}

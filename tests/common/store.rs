@@ -1,0 +1,93 @@
+//! A state store for tests: the in-memory store behind a wrapper that
+//! counts requests (what DynamoDB would bill) and can refuse chosen keys for
+//! good, as DynamoDB refuses an item it can never accept.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use eks_audit_detector::store::memory::MemoryStore;
+use eks_audit_detector::store::{Claim, Loaded, Outboxed, SaveOutcome, StateStore, StoreError};
+use eks_audit_detector::time::Millis;
+use eks_audit_detector::window::WindowState;
+
+/// [`MemoryStore`] with request counters and a poisoned-key predicate.
+#[derive(Default)]
+pub struct CountingStore {
+    pub inner: MemoryStore,
+    pub requests: AtomicU64,
+    /// Saves of a key containing this text fail permanently.
+    pub refuse: Option<String>,
+}
+
+impl CountingStore {
+    pub fn refusing(text: &str) -> Self {
+        Self {
+            refuse: Some(text.to_owned()),
+            ..Self::default()
+        }
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::SeqCst)
+    }
+
+    fn count(&self) {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl StateStore for CountingStore {
+    async fn load_many(&self, pks: &[String]) -> Result<HashMap<String, Loaded>, StoreError> {
+        self.requests
+            .fetch_add(pks.len().div_ceil(100) as u64, Ordering::SeqCst);
+        self.inner.load_many(pks).await
+    }
+
+    async fn load(&self, pk: &str) -> Result<Option<Loaded>, StoreError> {
+        self.count();
+        self.inner.load(pk).await
+    }
+
+    async fn save(
+        &self,
+        pk: &str,
+        state: &WindowState,
+        expected: Option<u64>,
+        outbox: &[Outboxed],
+    ) -> Result<SaveOutcome, StoreError> {
+        self.count();
+        if self.refuse.as_deref().is_some_and(|r| pk.contains(r)) {
+            return Err(StoreError::Permanent {
+                pk: pk.to_owned(),
+                reason: "ValidationException: Item size has exceeded the maximum allowed size"
+                    .into(),
+            });
+        }
+        self.inner.save(pk, state, expected, outbox).await
+    }
+
+    async fn outbox(&self, limit: usize) -> Result<Vec<Outboxed>, StoreError> {
+        self.count();
+        self.inner.outbox(limit).await
+    }
+
+    async fn claim(
+        &self,
+        alert_id: &str,
+        claim: &Claim,
+        now_ms: Millis,
+    ) -> Result<bool, StoreError> {
+        self.count();
+        self.inner.claim(alert_id, claim, now_ms).await
+    }
+
+    async fn release(&self, alert_id: &str, token: &str) -> Result<(), StoreError> {
+        self.count();
+        self.inner.release(alert_id, token).await
+    }
+
+    async fn delivered(&self, alert_id: &str) -> Result<(), StoreError> {
+        self.count();
+        self.inner.delivered(alert_id).await
+    }
+}
