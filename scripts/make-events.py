@@ -135,6 +135,15 @@ def main():
     n += 3
     payload("06-bad-lines.json", "prod-payments", stream, msgs)
 
+    # 7. The EventBridge schedule that delivers alerts left undelivered.
+    with open(os.path.join(OUT, "07-scheduled-sweep.json"), "w") as f:
+        json.dump({"version": "0", "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa", "detail-type": "Scheduled Event",
+                   "source": "aws.events", "account": "123456789012", "time": "2024-11-24T08:05:00Z",
+                   "region": "us-east-1",
+                   "resources": ["arn:aws:events:us-east-1:123456789012:rule/eks-audit-detector-OutboxSweep"],
+                   "detail": {}}, f, separators=(",", ":"))
+        f.write("\n")
+
 
 if __name__ == "__main__":
     sys.exit(main())

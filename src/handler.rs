@@ -261,10 +261,14 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
         result.map(|()| report)
     }
 
-    /// Handles a raw Lambda invoke body (`{"awslogs":{"data":...}}`).
+    /// Handles a raw Lambda invoke body: a subscription batch
+    /// (`{"awslogs":{"data":...}}`, also inside a failure-queue record) or
+    /// the scheduled event.
     pub async fn handle_invoke_body(&self, body: &[u8]) -> Result<Report, HandlerError> {
-        let data = decode::extract_data(body)?;
-        self.handle_data(&data).await
+        match decode::classify_invoke(body)? {
+            decode::Invocation::Logs(data) => self.handle_data(&data).await,
+            decode::Invocation::Schedule => self.handle_schedule().await,
+        }
     }
 
     /// The scheduled run: delivers every undelivered alert nobody holds.

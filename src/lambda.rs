@@ -12,7 +12,6 @@ use lambda_runtime::{service_fn, Diagnostic, LambdaEvent, LambdaInvocation};
 use serde_json::{json, Value};
 
 use crate::config::{ConfigError, DetectorConfig};
-use crate::decode::{self, Invocation};
 use crate::handler::{HandlerError, Processor, Report};
 use crate::rules::{Detector, RuleId};
 use crate::scan::per_rule;
@@ -161,11 +160,7 @@ pub async fn handle<S: StateStore, P: AlertSink>(
     request_id: &str,
     body: &[u8],
 ) -> Result<Value, HandlerError> {
-    let result = match decode::classify_invoke(body) {
-        Ok(Invocation::Logs(data)) => processor.handle_data(&data).await,
-        Ok(Invocation::Schedule) => processor.handle_schedule().await,
-        Err(e) => Err(HandlerError::InvalidPayload(e)),
-    };
+    let result = processor.handle_invoke_body(body).await;
     log_summary(request_id, result.as_ref());
     if let Ok(report) = &result {
         println!("{}", emf_line(report, processor.now_ms()));

@@ -136,7 +136,7 @@ pub async fn run<S: StateStore, P: AlertSink>(
         let is_cloudwatch = match opts.format {
             Format::Cloudwatch => true,
             Format::Ndjson => false,
-            Format::Auto => crate::decode::extract_data(&bytes).is_ok(),
+            Format::Auto => crate::decode::classify_invoke(&bytes).is_ok(),
         };
         let result = if is_cloudwatch {
             processor.handle_invoke_body(&bytes).await.map(|r| vec![r])
@@ -146,7 +146,10 @@ pub async fn run<S: StateStore, P: AlertSink>(
         match result {
             Ok(reports) => {
                 for r in reports {
-                    summary.batches += 1;
+                    // A scheduled event (the outbox sweep) is no batch.
+                    if r.message_type != "SCHEDULE" {
+                        summary.batches += 1;
+                    }
                     if r.message_type == "CONTROL_MESSAGE" {
                         summary.control_messages += 1;
                     }

@@ -154,8 +154,8 @@ fn the_binary_as_a_lambda_function_turns_the_sample_events_into_alerts() {
         .iter()
         .filter(|l| l["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "EksAuditDetector")
         .count();
-    assert_eq!(summaries, 8, "{stdout}");
-    assert_eq!(emf, 8, "{stdout}");
+    assert_eq!(summaries, 9, "{stdout}");
+    assert_eq!(emf, 9, "{stdout}");
     assert!(
         lines
             .iter()
@@ -182,4 +182,262 @@ fn the_function_refuses_to_start_without_its_table_and_names_the_variable() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(all.contains("STATE_TABLE_NAME"), "{all}");
+}
+
+/// The function's JSON log lines so far (kills it to read them).
+fn logs(mut function: Function) -> Vec<Value> {
+    let _ = function.0.kill();
+    let mut stdout = String::new();
+    function
+        .0
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut stdout)
+        .expect("read stdout");
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn error_type(outcome: Outcome) -> String {
+    match outcome {
+        Outcome::Error { body, .. } => {
+            let err: Value = serde_json::from_str(&body).expect("error JSON");
+            err["errorType"].as_str().unwrap_or_default().to_owned()
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+/// Bytes of a DynamoDB item as DynamoDB counts them (names plus values).
+fn item_bytes(
+    item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+) -> usize {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    item.iter()
+        .map(|(k, v)| {
+            k.len()
+                + match v {
+                    AttributeValue::S(s) | AttributeValue::N(s) => s.len(),
+                    _ => 8,
+                }
+        })
+        .sum()
+}
+
+const GROUP: &str = "/aws/eks/prod/cluster";
+const T0: i64 = 1_715_644_800_000;
+
+#[test]
+fn hostile_batches_cost_no_alert_and_stay_within_aws_limits() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let stack = rt.block_on(Stack::new());
+    let api = RuntimeApi::start();
+    let function = start_function(&api, &stack.table, &stack.topic_arn);
+
+    // GIVEN one batch with a burst of 100 KB fields, an ordinary burst from
+    // another address, and log entries of the wrong shape
+    let mut msgs: Vec<(i64, String)> = (0..10)
+        .map(|i| {
+            (
+                T0 + i,
+                common::oversized_403(&format!("big-{i}"), "9.9.9.9", 100_000),
+            )
+        })
+        .collect();
+    msgs.extend((0..10).map(|i| {
+        (
+            T0 + i,
+            common::with(
+                common::event("forbidden_public.json"),
+                &format!("ok-{i}"),
+                "5.5.5.5",
+            ),
+        )
+    }));
+    let mut batch: Value =
+        serde_json::from_str(&common::batch_json(GROUP, "s1", &msgs)).expect("json");
+    let events = batch["logEvents"].as_array_mut().expect("events");
+    events.push(serde_json::json!({"id": 7, "timestamp": "soon", "message": "x"}));
+    events.push(serde_json::json!("not an object"));
+    let body = serde_json::json!({"awslogs": {"data": common::encode_data(&batch.to_string())}});
+    // WHEN it is invoked
+    match api.invoke(body.to_string().as_bytes(), TIMEOUT) {
+        Outcome::Response(_) => {}
+        other => panic!("hostile batch failed: {other:?}"),
+    }
+    // AND one anonymous pod listing through a 5,000-entry forwarded chain
+    let chain = common::forwarded_pod_scan("chain", 5000, "curl/8.5.0");
+    let started = std::time::Instant::now();
+    assert!(matches!(
+        api.invoke(
+            common::invoke_body(GROUP, "s2", &[(T0, chain)]).as_bytes(),
+            TIMEOUT
+        ),
+        Outcome::Response(_)
+    ));
+    let chain_ms = started.elapsed().as_millis();
+    // AND bodies that are not subscription events at all
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    assert_eq!(
+        error_type(api.invoke(b"not json", TIMEOUT)),
+        "InvalidPayload"
+    );
+    assert_eq!(
+        error_type(api.invoke(deep.as_bytes(), TIMEOUT)),
+        "InvalidPayload"
+    );
+
+    // THEN both bursts alerted, and the chain made four pod-scan alerts
+    let messages = rt.block_on(stack.drain());
+    let mut got: Vec<(String, String)> = messages
+        .iter()
+        .map(|(body, _)| {
+            let a: Value = serde_json::from_str(body).expect("alert");
+            (
+                a["rule_id"].as_str().unwrap_or_default().to_owned(),
+                a["source_ip"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    got.sort();
+    let want: Vec<(String, String)> = [
+        ("Amazon.EKS.Audit.Multiple403", "5.5.5.5"),
+        ("Amazon.EKS.Audit.Multiple403", "9.9.9.9"),
+        ("Amazon.EKS.Audit.PodScan", "11.0.0.7"),
+        ("Amazon.EKS.Audit.PodScan", "11.0.1.7"),
+        ("Amazon.EKS.Audit.PodScan", "11.0.2.7"),
+        ("Amazon.EKS.Audit.PodScan", "198.51.100.200"),
+    ]
+    .iter()
+    .map(|(r, ip)| ((*r).to_owned(), (*ip).to_owned()))
+    .collect();
+    assert_eq!(got, want);
+    // AND every message and item stays far inside AWS's limits
+    let largest_message = messages.iter().map(|(b, _)| b.len()).max().unwrap_or(0);
+    let items = rt
+        .block_on(stack.dynamodb.scan().table_name(&stack.table).send())
+        .expect("scan")
+        .items
+        .unwrap_or_default();
+    let largest_item = items.iter().map(item_bytes).max().unwrap_or(0);
+    eprintln!(
+        "hostile: largest alert JSON {largest_message} bytes, largest item {largest_item} bytes, \
+         5,000-entry chain request {chain_ms} ms"
+    );
+    assert!(largest_message < 32 * 1024, "{largest_message}");
+    assert!(largest_item < 16 * 1024, "{largest_item}");
+    // AND the function stayed inside 128 MB
+    let peak = logs(function)
+        .iter()
+        .filter_map(|l| l["fields"]["peak_rss_mb"].as_u64())
+        .max()
+        .unwrap_or(0);
+    eprintln!("hostile: peak RSS {peak} MB");
+    assert!(peak > 0 && peak < 128, "{peak} MB");
+}
+
+#[test]
+fn an_sns_outage_then_a_scheduled_run_delivers_every_alert_exactly_once() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let stack = rt.block_on(Stack::new());
+    // GIVEN a topic that does not exist yet: SNS answers NotFound
+    let name = common::aws::unique("outage");
+    let topic_arn = format!("arn:aws:sns:us-east-1:123456789012:{name}");
+    let api = RuntimeApi::start();
+    let function = start_function(&api, &stack.table, &topic_arn);
+    let mut msgs = Vec::new();
+    for ip in ["5.5.5.5", "6.6.6.6", "7.7.7.7"] {
+        msgs.extend((0..10).map(|i| {
+            (
+                T0 + i,
+                common::with(
+                    common::event("forbidden_public.json"),
+                    &format!("{ip}-{i}"),
+                    ip,
+                ),
+            )
+        }));
+    }
+    msgs.push((
+        T0,
+        common::event("anonymous_pod_list_refused.json").to_string(),
+    ));
+    let body = common::invoke_body(GROUP, "s1", &msgs);
+    // WHEN a batch raises four alerts during the outage
+    assert_eq!(
+        error_type(api.invoke(body.as_bytes(), TIMEOUT)),
+        "PublishFailed"
+    );
+    // AND SNS recovers, and the schedule fires (twice)
+    let (created, queue_url) = rt.block_on(common::aws::create_topic_with_queue(
+        &stack.sns, &stack.sqs, &name,
+    ));
+    assert_eq!(created, topic_arn);
+    let schedule = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/events/07-scheduled-sweep.json"
+    ))
+    .expect("schedule event");
+    for _ in 0..2 {
+        assert!(matches!(
+            api.invoke(&schedule, TIMEOUT),
+            Outcome::Response(_)
+        ));
+    }
+    // THEN each alert arrived exactly once
+    let mut received = Vec::new();
+    loop {
+        let out = rt
+            .block_on(
+                stack
+                    .sqs
+                    .receive_message()
+                    .queue_url(&queue_url)
+                    .max_number_of_messages(10)
+                    .send(),
+            )
+            .expect("receive");
+        let batch = out.messages.unwrap_or_default();
+        if batch.is_empty() {
+            break;
+        }
+        for m in batch {
+            received.push(m.body.unwrap_or_default());
+            rt.block_on(
+                stack
+                    .sqs
+                    .delete_message()
+                    .queue_url(&queue_url)
+                    .receipt_handle(m.receipt_handle.unwrap_or_default())
+                    .send(),
+            )
+            .expect("delete");
+        }
+    }
+    let mut ids: Vec<String> = received
+        .iter()
+        .map(|b| {
+            serde_json::from_str::<Value>(b).expect("alert")["alert_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 4, "{received:?}");
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 4, "no alert twice");
+    assert!(rt.block_on(stack.outbox()).is_empty());
+    drop(function);
 }
