@@ -8,6 +8,10 @@ mod aws;
 mod corpus;
 
 use std::cell::Cell;
+use std::io::Write as _;
+use std::time::Instant;
+
+use base64::Engine as _;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use eks_audit_detector::config::DetectorConfig;
@@ -18,6 +22,82 @@ use eks_audit_detector::store::dynamodb::DynamoStore;
 
 use corpus::{payload, Profile, Rng};
 
+/// A Lambda invoke body holding `messages`, one log event each.
+fn invoke_body(messages: &[String], t0: i64) -> Vec<u8> {
+    let events: Vec<serde_json::Value> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| serde_json::json!({"id": format!("{t0}-{i}"), "timestamp": t0 + i as i64, "message": m}))
+        .collect();
+    let batch = serde_json::json!({
+        "messageType": "DATA_MESSAGE", "owner": "123456789012",
+        "logGroup": "/aws/eks/prod/cluster", "logStream": format!("many-{t0}"),
+        "subscriptionFilters": ["eks-audit-detector"], "logEvents": events,
+    });
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(batch.to_string().as_bytes())
+        .expect("in-memory");
+    let data = base64::engine::general_purpose::STANDARD.encode(gz.finish().expect("in-memory"));
+    serde_json::json!({"awslogs": {"data": data}})
+        .to_string()
+        .into_bytes()
+}
+
+fn address(i: usize) -> String {
+    format!("{}.{}.{}.9", 20 + i / 65536, i / 256 % 256, i % 256)
+}
+
+/// Batches that touch many keys, timed once each against moto: every key
+/// read (100 a request), written and, for alerts, published.
+fn many_keys(rt: &tokio::runtime::Runtime, stack: &aws::Stack) {
+    let processor = Processor::new(
+        Detector::new(DetectorConfig::default()),
+        DynamoStore::new(aws_sdk_dynamodb::Client::new(&stack.config), &stack.table),
+        SnsSink::new(aws_sdk_sns::Client::new(&stack.config), &stack.topic_arn),
+    );
+    // 5,000 public addresses with one 403 each: 5,000 keys, no alert.
+    let refused: Vec<String> = (0..5000)
+        .map(|i| {
+            serde_json::json!({
+                "kind": "Event", "apiVersion": "audit.k8s.io/v1", "auditID": format!("k-{i}"),
+                "stage": "ResponseComplete", "requestURI": "/api/v1/secrets", "verb": "list",
+                "user": {"username": "system:serviceaccount:default:default"},
+                "sourceIPs": [address(i)], "objectRef": {"resource": "secrets"},
+                "responseStatus": {"code": 403, "reason": "Forbidden"},
+            })
+            .to_string()
+        })
+        .collect();
+    // 1,000 anonymous pod listings from distinct addresses: 1,000 alerts.
+    let scans: Vec<String> = (0..1000)
+        .map(|i| {
+            serde_json::json!({
+                "kind": "Event", "apiVersion": "audit.k8s.io/v1", "auditID": format!("p-{i}"),
+                "stage": "ResponseComplete", "requestURI": "/api/v1/pods", "verb": "list",
+                "user": {"username": "system:anonymous", "groups": ["system:unauthenticated"]},
+                "sourceIPs": [address(100_000 + i)], "objectRef": {"resource": "pods"},
+                "responseStatus": {"code": 403, "reason": "Forbidden"},
+            })
+            .to_string()
+        })
+        .collect();
+    for (what, messages) in [("5,000 keys, no alert", refused), ("1,000 alerts", scans)] {
+        let body = invoke_body(&messages, 1_715_644_800_000);
+        let started = Instant::now();
+        let r = rt
+            .block_on(processor.handle_invoke_body(&body))
+            .expect("handled");
+        eprintln!(
+            "{what}: {:.2} s against moto ({} keys, {} read requests, {} writes, {} alerts published)",
+            started.elapsed().as_secs_f64(),
+            r.keys,
+            r.state_reads,
+            r.state_writes,
+            r.alerts_published
+        );
+    }
+}
+
 fn invocation(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -25,6 +105,11 @@ fn invocation(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let stack = rt.block_on(aws::Stack::new());
+    // Timed once, and only when benchmarking (`cargo test` runs benches as
+    // smoke tests, where half a minute against moto would be wasted).
+    if std::env::args().any(|a| a == "--bench") {
+        many_keys(&rt, &stack);
+    }
     let processor = Processor::new(
         Detector::new(DetectorConfig::default()),
         DynamoStore::new(aws_sdk_dynamodb::Client::new(&stack.config), &stack.table),

@@ -44,11 +44,13 @@ fn is_hidden(c: char) -> bool {
 }
 
 /// A value made safe for plain text read by people and chat tools: hidden
-/// characters become `?`, markup and mention syntax (`<`, `>`, `[`, `]`,
-/// `@`, `` ` ``) become look-alikes that no renderer interprets, and the
-/// result is capped at `max_chars` characters.
+/// characters become `?`, and markup and mention syntax (`<`, `>`, `@`,
+/// `` ` ``, and the `](` of a markdown link) become look-alikes that no
+/// renderer interprets; the result is capped at `max_chars` characters.
+/// Square brackets alone stay: the titles use them.
 pub fn neutralize(text: &str, max_chars: usize) -> String {
     let mut out = String::with_capacity(text.len().min(max_chars.saturating_mul(4)));
+    let mut after_bracket = false;
     for (i, c) in text.chars().enumerate() {
         if i == max_chars {
             out.push('…');
@@ -58,12 +60,12 @@ pub fn neutralize(text: &str, max_chars: usize) -> String {
             c if is_hidden(c) => '?',
             '<' => '‹',
             '>' => '›',
-            '[' => '⁅',
-            ']' => '⁆',
             '@' => '＠',
             '`' => 'ˋ',
+            '(' if after_bracket => '（',
             c => c,
         });
+        after_bracket = c == ']';
     }
     out
 }
@@ -103,7 +105,7 @@ mod tests {
             "a\r\nb <script> [x](http://e) @channel <!here> `c`\u{202e}",
             200,
         );
-        assert_eq!(t, "a??b ‹script› ⁅x⁆(http://e) ＠channel ‹!here› ˋcˋ?");
+        assert_eq!(t, "a??b ‹script› [x]（http://e) ＠channel ‹!here› ˋcˋ?");
         assert_eq!(neutralize("abcdef", 3), "abc…");
     }
 

@@ -226,6 +226,40 @@ mod tests {
     }
 
     #[test]
+    fn the_batch_cap_follows_the_functions_memory() {
+        let mb = |c: DetectorConfig| c.max_decompressed_bytes / (1024 * 1024);
+        // replay: no function memory, the default cap
+        assert_eq!(mb(from(&[]).expect("replay")), 64);
+        // the default 128 MB function takes batches up to 16 MB
+        let lambda = from(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")]).expect("128");
+        assert_eq!(mb(lambda), 16);
+        assert_eq!(
+            mb(from(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")]).expect("1024")),
+            64
+        );
+        // an explicit cap that does not fit the memory is refused at start-up
+        let e = from(&[
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
+            ("MAX_DECOMPRESSED_MB", "64"),
+        ])
+        .expect_err("64 MB does not fit 128 MB");
+        assert_eq!(e.variable, "MAX_DECOMPRESSED_MB");
+        assert!(e.reason.contains("at most 16 MB"), "{e}");
+    }
+
+    #[test]
+    fn the_hardened_source_address_is_opt_in() {
+        assert_eq!(
+            from(&[]).expect("default").multiple_403_source,
+            SourceAddress::First
+        );
+        let cfg = from(&[("MULTIPLE_403_SOURCE", "first-or-last")]).expect("set");
+        assert_eq!(cfg.multiple_403_source, SourceAddress::FirstOrLast);
+        let e = from(&[("MULTIPLE_403_SOURCE", "last")]).expect_err("unknown");
+        assert_eq!(e.variable, "MULTIPLE_403_SOURCE");
+    }
+
+    #[test]
     fn reads_every_setting() {
         let cfg = from(&[
             ("MULTIPLE_403_THRESHOLD", "25"),

@@ -3,10 +3,10 @@
 //! Per touched key the handler reads the state (in bulk, 100 keys a
 //! request) and, when the batch changes it, writes it once with a condition
 //! on the version it read (a lost race re-reads and re-applies after a
-//! jittered backoff). An alert goes into the outbox in the same atomic write
-//! that decides it, claimed by this invocation; it is then published (many
-//! at a time) and removed from the outbox, or its claim is given up so a
-//! retry or the scheduled sweep delivers it. A batch applied before changes
+//! jittered backoff). An alert goes into the key's outbox in the same
+//! conditional write that decides it, claimed by this invocation; it is then
+//! published (many at a time) and a second write removes it from the outbox,
+//! or gives the claim up so a retry or the scheduled sweep delivers it. A batch applied before changes
 //! nothing, and a window that has alerted at its rule's highest severity
 //! absorbs further matches without a write (a warm instance remembers it and
 //! skips the read too).
@@ -29,9 +29,9 @@ use crate::decode::{self, Batch, DecodeError, MessageType};
 use crate::rules::{Detector, Match, RuleId};
 use crate::scan::{ScanStats, Scanner};
 use crate::sink::{AlertSink, PublishError};
-use crate::store::{state_key, Claim, Loaded, Outboxed, SaveOutcome, StateStore, StoreError};
+use crate::store::{state_key, Loaded, SaveOutcome, StateStore, StoreError, Versioned};
 use crate::time::Millis;
-use crate::window::{apply_batch, BatchInfo, Outcome, WindowParams, WindowState};
+use crate::window::{apply_batch, BatchInfo, Claim, Outcome, WindowParams, WindowState};
 
 /// Conditional-write attempts per key before giving up (the invocation then
 /// fails and Lambda retries it).
@@ -53,6 +53,12 @@ pub const SWEEP_LIMIT: usize = 1000;
 
 /// Saturated windows a warm instance remembers (then it starts over).
 pub const HOT_KEYS: usize = 4096;
+
+/// Log events scanned and applied at a time: a batch of attacker-made
+/// events, each making a few keys, then holds at most a few tens of
+/// thousands of matches and states in memory, whatever its size. A batch
+/// this size or smaller is one slice (almost every batch).
+pub const EVENTS_PER_SLICE: usize = 2000;
 
 /// Why an invocation failed.
 #[derive(Debug, thiserror::Error)]
@@ -241,22 +247,43 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
             report.duration_ms = elapsed_ms(started);
             return Ok(report);
         }
+        let scanner = Scanner::new(&self.detector);
+        let slices = batch.log_events.chunks(EVENTS_PER_SLICE);
+        let sliced = slices.len() > 1;
         let mut matches = Vec::new();
-        Scanner::new(&self.detector).scan_batch(&batch, &mut matches, &mut report.scan);
-        let result = if matches.is_empty() {
-            // Nothing to count: no state, no batch id needed.
-            self.sweep_if_owed(&mut report).await
-        } else {
-            report.batch_id = batch.id();
+        let mut result = Ok(());
+        for (n, slice) in slices.enumerate() {
+            matches.clear();
+            scanner.scan_events(batch.cluster(), slice, &mut matches, &mut report.scan);
+            if matches.is_empty() {
+                // Nothing to count: no state, no batch id needed.
+                continue;
+            }
+            if report.batch_id.is_empty() {
+                report.batch_id = batch.id();
+            }
+            // Each slice is remembered on its own: a redelivery slices the
+            // batch the same way.
+            let id = if sliced {
+                format!("{}{n:x}", &report.batch_id[..report.batch_id.len().min(12)])
+            } else {
+                report.batch_id.clone()
+            };
             let info = BatchInfo {
-                id: &report.batch_id.clone(),
+                id: &id,
                 cluster: batch.cluster(),
                 log_group: &batch.log_group,
                 account: &batch.owner,
                 now_ms: self.now_ms(),
             };
-            self.apply(&info, &matches, &mut report).await
-        };
+            if let Err(e) = self.apply(&info, &matches, &mut report).await {
+                // Later slices are still applied: their keys are independent.
+                result = result.and(Err(e));
+            }
+        }
+        if report.batch_id.is_empty() {
+            result = self.sweep_if_owed(&mut report).await;
+        }
         report.duration_ms = elapsed_ms(started);
         result.map(|()| report)
     }
@@ -314,20 +341,20 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
             report.state_reads += pks.len().div_ceil(100) as u64;
             self.store.load_many(&pks).await?
         };
-        let token = self.token();
+        let claim = self.claim(batch.now_ms);
         // Keys are independent items: apply them concurrently.
         let jobs: Vec<_> = todo
             .into_iter()
             .map(|(pk, rule, key_matches)| {
                 let current = loaded.remove(&pk);
-                self.key_job(pk, rule, batch, key_matches, current, &token)
+                self.key_job(pk, rule, batch, key_matches, current, &claim)
             })
             .collect();
         let results: Vec<KeyResult> = stream::iter(jobs)
             .buffer_unordered(KEY_CONCURRENCY)
             .collect()
             .await;
-        let mut claimed: Vec<Alert> = Vec::new();
+        let mut claimed: Vec<Claimed> = Vec::new();
         let mut retryable: Option<StoreError> = None;
         let mut duplicates = false;
         for (pk, counters, result) in results {
@@ -347,15 +374,24 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
                 }
             }
         }
-        let published = self.publish_claimed(claimed, &token, report).await;
+        let published = self.publish(claimed, &claim, report).await;
         if duplicates {
-            // A redelivery: an earlier attempt may have left alerts behind.
+            // A redelivery: an earlier attempt may have left alerts behind
+            // on keys this instance skipped.
             self.owes.store(true, Ordering::Relaxed);
         }
         let swept = self.sweep_if_owed(report).await;
         match retryable {
             Some(e) => Err(e.into()),
             None => published.and(swept),
+        }
+    }
+
+    /// This invocation's claim on the alerts it publishes.
+    fn claim(&self, now_ms: Millis) -> Claim {
+        Claim {
+            token: self.token(),
+            until_ms: now_ms.saturating_add(CLAIM_LEASE_MS),
         }
     }
 
@@ -367,16 +403,17 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
         batch: &BatchInfo<'_>,
         matches: Vec<&Match>,
         current: Option<Loaded>,
-        token: &str,
+        claim: &Claim,
     ) -> KeyResult {
         let mut counters = Report::default();
         let result = self
-            .apply_key(&pk, rule, batch, &matches, current, token, &mut counters)
+            .apply_key(&pk, rule, batch, &matches, current, claim, &mut counters)
             .await;
         (pk, counters, result)
     }
 
-    /// Apply, conditional write; re-read and again on a lost race.
+    /// Apply, queue and claim what is due, conditional write; re-read and
+    /// again on a lost race.
     #[allow(clippy::too_many_arguments)]
     async fn apply_key(
         &self,
@@ -385,7 +422,7 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
         batch: &BatchInfo<'_>,
         matches: &[&Match],
         mut current: Option<Loaded>,
-        token: &str,
+        claim: &Claim,
         report: &mut Report,
     ) -> Result<KeyDone, StoreError> {
         let params = self.detector.window_params(rule);
@@ -408,46 +445,38 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
                 return Ok(KeyDone::default());
             };
             report.late_matches += applied.late;
-            match applied.outcome {
-                Outcome::Duplicate => {
-                    report.duplicate_keys += 1;
-                    self.remember_hot(pk, &applied.state, params);
-                    return Ok(KeyDone {
-                        claimed: Vec::new(),
-                        duplicate: true,
-                    });
-                }
-                Outcome::Unchanged => {
-                    self.remember_hot(pk, &applied.state, params);
-                    return Ok(KeyDone::default());
-                }
-                Outcome::Changed => {}
+            let duplicate = applied.outcome == Outcome::Duplicate;
+            report.duplicate_keys += u64::from(duplicate);
+            let mut state = applied.state;
+            for dropped in state.enqueue(&applied.alerts, batch.now_ms) {
+                report.alerts_failed += 1;
+                tracing::error!(alert = %dropped.to_json(), "outbox full after repeated publish failures; alert dropped from state, kept here");
             }
-            let claim = Claim {
-                token: token.to_owned(),
-                until_ms: batch.now_ms.saturating_add(CLAIM_LEASE_MS),
-            };
-            let outbox: Vec<Outboxed> = applied
-                .alerts
-                .iter()
-                .map(|alert| Outboxed {
-                    alert: alert.clone(),
-                    since_ms: batch.now_ms,
-                    claim: Some(claim.clone()),
-                })
-                .collect();
-            match self
-                .store
-                .save(pk, &applied.state, version, &outbox)
-                .await?
-            {
-                SaveOutcome::Saved(_) => {
+            // Undelivered alerts of earlier attempts go out with this write.
+            let due = state.claim_due(claim, batch.now_ms);
+            if applied.outcome != Outcome::Changed && due.is_empty() {
+                self.remember_hot(pk, &state, params);
+                return Ok(KeyDone {
+                    claimed: Vec::new(),
+                    duplicate,
+                });
+            }
+            match self.store.save(pk, &state, version).await? {
+                SaveOutcome::Saved(version) => {
                     report.state_writes += 1;
                     report.alerts_raised += applied.alerts.len() as u64;
-                    self.remember_hot(pk, &applied.state, params);
+                    self.remember_hot(pk, &state, params);
+                    let stored = Versioned { state, version };
                     return Ok(KeyDone {
-                        claimed: applied.alerts,
-                        duplicate: false,
+                        claimed: due
+                            .into_iter()
+                            .map(|alert| Claimed {
+                                pk: pk.to_owned(),
+                                alert,
+                                stored: stored.clone(),
+                            })
+                            .collect(),
+                        duplicate,
                     });
                 }
                 SaveOutcome::Conflict => report.state_conflicts += 1,
@@ -495,35 +524,67 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
         }
     }
 
-    /// Publishes alerts this invocation holds claims on, many at a time;
-    /// each leaves the outbox once published, or is released on failure.
-    async fn publish_claimed(
+    /// Publishes the alerts this invocation claimed, many at a time, then
+    /// records per key which were delivered (they leave the outbox) and
+    /// gives the claim on the others up.
+    async fn publish(
         &self,
-        alerts: Vec<Alert>,
-        token: &str,
+        claimed: Vec<Claimed>,
+        claim: &Claim,
         report: &mut Report,
     ) -> Result<(), HandlerError> {
-        let attempted = alerts.len();
+        if claimed.is_empty() {
+            return Ok(());
+        }
+        let attempted = claimed.len();
         // Collected first: a stream holding the closure would make this
         // future's lifetimes too specific to be spawned.
-        let jobs: Vec<_> = alerts.iter().map(|a| self.deliver_one(a, token)).collect();
-        let outcomes: Vec<Delivery> = stream::iter(jobs)
+        let jobs: Vec<_> = claimed.iter().map(|c| self.publish_one(&c.alert)).collect();
+        let outcomes: Vec<(String, Delivery)> = stream::iter(jobs)
             .buffer_unordered(PUBLISH_CONCURRENCY)
             .collect()
             .await;
+        let mut delivered: Vec<String> = Vec::new();
         let mut first: Option<PublishError> = None;
         let mut failed = 0;
-        for outcome in outcomes {
+        for (alert_id, outcome) in outcomes {
             match outcome {
-                Delivery::Published => report.alerts_published += 1,
+                Delivery::Published => {
+                    report.alerts_published += 1;
+                    delivered.push(alert_id);
+                }
+                Delivery::Dropped => {
+                    report.alerts_failed += 1;
+                    delivered.push(alert_id);
+                }
                 Delivery::Failed(e) => {
                     failed += 1;
                     first.get_or_insert(e);
                 }
-                Delivery::Dropped => report.alerts_failed += 1,
             }
         }
         report.alerts_failed += failed as u64;
+        // One settling write per key.
+        let mut per_key: BTreeMap<String, Versioned> = BTreeMap::new();
+        for c in claimed {
+            per_key.entry(c.pk).or_insert(c.stored);
+        }
+        let jobs: Vec<_> = per_key
+            .into_iter()
+            .map(|(pk, stored)| self.settle_key(pk, stored, &delivered, &claim.token))
+            .collect();
+        let settled: Vec<(Report, Result<(), StoreError>)> = stream::iter(jobs)
+            .buffer_unordered(KEY_CONCURRENCY)
+            .collect()
+            .await;
+        for (counters, result) in settled {
+            report.merge(&counters);
+            if let Err(e) = result {
+                // Published but still claimed in the outbox: the sweep after
+                // the lease publishes it again (same alert_id).
+                tracing::warn!(error = %e, "outcome of publishing not recorded");
+            }
+        }
         match first {
             None => Ok(()),
             Some(first) => {
@@ -537,38 +598,71 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
         }
     }
 
-    /// Publishes one claimed alert and records the outcome in the outbox.
-    async fn deliver_one(&self, alert: &Alert, token: &str) -> Delivery {
+    /// Publishes one alert; a message SNS refuses for good is retried
+    /// without its request details, then logged and given up.
+    async fn publish_one(&self, alert: &Alert) -> (String, Delivery) {
+        let id = alert.alert_id.clone();
         let mut result = self.sink.publish(alert).await;
         if let Err(e) = &result {
             if e.permanent {
-                // Refused as it is: the alert without its request details
-                // still tells people what happened.
-                tracing::warn!(alert_id = %alert.alert_id, error = %e, "alert refused; publishing it without sample and summary");
+                tracing::warn!(alert_id = %id, error = %e, "alert refused; publishing it without sample and summary");
                 result = self.sink.publish(&alert.minimal()).await;
             }
         }
-        match result {
-            Ok(()) => {
-                if let Err(e) = self.store.delivered(&alert.alert_id).await {
-                    // Published but still in the outbox: the sweep after the
-                    // claim's lease publishes it again (same alert_id).
-                    tracing::warn!(alert_id = %alert.alert_id, error = %e, "published, but not removed from the outbox");
-                }
-                Delivery::Published
-            }
+        let outcome = match result {
+            Ok(()) => Delivery::Published,
             Err(e) if e.permanent => {
-                tracing::error!(alert_id = %alert.alert_id, alert = %alert.minimal().to_json(), error = %e, "alert can never be published; logged here and removed from the outbox");
-                let _ = self.store.delivered(&alert.alert_id).await;
+                tracing::error!(alert = %alert.minimal().to_json(), error = %e, "alert can never be published; logged here and removed from the outbox");
                 Delivery::Dropped
             }
-            Err(e) => {
-                if let Err(release) = self.store.release(&alert.alert_id, token).await {
-                    tracing::warn!(alert_id = %alert.alert_id, error = %release, "claim not released; the sweep takes the alert once its lease ends");
+            Err(e) => Delivery::Failed(e),
+        };
+        (id, outcome)
+    }
+
+    /// Removes delivered alerts from a key's outbox and gives up this
+    /// invocation's claims on the rest. The first attempt writes on top of
+    /// the version this invocation stored (no read).
+    async fn settle_key(
+        &self,
+        pk: String,
+        stored: Versioned,
+        delivered: &[String],
+        token: &str,
+    ) -> (Report, Result<(), StoreError>) {
+        let mut report = Report::default();
+        let mut known = Some(stored);
+        for attempt in 0..MAX_CAS_ATTEMPTS {
+            let current = match known.take() {
+                Some(v) => v,
+                None => {
+                    tokio::time::sleep(self.backoff(attempt)).await;
+                    report.state_reads += 1;
+                    match self.store.load(&pk).await {
+                        Ok(Some(Loaded::Found(v))) => v,
+                        Ok(_) => return (report, Ok(())),
+                        Err(e) => return (report, Err(e)),
+                    }
                 }
-                Delivery::Failed(e)
+            };
+            let mut state = current.state;
+            if !state.settle(delivered, token) {
+                return (report, Ok(()));
+            }
+            match self.store.save(&pk, &state, Some(current.version)).await {
+                Ok(SaveOutcome::Saved(_)) => {
+                    report.state_writes += 1;
+                    return (report, Ok(()));
+                }
+                Ok(SaveOutcome::Conflict) => report.state_conflicts += 1,
+                Err(e) => return (report, Err(e)),
             }
         }
+        let e = StoreError::Transient(format!(
+            "gave up settling {} after {MAX_CAS_ATTEMPTS} conflicting writes",
+            crate::bounded::cap(&pk)
+        ));
+        (report, Err(e))
     }
 
     async fn sweep_if_owed(&self, report: &mut Report) -> Result<(), HandlerError> {
@@ -582,29 +676,66 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
     /// Delivers undelivered alerts that nobody holds a live claim on.
     async fn sweep(&self, report: &mut Report) -> Result<(), HandlerError> {
         let now = self.now_ms();
-        let found = self.store.outbox(SWEEP_LIMIT).await?;
-        report.outbox_found += found.len() as u64;
-        let token = self.token();
-        let claim = Claim {
-            token: token.clone(),
-            until_ms: now.saturating_add(CLAIM_LEASE_MS),
-        };
+        let found = self.store.with_outbox(SWEEP_LIMIT).await?;
+        report.state_reads += 1;
+        report.outbox_found += found
+            .iter()
+            .map(|(_, v)| v.state.outbox.len() as u64)
+            .sum::<u64>();
+        let claim = self.claim(now);
         let mut claimed = Vec::new();
-        for entry in found.into_iter().filter(|e| e.claimable(now)) {
-            if self.store.claim(&entry.alert.alert_id, &claim, now).await? {
-                claimed.push(entry.alert);
+        for (pk, current) in found {
+            let mut known = Some(current);
+            for attempt in 0..MAX_CAS_ATTEMPTS {
+                let current = match known.take() {
+                    Some(v) => v,
+                    None => {
+                        tokio::time::sleep(self.backoff(attempt)).await;
+                        report.state_reads += 1;
+                        match self.store.load(&pk).await? {
+                            Some(Loaded::Found(v)) => v,
+                            _ => break,
+                        }
+                    }
+                };
+                let mut state = current.state;
+                let due = state.claim_due(&claim, now);
+                if due.is_empty() {
+                    break;
+                }
+                match self.store.save(&pk, &state, Some(current.version)).await? {
+                    SaveOutcome::Saved(version) => {
+                        report.state_writes += 1;
+                        let stored = Versioned { state, version };
+                        claimed.extend(due.into_iter().map(|alert| Claimed {
+                            pk: pk.clone(),
+                            alert,
+                            stored: stored.clone(),
+                        }));
+                        break;
+                    }
+                    SaveOutcome::Conflict => report.state_conflicts += 1,
+                }
             }
         }
         self.owes.store(false, Ordering::Relaxed);
-        self.publish_claimed(claimed, &token, report).await
+        self.publish(claimed, &claim, report).await
     }
+}
+
+/// An alert this invocation holds the claim on, and its key as stored.
+#[derive(Debug)]
+struct Claimed {
+    pk: String,
+    alert: Alert,
+    stored: Versioned,
 }
 
 /// What a key's work left to publish.
 #[derive(Debug, Default)]
 struct KeyDone {
-    /// Alerts decided and claimed by this invocation.
-    claimed: Vec<Alert>,
+    /// Alerts this invocation claimed on the key.
+    claimed: Vec<Claimed>,
     /// The batch had been applied to the key before (a redelivery).
     duplicate: bool,
 }

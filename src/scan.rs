@@ -144,8 +144,19 @@ impl<'d> Scanner<'d> {
 
     /// Scans a decoded CloudWatch batch, appending matches to `out`.
     pub fn scan_batch(&self, batch: &Batch<'_>, out: &mut Vec<Match>, stats: &mut ScanStats) {
-        let cluster = batch.cluster();
-        for le in &batch.log_events {
+        self.scan_events(batch.cluster(), &batch.log_events, out, stats);
+    }
+
+    /// Scans some of a batch's log events (the handler takes a large batch
+    /// a slice at a time, so its matches never all sit in memory at once).
+    pub fn scan_events(
+        &self,
+        cluster: &str,
+        events: &[crate::decode::LogEvent<'_>],
+        out: &mut Vec<Match>,
+        stats: &mut ScanStats,
+    ) {
+        for le in events {
             stats.events += 1;
             let (Some(raw), Some(at_ms)) = (le.message, le.timestamp) else {
                 stats.skip(SkipReason::BadLogEvent);

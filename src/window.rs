@@ -1,10 +1,12 @@
 //! Windows, thresholds and dedup: a pure state machine per (rule, dedup key).
 //!
-//! One [`WindowState`] is what a key remembers: the open window (its count,
-//! aggregates, and whether it alerted and at what severity) and the recent
-//! batches already applied, so a redelivered batch changes nothing. Alerts
-//! decided here leave through the outbox ([`crate::store`]), not this record,
-//! so the record stays small whatever happens to SNS.
+//! One [`WindowState`] is what a key remembers, in three parts: the open
+//! window (its count, aggregates, and whether it alerted and at what
+//! severity), the recent batches already applied (so a redelivered batch
+//! changes nothing), and the outbox of alerts decided but not yet delivered,
+//! each with the claim of the invocation publishing it. All three live in one
+//! record, written atomically, so deciding an alert and queueing it for
+//! delivery can never be separated.
 //!
 //! Semantics, in event time: a match at `t` joins the open window if
 //! `start <= t < start + period`; a match at or after the end opens a new
@@ -50,6 +52,11 @@ pub const MAX_REMEMBERED_BATCHES: usize = 256;
 /// join it (different API servers' log streams arrive out of order).
 pub const LATE_TOLERANCE_MS: Millis = 5 * 60 * 1000;
 
+/// Undelivered alerts a key keeps. Only an SNS outage long enough for one key
+/// to raise this many alerts fills it; then the oldest is dropped from the
+/// record and written whole to the function's log (see the README).
+pub const MAX_PENDING_ALERTS: usize = 8;
+
 /// Characters of a batch id kept in the record (64 bits).
 pub const REMEMBERED_ID_CHARS: usize = 16;
 /// A rule's window settings.
@@ -77,6 +84,35 @@ pub struct BatchInfo<'a> {
     pub account: &'a str,
     /// Wall-clock time of the invocation (ages remembered batches).
     pub now_ms: Millis,
+}
+
+/// A lease on an undelivered alert: whoever holds a live one is the only
+/// one to publish it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    /// Who holds it (one value per function instance and invocation).
+    pub token: String,
+    /// Wall-clock time the lease ends.
+    pub until_ms: Millis,
+}
+
+/// An alert decided but not yet confirmed delivered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingAlert {
+    /// The alert.
+    pub alert: Alert,
+    /// Wall-clock time it was decided.
+    pub since_ms: Millis,
+    /// The live or expired lease, if any.
+    #[serde(default)]
+    pub claim: Option<Claim>,
+}
+
+impl PendingAlert {
+    /// True when nobody holds a live lease at `now_ms`.
+    pub fn claimable(&self, now_ms: Millis) -> bool {
+        self.claim.as_ref().is_none_or(|c| c.until_ms <= now_ms)
+    }
 }
 
 /// A batch id remembered by a key.
@@ -139,6 +175,9 @@ pub struct WindowState {
     pub closed_until: Millis,
     /// Recently applied batches, oldest first.
     pub applied: Vec<AppliedBatch>,
+    /// Alerts decided but not yet delivered, oldest first.
+    #[serde(default)]
+    pub outbox: Vec<PendingAlert>,
     /// Wall-clock time of the last change.
     #[serde(default)]
     pub updated_ms: Millis,
@@ -192,6 +231,7 @@ impl WindowState {
             fanout_dropped: 0,
             closed_until: 0,
             applied: Vec::new(),
+            outbox: Vec::new(),
             updated_ms: batch.now_ms,
         }
     }
@@ -199,10 +239,59 @@ impl WindowState {
     /// Start a new window at `m`, keeping what outlives windows.
     fn reopen(&mut self, m: &Match, params: WindowParams, batch: &BatchInfo<'_>) {
         let applied = std::mem::take(&mut self.applied);
+        let outbox = std::mem::take(&mut self.outbox);
         let closed_until = self.window_end();
         *self = Self::open(m, params, batch);
         self.applied = applied;
+        self.outbox = outbox;
         self.closed_until = closed_until;
+    }
+
+    /// Queues newly decided alerts for delivery. Returns the alerts pushed
+    /// out of a full outbox (oldest first), for the caller to log.
+    pub fn enqueue(&mut self, alerts: &[Alert], now_ms: Millis) -> Vec<Alert> {
+        for alert in alerts {
+            self.outbox.push(PendingAlert {
+                alert: alert.clone(),
+                since_ms: now_ms,
+                claim: None,
+            });
+        }
+        let excess = self.outbox.len().saturating_sub(MAX_PENDING_ALERTS);
+        self.outbox.drain(..excess).map(|p| p.alert).collect()
+    }
+
+    /// Takes the lease on every undelivered alert nobody holds at `now_ms`
+    /// and returns them.
+    pub fn claim_due(&mut self, claim: &Claim, now_ms: Millis) -> Vec<Alert> {
+        self.outbox
+            .iter_mut()
+            .filter(|p| p.claimable(now_ms))
+            .map(|p| {
+                p.claim = Some(claim.clone());
+                p.alert.clone()
+            })
+            .collect()
+    }
+
+    /// Records the outcome of publishing: `delivered` alerts leave the
+    /// outbox; `token`'s claims on the others are given up. Returns whether
+    /// anything changed.
+    pub fn settle(&mut self, delivered: &[String], token: &str) -> bool {
+        let before = self.outbox.clone();
+        self.outbox
+            .retain(|p| !delivered.contains(&p.alert.alert_id));
+        for p in &mut self.outbox {
+            if p.claim.as_ref().is_some_and(|c| c.token == token) {
+                p.claim = None;
+            }
+        }
+        self.outbox != before
+    }
+
+    /// Wall-clock time the oldest undelivered alert was decided.
+    pub fn outbox_since(&self) -> Option<Millis> {
+        self.outbox.iter().map(|p| p.since_ms).min()
     }
 
     /// True when a match at `at_ms` is too old for the open window.

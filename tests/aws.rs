@@ -66,8 +66,9 @@ fn threshold_crossing_publishes_exactly_one_alert_with_the_documented_json() {
             .handle_invoke_body(&body("s1", &burst("5.5.5.5", 12, T0, "a")))
             .await
             .expect("handled");
-        // one key: a read and one conditional write (state and outbox together)
-        assert_eq!((report.state_reads, report.state_writes), (1, 1));
+        // one key: a read and a conditional write that decides the alert and
+        // queues it, then one write that takes it out of the outbox
+        assert_eq!((report.state_reads, report.state_writes), (1, 2));
         assert!(
             stack.outbox().await.is_empty(),
             "delivered alerts leave the outbox"

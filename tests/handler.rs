@@ -69,8 +69,8 @@ fn threshold_crossing_publishes_exactly_one_alert() {
     assert_eq!(alerts[0].event_count, 10);
     assert_eq!(alerts[0].account, "123456789012");
     assert_eq!(alerts[0].log_group, GROUP);
-    // one key: one read and one write (state and outbox together)
-    assert_eq!((report.state_reads, report.state_writes), (1, 1));
+    // one key: one read and one write to decide and queue, one to dequeue
+    assert_eq!((report.state_reads, report.state_writes), (1, 2));
     // the window saturated at its 10th match and the outbox is empty again
     assert_eq!(stored(&p, KEY).state.count, 10);
     assert!(p.store().undelivered().is_empty());
@@ -269,12 +269,13 @@ fn a_live_claim_keeps_other_invocations_off_an_alert_until_its_lease_ends() {
     a.sink().fail(true);
     let body = invoke_body(GROUP, "s1", &burst("5.5.5.5", 10, T0));
     block_on(a.handle_invoke_body(body.as_bytes())).expect_err("publish fails");
-    let waiting = shared.undelivered();
-    let claim = eks_audit_detector::store::Claim {
+    let claim = eks_audit_detector::window::Claim {
         token: "crashed".into(),
         until_ms: clock() + CLAIM_LEASE_MS,
     };
-    assert!(block_on(shared.claim(&waiting[0].alert.alert_id, &claim, clock())).expect("claim"));
+    let mut stored = shared.snapshot().remove(KEY).expect("stored");
+    assert_eq!(stored.state.claim_due(&claim, clock()).len(), 1);
+    block_on(shared.save(KEY, &stored.state, Some(stored.version))).expect("claimed");
     // WHEN the schedule runs inside the lease: nothing is published
     let b = make();
     block_on(b.handle_schedule()).expect("inside the lease");
@@ -452,4 +453,39 @@ fn a_malformed_log_entry_costs_only_itself() {
     let report = block_on(p.handle_invoke_body(body.as_bytes())).expect("handled");
     assert_eq!(p.sink().published().len(), 1);
     assert_eq!(report.scan.skipped_total(), 6);
+}
+
+#[test]
+fn a_batch_larger_than_one_slice_counts_exactly_once_even_when_redelivered() {
+    use eks_audit_detector::handler::EVENTS_PER_SLICE;
+    // GIVEN a threshold only the whole batch reaches, spread over 3 slices
+    let p = Processor::new(
+        Detector::new(DetectorConfig {
+            multiple_403_threshold: (2 * EVENTS_PER_SLICE + 100) as u64,
+            ..DetectorConfig::default()
+        }),
+        MemoryStore::new(),
+        RecordingSink::default(),
+    );
+    let n = 2 * EVENTS_PER_SLICE + 100;
+    let msgs: Vec<(i64, String)> = (0..n)
+        .map(|i| {
+            let id = format!("big-{i}");
+            (
+                T0 + i as i64,
+                with(event("forbidden_public.json"), &id, "5.5.5.5"),
+            )
+        })
+        .collect();
+    let body = invoke_body(GROUP, "s1", &msgs);
+    block_on(p.handle_invoke_body(body.as_bytes())).expect("handled");
+    assert_eq!(p.sink().published().len(), 1);
+    assert_eq!(p.sink().published()[0].event_count, n as u64);
+    // WHEN the same batch is delivered again
+    let before = p.store().snapshot();
+    let again = block_on(p.handle_invoke_body(body.as_bytes())).expect("again");
+    // THEN nothing changes
+    assert_eq!(p.store().snapshot(), before);
+    assert_eq!(again.alerts_raised, 0);
+    assert_eq!(p.sink().published().len(), 1);
 }

@@ -147,6 +147,64 @@ fn multiple403_needs_a_global_first_source_ip() {
 }
 
 #[test]
+fn multiple403_hardened_source_keys_a_forged_private_first_entry_on_the_connection() {
+    let hardened = DetectorConfig {
+        multiple_403_source: eks_audit_detector::config::SourceAddress::FirstOrLast,
+        ..DetectorConfig::default()
+    };
+    for (ips, expected) in [
+        // a private first entry no longer hides a public connection...
+        (json!(["10.0.0.1", "5.5.5.5"]), Some("prod_403_5.5.5.5")),
+        // ...while Panther's matches are kept as they were
+        (json!(["5.5.5.5", "10.0.0.1"]), Some("prod_403_5.5.5.5")),
+        (json!(["6.6.6.6", "5.5.5.5"]), Some("prod_403_6.6.6.6")),
+        // and private traffic stays out
+        (json!(["10.0.0.1", "10.0.0.2"]), None),
+        (json!(["10.0.0.1"]), None),
+    ] {
+        let mut ev = forbidden();
+        ev["sourceIPs"] = ips.clone();
+        let (_, _, matches) = run_with(hardened.clone(), &ev, "prod");
+        assert_eq!(matches.first().map(|m| m.dedup.as_str()), expected, "{ips}");
+    }
+    // the allowlist applies to the address keyed on
+    let allowed = DetectorConfig {
+        allow_source_cidrs: CidrList::parse("5.5.5.0/24").expect("cidr"),
+        ..hardened
+    };
+    let mut ev = forbidden();
+    ev["sourceIPs"] = json!(["10.0.0.1", "5.5.5.5"]);
+    assert!(run_with(allowed, &ev, "prod").2.is_empty());
+}
+
+#[test]
+fn pod_scan_fan_out_is_bounded_per_event_and_counted() {
+    let mut ev = refused();
+    let ips: Vec<String> = (1..=50).map(|i| format!("203.0.113.{i}")).collect();
+    ev["sourceIPs"] = json!(ips);
+    ev["user"]["groups"] = json!(["g1", "g2", "g3", "g4", "g5", "g6"]);
+    let (_, b, matches) = run(&ev, "prod");
+    // 3 first addresses + the last, times 3 first groups + the last
+    assert_eq!(
+        b,
+        Verdict::Matched {
+            matches: 16,
+            dropped: 46 + 2
+        }
+    );
+    let mut ips: Vec<&str> = matches.iter().map(|m| m.source_ip.as_str()).collect();
+    ips.dedup();
+    assert_eq!(
+        ips,
+        ["203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.50"]
+    );
+    // a long chain of one repeated address is one key, nothing dropped
+    ev["sourceIPs"] = json!(vec!["203.0.113.9"; 5000]);
+    ev["user"]["groups"] = json!(["system:unauthenticated"]);
+    assert_eq!(run(&ev, "prod").1, Verdict::matched(1));
+}
+
+#[test]
 fn multiple403_missing_source_ips_is_no_match_but_unusable_ones_are_rule_errors() {
     let mut ev = forbidden();
     ev.as_object_mut().expect("object").remove("sourceIPs");

@@ -1,30 +1,27 @@
-//! DynamoDB adapter: one item per (rule, dedup key), one per undelivered
-//! alert, in one table.
+//! DynamoDB adapter: one item per (rule, dedup key).
 //!
-//! State item: `pk` (S, partition key), `version` (N), `state` (S, the
-//! [`WindowState`] as JSON), `expires_at` (N, epoch seconds, the table's TTL
-//! attribute) and a few plain attributes for people browsing the table.
-//! Writes are `PutItem` conditioned on the version read (or on the item not
-//! existing); a write that decides alerts is a `TransactWriteItems` that also
-//! puts them in the outbox. Expiry is never inferred from TTL: DynamoDB
-//! deletes expired items lazily, so the handler decides from window times.
-//!
-//! Outbox item: `pk` = `outbox#<alert_id>`, `outbox` = `pending` and `since`
-//! (N), the keys of the sparse index [`OUTBOX_INDEX`] that only outbox items
-//! carry, `alert` (S, JSON), and the lease `claim`/`claimed_until`. It has no
-//! `expires_at`: TTL never removes an undelivered alert.
+//! Item: `pk` (S, partition key), `version` (N), `state` (S, the
+//! [`WindowState`] as JSON, with its undelivered alerts), `expires_at` (N,
+//! epoch seconds, the table's TTL attribute) and a few plain attributes for
+//! people browsing the table. Writes are `PutItem` conditioned on the version
+//! read (or on the item not existing), so racing invocations cannot
+//! overwrite each other. An item holding undelivered alerts carries
+//! `outbox` = `pending` and `since` (N), the keys of the sparse index
+//! [`OUTBOX_INDEX`], and no `expires_at`: TTL never removes an undelivered
+//! alert, and the scheduled sweep finds it without a scan. Expiry is never
+//! inferred from TTL: DynamoDB deletes expired items lazily, so the handler
+//! decides from the stored window times.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_sdk_dynamodb::Client;
 use tracing::instrument;
 
-use super::{Claim, Loaded, Outboxed, SaveOutcome, StateStore, StoreError, Versioned};
-use crate::alert::Alert;
-use crate::time::{format_rfc3339, Millis};
+use super::{Loaded, SaveOutcome, StateStore, StoreError, Versioned};
+use crate::time::format_rfc3339;
 use crate::window::WindowState;
 
 /// How long a state item outlives its window and its last change: long
@@ -32,8 +29,8 @@ use crate::window::WindowState;
 /// to keep a quiet key's history for a while.
 pub const RETENTION_SECS: i64 = 2 * 24 * 3600;
 
-/// The sparse global secondary index over undelivered alerts (declared in
-/// `template.yaml`): hash key `outbox`, range key `since`.
+/// The sparse global secondary index over keys with undelivered alerts
+/// (declared in `template.yaml`): hash key `outbox`, range key `since`.
 pub const OUTBOX_INDEX: &str = "outbox";
 
 /// The one value of the index's hash key.
@@ -73,11 +70,6 @@ pub fn expires_at(state: &WindowState) -> i64 {
     end_ms.div_euclid(1000) + RETENTION_SECS
 }
 
-/// The outbox item key of an alert.
-pub fn outbox_key(alert_id: &str) -> String {
-    format!("outbox#{alert_id}")
-}
-
 fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
@@ -95,11 +87,20 @@ fn to_item(
         pk: pk.to_owned(),
         reason: e.to_string(),
     })?;
-    let mut item = HashMap::with_capacity(8);
+    let mut item = HashMap::with_capacity(9);
     item.insert("pk".into(), s(pk));
     item.insert("version".into(), n(version));
     item.insert("state".into(), s(json));
-    item.insert("expires_at".into(), n(expires_at(state)));
+    match state.outbox_since() {
+        // Undelivered alerts: in the sweep's index, and never expired.
+        Some(since) => {
+            item.insert("outbox".into(), s(OUTBOX_PENDING));
+            item.insert("since".into(), n(since));
+        }
+        None => {
+            item.insert("expires_at".into(), n(expires_at(state)));
+        }
+    }
     // For people looking at the table; never read back.
     item.insert("rule_id".into(), s(state.rule.as_str()));
     item.insert("window_start".into(), s(format_rfc3339(state.window_start)));
@@ -107,44 +108,11 @@ fn to_item(
     Ok(item)
 }
 
-fn outbox_item(entry: &Outboxed) -> HashMap<String, AttributeValue> {
-    let mut item = HashMap::with_capacity(7);
-    item.insert("pk".into(), s(outbox_key(&entry.alert.alert_id)));
-    item.insert("outbox".into(), s(OUTBOX_PENDING));
-    item.insert("since".into(), n(entry.since_ms));
-    item.insert("alert".into(), s(entry.alert.to_json()));
-    item.insert("rule_id".into(), s(entry.alert.rule_id.as_str()));
-    if let Some(claim) = &entry.claim {
-        item.insert("claim".into(), s(&claim.token));
-        item.insert("claimed_until".into(), n(claim.until_ms));
-    }
-    item
-}
-
 fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i64> {
     match item.get(name) {
         Some(AttributeValue::N(v)) => v.parse().ok(),
         _ => None,
     }
-}
-
-fn from_outbox_item(item: &HashMap<String, AttributeValue>) -> Option<Outboxed> {
-    let alert: Alert = match item.get("alert") {
-        Some(AttributeValue::S(json)) => serde_json::from_str(json).ok()?,
-        _ => return None,
-    };
-    let claim = match (item.get("claim"), number(item, "claimed_until")) {
-        (Some(AttributeValue::S(token)), Some(until_ms)) => Some(Claim {
-            token: token.clone(),
-            until_ms,
-        }),
-        _ => None,
-    };
-    Some(Outboxed {
-        alert,
-        since_ms: number(item, "since").unwrap_or(0),
-        claim,
-    })
 }
 
 fn from_item(item: &HashMap<String, AttributeValue>) -> Loaded {
@@ -207,10 +175,7 @@ where
     E: ProvideErrorMetadata,
 {
     match e {
-        SdkError::ServiceError(se) => matches!(
-            se.err().code(),
-            Some("ConditionalCheckFailedException" | "TransactionCanceledException")
-        ),
+        SdkError::ServiceError(se) => se.err().code() == Some("ConditionalCheckFailedException"),
         _ => false,
     }
 }
@@ -283,74 +248,34 @@ impl StateStore for DynamoStore {
         Ok(out.item.as_ref().map(from_item))
     }
 
-    #[instrument(skip(self, state, outbox), fields(table = %self.table, outbox = outbox.len()))]
+    #[instrument(skip(self, state), fields(table = %self.table))]
     async fn save(
         &self,
         pk: &str,
         state: &WindowState,
         expected: Option<u64>,
-        outbox: &[Outboxed],
     ) -> Result<SaveOutcome, StoreError> {
         let version = expected.unwrap_or(0) + 1;
-        let item = to_item(pk, state, version)?;
-        let (condition, values) = match expected {
-            None => ("attribute_not_exists(pk)", None),
-            Some(v) => (
-                "version = :expected",
-                Some(HashMap::from([(":expected".to_owned(), n(v))])),
-            ),
-        };
-        if outbox.is_empty() {
-            let put = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression(condition)
-                .set_expression_attribute_values(values);
-            return match put.send().await {
-                Ok(_) => Ok(SaveOutcome::Saved(version)),
-                Err(e) if is_condition_failure(&e) => Ok(SaveOutcome::Conflict),
-                Err(e) => Err(classify(pk, e)),
-            };
-        }
-        let build = |p: Put| TransactWriteItem::builder().put(p).build();
-        let mut items = Vec::with_capacity(outbox.len() + 1);
-        items.push(build(
-            Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression(condition)
-                .set_expression_attribute_values(values)
-                .build()
-                .map_err(|e| StoreError::Transient(e.to_string()))?,
-        ));
-        for entry in outbox {
-            items.push(build(
-                Put::builder()
-                    .table_name(&self.table)
-                    .set_item(Some(outbox_item(entry)))
-                    .build()
-                    .map_err(|e| StoreError::Transient(e.to_string()))?,
-            ));
-        }
-        match self
+        let mut put = self
             .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(pk, state, version)?));
+        put = match expected {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(v) => put
+                .condition_expression("version = :expected")
+                .expression_attribute_values(":expected", n(v)),
+        };
+        match put.send().await {
             Ok(_) => Ok(SaveOutcome::Saved(version)),
-            // Cancelled: the version condition failed or another transaction
-            // touched the key; both are resolved by re-reading.
             Err(e) if is_condition_failure(&e) => Ok(SaveOutcome::Conflict),
             Err(e) => Err(classify(pk, e)),
         }
     }
 
     #[instrument(skip(self), fields(table = %self.table))]
-    async fn outbox(&self, limit: usize) -> Result<Vec<Outboxed>, StoreError> {
+    async fn with_outbox(&self, limit: usize) -> Result<Vec<(String, Versioned)>, StoreError> {
         let mut found = Vec::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;
         loop {
@@ -369,12 +294,14 @@ impl StateStore for DynamoStore {
                 .await
                 .map_err(|e| classify(OUTBOX_INDEX, e))?;
             for item in out.items.unwrap_or_default() {
-                match from_outbox_item(&item) {
-                    Some(entry) => found.push(entry),
-                    None => tracing::error!(
-                        pk = ?item.get("pk"),
-                        "undeliverable outbox item: the alert cannot be read back"
-                    ),
+                let Some(AttributeValue::S(pk)) = item.get("pk") else {
+                    continue;
+                };
+                match from_item(&item) {
+                    Loaded::Found(v) => found.push((pk.clone(), v)),
+                    Loaded::Corrupt { reason, .. } => {
+                        tracing::error!(pk = %crate::bounded::cap(pk), %reason, "key with undelivered alerts cannot be read back");
+                    }
                 }
             }
             start = out.last_evaluated_key;
@@ -382,68 +309,5 @@ impl StateStore for DynamoStore {
                 return Ok(found);
             }
         }
-    }
-
-    #[instrument(skip(self, claim), fields(table = %self.table))]
-    async fn claim(
-        &self,
-        alert_id: &str,
-        claim: &Claim,
-        now_ms: Millis,
-    ) -> Result<bool, StoreError> {
-        let pk = outbox_key(alert_id);
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(&pk))
-            .update_expression("SET claim = :token, claimed_until = :until")
-            .condition_expression(
-                "attribute_exists(pk) AND (attribute_not_exists(claimed_until) OR claimed_until <= :now)",
-            )
-            .expression_attribute_values(":token", s(&claim.token))
-            .expression_attribute_values(":until", n(claim.until_ms))
-            .expression_attribute_values(":now", n(now_ms))
-            .send()
-            .await;
-        match out {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(classify(&pk, e)),
-        }
-    }
-
-    #[instrument(skip(self, token), fields(table = %self.table))]
-    async fn release(&self, alert_id: &str, token: &str) -> Result<(), StoreError> {
-        let pk = outbox_key(alert_id);
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(&pk))
-            .update_expression("REMOVE claim, claimed_until")
-            .condition_expression("claim = :token")
-            .expression_attribute_values(":token", s(token))
-            .send()
-            .await;
-        match out {
-            Ok(_) => Ok(()),
-            // Delivered or claimed by someone else since: nothing to give up.
-            Err(e) if is_condition_failure(&e) => Ok(()),
-            Err(e) => Err(classify(&pk, e)),
-        }
-    }
-
-    #[instrument(skip(self), fields(table = %self.table))]
-    async fn delivered(&self, alert_id: &str) -> Result<(), StoreError> {
-        let pk = outbox_key(alert_id);
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", s(&pk))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| classify(&pk, e))
     }
 }

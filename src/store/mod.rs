@@ -1,14 +1,12 @@
-//! Where window states and undelivered alerts live between invocations: a
-//! small compare-and-set port with an outbox, a DynamoDB adapter for the
-//! Lambda and an in-memory one for `replay` and tests.
+//! Where window states live between invocations: a small compare-and-set
+//! port, with a DynamoDB adapter for the Lambda and an in-memory one for
+//! `replay` and tests.
 //!
-//! Every state write is conditional on the version that was read, so two
+//! Every write is conditional on the version that was read, so two
 //! invocations racing on one key cannot both win: the loser re-reads and
-//! re-applies its batch (see [`crate::handler`]). An alert is written to the
-//! outbox in the same atomic write that decides it, already claimed by the
-//! deciding invocation; it leaves the outbox only once published. A claim is
-//! a lease: whoever holds a live one is the only one to publish, and a failed
-//! publish gives it up, so the next scheduled sweep delivers the alert.
+//! re-applies its batch (see [`crate::handler`]). A key's undelivered alerts
+//! live in its record (see [`crate::window`]); the store can list the keys
+//! that have any without scanning the others.
 
 pub mod dynamodb;
 pub mod memory;
@@ -16,11 +14,8 @@ pub mod memory;
 use std::collections::HashMap;
 use std::future::Future;
 
-use serde::{Deserialize, Serialize};
-
-use crate::alert::{stable_hash, Alert};
+use crate::alert::stable_hash;
 use crate::rules::RuleId;
-use crate::time::Millis;
 use crate::window::WindowState;
 
 /// A window state and the version it was stored at.
@@ -58,33 +53,6 @@ pub enum SaveOutcome {
     Saved(u64),
     /// Someone else wrote first: re-read and retry.
     Conflict,
-}
-
-/// A lease on an undelivered alert.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Claim {
-    /// Who holds it (one value per function instance and invocation).
-    pub token: String,
-    /// Wall-clock time the lease ends.
-    pub until_ms: Millis,
-}
-
-/// An alert decided but not yet confirmed delivered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outboxed {
-    /// The alert.
-    pub alert: Alert,
-    /// Wall-clock time it was decided.
-    pub since_ms: Millis,
-    /// The live or expired lease, if any.
-    pub claim: Option<Claim>,
-}
-
-impl Outboxed {
-    /// True when nobody holds a live lease at `now_ms`.
-    pub fn claimable(&self, now_ms: Millis) -> bool {
-        self.claim.as_ref().is_none_or(|c| c.until_ms <= now_ms)
-    }
 }
 
 /// A store request failed.
@@ -126,7 +94,7 @@ pub fn state_key(rule: RuleId, dedup: &str) -> String {
     format!("{}#h:{:032x}", rule.as_str(), stable_hash(&[dedup]))
 }
 
-/// Compare-and-set storage of window states, plus the outbox.
+/// Compare-and-set storage of window states.
 pub trait StateStore: Send + Sync {
     /// Reads many keys (strongly consistent); absent keys are left out.
     fn load_many(
@@ -138,40 +106,20 @@ pub trait StateStore: Send + Sync {
     fn load(&self, pk: &str) -> impl Future<Output = Result<Option<Loaded>, StoreError>> + Send;
 
     /// Writes `state` if the item is still at `expected` (`None`: must not
-    /// exist yet), and in the same atomic write puts `outbox` alerts.
+    /// exist yet).
     fn save(
         &self,
         pk: &str,
         state: &WindowState,
         expected: Option<u64>,
-        outbox: &[Outboxed],
     ) -> impl Future<Output = Result<SaveOutcome, StoreError>> + Send;
 
-    /// Up to `limit` undelivered alerts, oldest first, without scanning the
-    /// states.
-    fn outbox(
+    /// Up to `limit` keys holding undelivered alerts, oldest alert first,
+    /// found without scanning the other keys.
+    fn with_outbox(
         &self,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<Outboxed>, StoreError>> + Send;
-
-    /// Takes the lease on an alert if nobody holds a live one at `now_ms`.
-    /// `false`: someone else holds it, or it was delivered meanwhile.
-    fn claim(
-        &self,
-        alert_id: &str,
-        claim: &Claim,
-        now_ms: Millis,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-
-    /// Gives a lease up (the publish failed), if it is still `token`'s.
-    fn release(
-        &self,
-        alert_id: &str,
-        token: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Removes a published alert from the outbox.
-    fn delivered(&self, alert_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<(String, Versioned)>, StoreError>> + Send;
 }
 
 /// A shared store is a store (several processors over one table in tests,
@@ -193,36 +141,14 @@ impl<T: StateStore> StateStore for std::sync::Arc<T> {
         pk: &str,
         state: &WindowState,
         expected: Option<u64>,
-        outbox: &[Outboxed],
     ) -> impl Future<Output = Result<SaveOutcome, StoreError>> + Send {
-        (**self).save(pk, state, expected, outbox)
+        (**self).save(pk, state, expected)
     }
 
-    fn outbox(
+    fn with_outbox(
         &self,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<Outboxed>, StoreError>> + Send {
-        (**self).outbox(limit)
-    }
-
-    fn claim(
-        &self,
-        alert_id: &str,
-        claim: &Claim,
-        now_ms: Millis,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        (**self).claim(alert_id, claim, now_ms)
-    }
-
-    fn release(
-        &self,
-        alert_id: &str,
-        token: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).release(alert_id, token)
-    }
-
-    fn delivered(&self, alert_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).delivered(alert_id)
+    ) -> impl Future<Output = Result<Vec<(String, Versioned)>, StoreError>> + Send {
+        (**self).with_outbox(limit)
     }
 }

@@ -307,10 +307,13 @@ impl Stack {
         out.items
             .unwrap_or_default()
             .into_iter()
-            .filter_map(|item| match item.get("alert") {
-                Some(aws_sdk_dynamodb::types::AttributeValue::S(s)) => serde_json::from_str(s).ok(),
+            .filter_map(|item| match item.get("state") {
+                Some(aws_sdk_dynamodb::types::AttributeValue::S(s)) => {
+                    serde_json::from_str::<Value>(s).ok()
+                }
                 _ => None,
             })
+            .flat_map(|state| state["outbox"].as_array().cloned().unwrap_or_default())
             .collect()
     }
 

@@ -6,8 +6,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use eks_audit_detector::store::memory::MemoryStore;
-use eks_audit_detector::store::{Claim, Loaded, Outboxed, SaveOutcome, StateStore, StoreError};
-use eks_audit_detector::time::Millis;
+use eks_audit_detector::store::{Loaded, SaveOutcome, StateStore, StoreError, Versioned};
 use eks_audit_detector::window::WindowState;
 
 /// [`MemoryStore`] with request counters and a poisoned-key predicate.
@@ -53,7 +52,6 @@ impl StateStore for CountingStore {
         pk: &str,
         state: &WindowState,
         expected: Option<u64>,
-        outbox: &[Outboxed],
     ) -> Result<SaveOutcome, StoreError> {
         self.count();
         if self.refuse.as_deref().is_some_and(|r| pk.contains(r)) {
@@ -63,31 +61,11 @@ impl StateStore for CountingStore {
                     .into(),
             });
         }
-        self.inner.save(pk, state, expected, outbox).await
+        self.inner.save(pk, state, expected).await
     }
 
-    async fn outbox(&self, limit: usize) -> Result<Vec<Outboxed>, StoreError> {
+    async fn with_outbox(&self, limit: usize) -> Result<Vec<(String, Versioned)>, StoreError> {
         self.count();
-        self.inner.outbox(limit).await
-    }
-
-    async fn claim(
-        &self,
-        alert_id: &str,
-        claim: &Claim,
-        now_ms: Millis,
-    ) -> Result<bool, StoreError> {
-        self.count();
-        self.inner.claim(alert_id, claim, now_ms).await
-    }
-
-    async fn release(&self, alert_id: &str, token: &str) -> Result<(), StoreError> {
-        self.count();
-        self.inner.release(alert_id, token).await
-    }
-
-    async fn delivered(&self, alert_id: &str) -> Result<(), StoreError> {
-        self.count();
-        self.inner.delivered(alert_id).await
+        self.inner.with_outbox(limit).await
     }
 }
