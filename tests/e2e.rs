@@ -441,3 +441,54 @@ fn an_sns_outage_then_a_scheduled_run_delivers_every_alert_exactly_once() {
     assert!(rt.block_on(stack.outbox()).is_empty());
     drop(function);
 }
+
+#[test]
+fn memory_stays_inside_the_default_128_mb_for_the_largest_batches() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let stack = rt.block_on(Stack::new());
+    let api = RuntimeApi::start();
+    let function = start_function(&api, &stack.table, &stack.topic_arn);
+    let huge = |id: &str, ip: &str| {
+        let mut ev = common::event("forbidden_public.json");
+        ev["auditID"] = Value::from(id);
+        ev["sourceIPs"] = serde_json::json!([ip]);
+        ev["userAgent"] = Value::from("U".repeat(250_000));
+        ev.to_string()
+    };
+    // GIVEN a batch just under the 16 MB a 128 MB function accepts: 62
+    // refusals with 250 KB user agents (10 of them from a public address)
+    let msgs: Vec<(i64, String)> = (0..62)
+        .map(|i| {
+            let ip = if i < 10 { "9.9.9.9" } else { "10.0.0.9" };
+            (T0 + i, huge(&format!("h-{i}"), ip))
+        })
+        .collect();
+    let body = common::invoke_body(GROUP, "big", &msgs);
+    assert!(matches!(api.invoke(body.as_bytes(), TIMEOUT), Outcome::Response(_)));
+    // AND one just over it, refused as a clear error
+    let msgs: Vec<(i64, String)> = (0..70).map(|i| (T0 + i, huge(&format!("o-{i}"), "9.9.9.9"))).collect();
+    let body = common::invoke_body(GROUP, "over", &msgs);
+    assert_eq!(error_type(api.invoke(body.as_bytes(), TIMEOUT)), "InvalidPayload");
+    // AND one request with 1,000 addresses and 1,000 groups
+    let mut ev = common::event("anonymous_pod_list_refused.json");
+    let ips: Vec<String> = (0..1000).map(|i| format!("45.{}.{}.1", i / 256, i % 256)).collect();
+    let groups: Vec<String> = (0..1000).map(|i| format!("group-{i}")).collect();
+    ev["sourceIPs"] = serde_json::json!(ips);
+    ev["user"]["groups"] = serde_json::json!(groups);
+    let body = common::invoke_body(GROUP, "wide", &[(T0, ev.to_string())]);
+    assert!(matches!(api.invoke(body.as_bytes(), TIMEOUT), Outcome::Response(_)));
+    // THEN one Multiple403 alert and 16 pod-scan alerts
+    assert_eq!(rt.block_on(stack.drain()).len(), 1 + 16);
+    // AND the function never came near its 128 MB
+    let peak = logs(function)
+        .iter()
+        .filter_map(|l| l["fields"]["peak_rss_mb"].as_u64())
+        .max()
+        .unwrap_or(0);
+    eprintln!("largest batches: peak RSS {peak} MB");
+    assert!(peak > 0 && peak < 100, "{peak} MB");
+}
