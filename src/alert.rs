@@ -137,6 +137,7 @@ impl Alert {
             summary: serde_json::Value::Object(serde_json::Map::new()),
             sample: Sample::default(),
             title: crate::bounded::cap(&self.title),
+            runbook: String::new(),
             ..self.clone()
         }
     }

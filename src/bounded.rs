@@ -9,7 +9,9 @@
 //! cannot forge lines, render as markup or ping a chat channel; the alert JSON
 //! keeps values as data.
 
-/// Longest attacker-controlled value kept, in bytes (before the cut marker).
+/// Longest attacker-controlled value kept, in bytes as written in JSON
+/// (escapes included, before the cut marker), so a value of control
+/// characters cannot grow six-fold on its way into a record or a message.
 pub const MAX_FIELD_BYTES: usize = 256;
 
 /// The longest subject SNS accepts is "less than 100 characters".
@@ -21,16 +23,40 @@ pub fn cap(text: &str) -> String {
     cap_to(text, MAX_FIELD_BYTES)
 }
 
-/// `text` cut to at most `max_bytes` (plus the marker).
+/// `text` cut to at most `max_bytes` of JSON (plus the marker).
 pub fn cap_to(text: &str, max_bytes: usize) -> String {
-    if text.len() <= max_bytes {
+    // Most values are short and plain: one pass that only counts.
+    if text.len() <= max_bytes / 6 || (text.len() <= max_bytes && json_len(text) <= max_bytes) {
         return text.to_owned();
     }
-    let mut end = max_bytes;
-    while !text.is_char_boundary(end) {
-        end -= 1;
+    let mut used = 0;
+    let mut end = 0;
+    for (i, c) in text.char_indices() {
+        let n = json_char_len(c);
+        if used + n > max_bytes {
+            break;
+        }
+        used += n;
+        end = i + c.len_utf8();
+    }
+    if end == text.len() {
+        return text.to_owned();
     }
     format!("{}…[cut, {} bytes]", &text[..end], text.len())
+}
+
+/// Bytes of `c` inside a JSON string as serde_json writes it.
+fn json_char_len(c: char) -> usize {
+    match c {
+        '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+        c if (c as u32) < 0x20 => 6,
+        c => c.len_utf8(),
+    }
+}
+
+/// Bytes of `text` inside a JSON string (without the quotes).
+pub fn json_len(text: &str) -> usize {
+    text.chars().map(json_char_len).sum()
 }
 
 /// True for characters that could forge lines or reorder text on screen:
@@ -97,6 +123,18 @@ mod tests {
         assert!(capped.starts_with(&"é".repeat(128)));
         assert!(capped.ends_with("…[cut, 400 bytes]"), "{capped}");
         assert!(capped.len() <= MAX_FIELD_BYTES + 24);
+    }
+
+    #[test]
+    fn cap_counts_bytes_as_json_writes_them() {
+        // 100 control characters take 600 bytes of JSON
+        let controls = "\u{1}".repeat(100);
+        let capped = cap(&controls);
+        assert!(capped.starts_with(&"\u{1}".repeat(42)), "{capped:?}");
+        assert!(capped.ends_with("…[cut, 100 bytes]"));
+        assert!(serde_json::to_string(&capped).expect("json").len() <= MAX_FIELD_BYTES + 40);
+        assert_eq!(json_len("a\"b\n\u{1}é"), 1 + 2 + 1 + 2 + 6 + 2);
+        assert_eq!(cap(&"x".repeat(256)), "x".repeat(256));
     }
 
     #[test]

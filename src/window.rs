@@ -35,9 +35,10 @@ use crate::time::Millis;
 /// in `overflow` only, which bounds the record size.
 pub const MAX_DISTINCT_VALUES: usize = 20;
 
-/// Bytes of distinct values kept per summary field (values are capped at
-/// 256 bytes each, so this is what bounds a field of long user agents).
-pub const MAX_TALLY_BYTES: usize = 2048;
+/// Bytes (as JSON) of distinct values kept per summary field (values are
+/// capped at 256 bytes each, so this is what bounds a field of long user
+/// agents).
+pub const MAX_TALLY_BYTES: usize = 1024;
 
 /// How long (wall clock) a batch id is remembered. Lambda retries an
 /// asynchronous event for at most 6 hours, plus the 15-minute longest timeout.
@@ -52,10 +53,20 @@ pub const MAX_REMEMBERED_BATCHES: usize = 256;
 /// join it (different API servers' log streams arrive out of order).
 pub const LATE_TOLERANCE_MS: Millis = 5 * 60 * 1000;
 
-/// Undelivered alerts a key keeps. Only an SNS outage long enough for one key
-/// to raise this many alerts fills it; then the oldest is dropped from the
-/// record and written whole to the function's log (see the README).
-pub const MAX_PENDING_ALERTS: usize = 8;
+/// Undelivered alerts a key keeps, and their bytes as JSON. Past the bytes,
+/// the oldest alerts are kept without their request sample and summary;
+/// past both, the oldest is dropped from the record and written whole to the
+/// function's log. Only an SNS outage long enough for one key to raise many
+/// alerts gets there (see the README).
+pub const MAX_PENDING_ALERTS: usize = 32;
+
+/// See [`MAX_PENDING_ALERTS`]; with the window and the remembered batches,
+/// a record stays under [`MAX_RECORD_BYTES`].
+pub const MAX_OUTBOX_BYTES: usize = 24 * 1024;
+
+/// The most a key's record can take as JSON, whatever the requests and SNS
+/// do (checked by a test with the worst inputs).
+pub const MAX_RECORD_BYTES: usize = 64 * 1024;
 
 /// Characters of a batch id kept in the record (64 bits).
 pub const REMEMBERED_ID_CHARS: usize = 16;
@@ -247,8 +258,9 @@ impl WindowState {
         self.closed_until = closed_until;
     }
 
-    /// Queues newly decided alerts for delivery. Returns the alerts pushed
-    /// out of a full outbox (oldest first), for the caller to log.
+    /// Queues newly decided alerts for delivery, within the outbox budget
+    /// (see [`MAX_PENDING_ALERTS`]). Returns the alerts pushed out of a full
+    /// outbox (oldest first), for the caller to log.
     pub fn enqueue(&mut self, alerts: &[Alert], now_ms: Millis) -> Vec<Alert> {
         for alert in alerts {
             self.outbox.push(PendingAlert {
@@ -257,8 +269,26 @@ impl WindowState {
                 claim: None,
             });
         }
-        let excess = self.outbox.len().saturating_sub(MAX_PENDING_ALERTS);
-        self.outbox.drain(..excess).map(|p| p.alert).collect()
+        let size = |p: &PendingAlert| p.alert.to_json().len();
+        let mut bytes: usize = self.outbox.iter().map(size).sum();
+        // First shrink the oldest alerts, then drop them.
+        for p in &mut self.outbox {
+            if bytes <= MAX_OUTBOX_BYTES {
+                break;
+            }
+            let before = size(p);
+            p.alert = p.alert.minimal();
+            bytes = bytes - before + size(p);
+        }
+        let mut dropped = Vec::new();
+        while !self.outbox.is_empty()
+            && (bytes > MAX_OUTBOX_BYTES || self.outbox.len() > MAX_PENDING_ALERTS)
+        {
+            let p = self.outbox.remove(0);
+            bytes -= size(&p);
+            dropped.push(p.alert);
+        }
+        dropped
     }
 
     /// Takes the lease on every undelivered alert nobody holds at `now_ms`

@@ -15,17 +15,21 @@ use serde_json::Value;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Kills the function process when the test ends, however it ends.
-struct Function(Child);
+/// Kills the function process when the test ends, however it ends. Its
+/// stdout (the log lines) goes to a file, so it never blocks on a full pipe.
+struct Function(Child, std::path::PathBuf);
 
 impl Drop for Function {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        let _ = std::fs::remove_file(&self.1);
     }
 }
 
 fn start_function(api: &RuntimeApi, table: &str, topic_arn: &str) -> Function {
+    let log = std::env::temp_dir().join(common::aws::unique("function-stdout"));
+    let out = std::fs::File::create(&log).expect("log file");
     let child = Command::new(env!("CARGO_BIN_EXE_eks-audit-detector"))
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -44,11 +48,11 @@ fn start_function(api: &RuntimeApi, table: &str, topic_arn: &str) -> Function {
         .env("AWS_ENDPOINT_URL", endpoint())
         .env("STATE_TABLE_NAME", table)
         .env("ALERT_TOPIC_ARN", topic_arn)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(out)
+        .stderr(Stdio::null())
         .spawn()
         .expect("the function starts");
-    Function(child)
+    Function(child, log)
 }
 
 fn sample_events() -> Vec<(String, Vec<u8>)> {
@@ -77,7 +81,7 @@ fn the_binary_as_a_lambda_function_turns_the_sample_events_into_alerts() {
         .expect("runtime");
     let stack = rt.block_on(Stack::new());
     let api = RuntimeApi::start();
-    let mut function = start_function(&api, &stack.table, &stack.topic_arn);
+    let function = start_function(&api, &stack.table, &stack.topic_arn);
 
     // WHEN every sample event is invoked
     for (name, body) in sample_events() {
@@ -133,15 +137,7 @@ fn the_binary_as_a_lambda_function_turns_the_sample_events_into_alerts() {
     assert!(matches!(api.invoke(control, TIMEOUT), Outcome::Response(_)));
 
     // AND it logged one JSON summary line per invocation and EMF metrics
-    let _ = function.0.kill();
-    let mut stdout = String::new();
-    function
-        .0
-        .stdout
-        .take()
-        .expect("stdout")
-        .read_to_string(&mut stdout)
-        .expect("read stdout");
+    let stdout = output(function);
     let lines: Vec<Value> = stdout
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
@@ -184,18 +180,20 @@ fn the_function_refuses_to_start_without_its_table_and_names_the_variable() {
     assert!(all.contains("STATE_TABLE_NAME"), "{all}");
 }
 
-/// The function's JSON log lines so far (kills it to read them).
-fn logs(mut function: Function) -> Vec<Value> {
+/// What the function wrote on stdout (stops it first).
+fn output(mut function: Function) -> String {
     let _ = function.0.kill();
+    let _ = function.0.wait();
     let mut stdout = String::new();
-    function
-        .0
-        .stdout
-        .take()
-        .expect("stdout")
-        .read_to_string(&mut stdout)
-        .expect("read stdout");
+    std::fs::File::open(&function.1)
+        .and_then(|mut f| f.read_to_string(&mut stdout))
+        .expect("read the function's stdout");
     stdout
+}
+
+/// The function's JSON log lines (stops it first).
+fn logs(function: Function) -> Vec<Value> {
+    output(function)
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
@@ -468,19 +466,32 @@ fn memory_stays_inside_the_default_128_mb_for_the_largest_batches() {
         })
         .collect();
     let body = common::invoke_body(GROUP, "big", &msgs);
-    assert!(matches!(api.invoke(body.as_bytes(), TIMEOUT), Outcome::Response(_)));
+    assert!(matches!(
+        api.invoke(body.as_bytes(), TIMEOUT),
+        Outcome::Response(_)
+    ));
     // AND one just over it, refused as a clear error
-    let msgs: Vec<(i64, String)> = (0..70).map(|i| (T0 + i, huge(&format!("o-{i}"), "9.9.9.9"))).collect();
+    let msgs: Vec<(i64, String)> = (0..70)
+        .map(|i| (T0 + i, huge(&format!("o-{i}"), "9.9.9.9")))
+        .collect();
     let body = common::invoke_body(GROUP, "over", &msgs);
-    assert_eq!(error_type(api.invoke(body.as_bytes(), TIMEOUT)), "InvalidPayload");
+    assert_eq!(
+        error_type(api.invoke(body.as_bytes(), TIMEOUT)),
+        "InvalidPayload"
+    );
     // AND one request with 1,000 addresses and 1,000 groups
     let mut ev = common::event("anonymous_pod_list_refused.json");
-    let ips: Vec<String> = (0..1000).map(|i| format!("45.{}.{}.1", i / 256, i % 256)).collect();
+    let ips: Vec<String> = (0..1000)
+        .map(|i| format!("45.{}.{}.1", i / 256, i % 256))
+        .collect();
     let groups: Vec<String> = (0..1000).map(|i| format!("group-{i}")).collect();
     ev["sourceIPs"] = serde_json::json!(ips);
     ev["user"]["groups"] = serde_json::json!(groups);
     let body = common::invoke_body(GROUP, "wide", &[(T0, ev.to_string())]);
-    assert!(matches!(api.invoke(body.as_bytes(), TIMEOUT), Outcome::Response(_)));
+    assert!(matches!(
+        api.invoke(body.as_bytes(), TIMEOUT),
+        Outcome::Response(_)
+    ));
     // THEN one Multiple403 alert and 16 pod-scan alerts
     assert_eq!(rt.block_on(stack.drain()).len(), 1 + 16);
     // AND the function never came near its 128 MB
@@ -491,4 +502,52 @@ fn memory_stays_inside_the_default_128_mb_for_the_largest_batches() {
         .unwrap_or(0);
     eprintln!("largest batches: peak RSS {peak} MB");
     assert!(peak > 0 && peak < 100, "{peak} MB");
+}
+
+#[test]
+fn a_sustained_scanner_costs_at_most_a_tenth_of_a_state_request_per_batch() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let stack = rt.block_on(Stack::new());
+    let api = RuntimeApi::start();
+    let function = start_function(&api, &stack.table, &stack.topic_arn);
+    // GIVEN one address sending 5 forbidden requests every 15 seconds for
+    // 100 minutes: 400 batches
+    let batches = 400;
+    for b in 0..batches {
+        let start = T0 + b * 15_000;
+        let msgs: Vec<(i64, String)> = (0..5)
+            .map(|i| {
+                let id = format!("scan-{b}-{i}");
+                (
+                    start + i * 1000,
+                    common::with(common::event("forbidden_public.json"), &id, "5.5.5.5"),
+                )
+            })
+            .collect();
+        let body = common::invoke_body(GROUP, &format!("stream-{b}"), &msgs);
+        assert!(matches!(
+            api.invoke(body.as_bytes(), TIMEOUT),
+            Outcome::Response(_)
+        ));
+    }
+    // THEN one alert per 30-minute window...
+    assert_eq!(rt.block_on(stack.drain()).len(), 4);
+    // ...for a handful of DynamoDB requests in all
+    let requests: u64 = logs(function)
+        .iter()
+        .filter(|l| l["fields"]["message"] == "invocation done")
+        .map(|l| {
+            l["fields"]["state_reads"].as_u64().unwrap_or(0)
+                + l["fields"]["state_writes"].as_u64().unwrap_or(0)
+        })
+        .sum();
+    let per_batch = requests as f64 / batches as f64;
+    eprintln!(
+        "sustained scanner through the binary: {requests} state requests, {per_batch:.3} per batch"
+    );
+    assert!(per_batch <= 0.1, "{per_batch}");
 }

@@ -460,3 +460,104 @@ proptest! {
         prop_assert_eq!(again.state, state);
     }
 }
+
+#[test]
+fn a_state_record_stays_under_64_kb_whatever_the_requests_and_sns_do() {
+    use eks_audit_detector::bounded::cap;
+    use eks_audit_detector::rules::{Sample, SampleStatus};
+    use eks_audit_detector::window::{MAX_OUTBOX_BYTES, MAX_RECORD_BYTES};
+    // GIVEN requests whose every field is 100 KB, distinct each time
+    // (1 KB is as good as 100 KB: both are cut)
+    let huge = |tag: usize| cap(&format!("{tag:06}{}", "\u{202e}<!here>\u{1}".repeat(100)));
+    let hostile = |at: i64, severity: Severity, tag: usize| {
+        let sample = Sample {
+            audit_id: Some(huge(tag)),
+            request_uri: Some(huge(tag + 1)),
+            verb: Some(huge(tag + 2)),
+            user_agent: Some(huge(tag + 3)),
+            username: Some(huge(tag + 4)),
+            response_status: SampleStatus {
+                code: Some(200),
+                reason: Some(huge(tag + 5)),
+            },
+            stage_timestamp: Some(huge(tag + 6)),
+        };
+        Match {
+            rule: RuleId::PodScan,
+            dedup: huge(0),
+            at_ms: at,
+            source_ip: huge(1),
+            severity,
+            event: Arc::new(MatchedEvent {
+                title: huge(tag + 7),
+                sample,
+                facts: (0..5)
+                    .map(|f| {
+                        (
+                            [
+                                "userAgent",
+                                "requestURI",
+                                "verb",
+                                "responseStatus.reason",
+                                "responseStatus.code",
+                            ][f],
+                            huge(tag + 10 + f),
+                        )
+                    })
+                    .collect(),
+                dropped: 5000,
+            }),
+            facts: vec![("user.groups{}", huge(tag + 20))],
+        }
+    };
+    let p = WindowParams {
+        threshold: 1,
+        window_ms: MIN,
+        max_severity: Severity::High,
+    };
+    // WHEN 300 batches each open a window and escalate it while SNS is down
+    // (every alert stays in the outbox)
+    let mut state: Option<WindowState> = None;
+    let mut largest_alert = 0;
+    for b in 0..300usize {
+        let at = T0 + b as i64 * MIN;
+        let ms: Vec<Match> = (0..30)
+            .map(|i| {
+                hostile(
+                    at + i,
+                    if i == 29 {
+                        Severity::High
+                    } else {
+                        Severity::Low
+                    },
+                    b * 100 + i as usize,
+                )
+            })
+            .collect();
+        let refs: Vec<&Match> = ms.iter().collect();
+        // batch ids are hashes: distinct from their first characters on
+        let id = format!("{b:04}-batch");
+        let r = apply_batch(state, p, &batch(&id), &refs).expect("applied");
+        let mut st = r.state;
+        for a in &r.alerts {
+            largest_alert = largest_alert.max(a.to_json().len());
+        }
+        st.enqueue(&r.alerts, b as i64);
+        state = Some(st);
+    }
+    let state = state.expect("state");
+    // THEN the record holds everything it may, and stays small
+    let outbox: usize = state.outbox.iter().map(|p| p.alert.to_json().len()).sum();
+    assert!(
+        outbox <= MAX_OUTBOX_BYTES && state.outbox.len() > 4,
+        "{outbox}"
+    );
+    assert_eq!(state.applied.len(), 256);
+    let size = serde_json::to_string(&state).expect("json").len();
+    eprintln!(
+        "worst state record: {size} bytes ({} undelivered alerts); largest alert JSON {largest_alert} bytes",
+        state.outbox.len()
+    );
+    assert!(size < MAX_RECORD_BYTES, "{size} bytes");
+    assert!(largest_alert < 16 * 1024, "{largest_alert} bytes");
+}

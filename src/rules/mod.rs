@@ -389,7 +389,7 @@ impl Detector {
 }
 
 /// Adds `value` to a bounded distinct-value tally: at most `max_distinct`
-/// values and `max_bytes` of them.
+/// values and `max_bytes` of them as JSON.
 pub(crate) fn tally(
     map: &mut BTreeMap<String, u64>,
     value: &str,
@@ -400,7 +400,12 @@ pub(crate) fn tally(
         *n += 1;
         true
     } else if map.len() < max_distinct
-        && map.keys().map(String::len).sum::<usize>() + value.len() <= max_bytes
+        && map
+            .keys()
+            .map(|k| crate::bounded::json_len(k))
+            .sum::<usize>()
+            + crate::bounded::json_len(value)
+            <= max_bytes
     {
         map.insert(value.to_owned(), 1);
         true
