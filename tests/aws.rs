@@ -262,6 +262,8 @@ fn sns_failing_fails_the_invocation_and_the_retry_publishes_the_pending_alert_on
         let state = stack.state(KEY).await.expect("state");
         assert_eq!(state["count"], 10);
         assert!(stack.outbox().await.is_empty());
+        let item = stack.item(KEY).await.expect("item");
+        assert!(item.contains_key("expires_at") && !item.contains_key("outbox"));
         p.handle_invoke_body(&b).await.expect("third delivery");
         let received = stack
             .sqs
@@ -349,5 +351,54 @@ fn pod_scan_escalation_reaches_subscribers_as_two_alerts() {
             vec![Severity::Low, Severity::High]
         );
         assert!(alerts[1].escalation);
+    });
+}
+
+#[test]
+fn requests_aws_refuses_for_good_are_told_apart_from_outages() {
+    use eks_audit_detector::alert::Alert;
+    use eks_audit_detector::sink::AlertSink;
+    use eks_audit_detector::store::{StateStore, StoreError};
+    runtime().block_on(async {
+        let stack = Stack::new().await;
+        // GIVEN an alert and a state far past AWS's limits (what the caps
+        // exist to prevent)
+        let huge = "A".repeat(500_000);
+        let mut alert: Alert = serde_json::from_str(
+            &serde_json::json!({
+                "alert_id": "0123", "rule_id": "Amazon.EKS.Audit.Multiple403", "rule_name": "r",
+                "severity": "INFO", "escalation": false, "title": huge, "dedup": "d",
+                "cluster": "prod", "source_ip": "5.5.5.5", "event_count": 10, "threshold": 10,
+                "window_start": "", "window_end": "", "first_seen": "", "last_seen": "",
+                "mitre": "", "reference": "", "runbook": "", "summary": {}, "log_group": "",
+                "account": "", "sample": {"auditID": null, "requestURI": null, "verb": null,
+                "userAgent": null, "username": null, "responseStatus": {"code": null, "reason": null},
+                "stageTimestamp": null}
+            })
+            .to_string(),
+        )
+        .expect("alert");
+        // THEN SNS's refusal is permanent...
+        let sink = SnsSink::new(aws_sdk_sns::Client::new(&stack.config), &stack.topic_arn);
+        let e = sink.publish(&alert).await.expect_err("too long");
+        assert!(e.permanent, "{e}");
+        // ...as is DynamoDB's
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&stack.config), &stack.table);
+        processor(&stack)
+            .handle_invoke_body(&body("s1", &burst("5.5.5.5", 1, T0, "a")))
+            .await
+            .expect("one match stored");
+        let mut stored = match store.load(KEY).await.expect("load") {
+            Some(eks_audit_detector::store::Loaded::Found(v)) => v,
+            other => panic!("{other:?}"),
+        };
+        stored.state.title = "B".repeat(500_000);
+        match store.save(KEY, &stored.state, Some(stored.version)).await {
+            Err(StoreError::Permanent { .. }) => {}
+            other => panic!("expected a permanent refusal, got {other:?}"),
+        }
+        // AND an alert cut down to size goes through
+        alert.title = "short".into();
+        sink.publish(&alert).await.expect("published");
     });
 }

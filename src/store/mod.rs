@@ -152,3 +152,20 @@ impl<T: StateStore> StateStore for std::sync::Arc<T> {
         (**self).with_outbox(limit)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_of_any_length_fit_dynamodb() {
+        let short = state_key(RuleId::Multiple403, "prod_403_5.5.5.5");
+        assert_eq!(short, "Amazon.EKS.Audit.Multiple403#prod_403_5.5.5.5");
+        let dedup = "x".repeat(5000);
+        let long = state_key(RuleId::PodScan, &dedup);
+        assert!(long.len() <= MAX_PLAIN_KEY_BYTES, "{long}");
+        assert!(long.starts_with("Amazon.EKS.Audit.PodScan#h:"));
+        assert_eq!(long, state_key(RuleId::PodScan, &dedup), "stable");
+        assert_ne!(long, state_key(RuleId::PodScan, &"y".repeat(5000)));
+    }
+}
