@@ -45,7 +45,7 @@ pub enum DecodeError {
     #[error("awslogs.data is not valid gzip: {0}")]
     Gzip(#[source] std::io::Error),
     /// Inflating would exceed the cap.
-    #[error("decompressed payload exceeds the {limit}-byte limit (raise MAX_DECOMPRESSED_MB if this is legitimate)")]
+    #[error("decompressed payload exceeds the {limit}-byte limit (raise the function's MemorySize, or MAX_DECOMPRESSED_MB within it, if this is legitimate)")]
     TooLarge {
         /// The cap in bytes.
         limit: usize,
@@ -192,97 +192,57 @@ pub struct LogEvent<'a> {
 /// Latest timestamp accepted: 9999-12-31T23:59:59.999Z.
 const MAX_TIMESTAMP_MS: Millis = 253_402_300_799_999;
 
-/// Any JSON value; kept only when it is a string.
-struct AnyStr<'a>(Option<Cow<'a, str>>);
+/// A log-entry field as it came: a string, an integer, or anything else
+/// (skipped over without building it). Lets a field of the wrong type cost
+/// only its entry instead of the whole batch.
+enum Loose<'a> {
+    Str(Cow<'a, str>),
+    Int(i128),
+    Other,
+}
 
-impl<'de: 'a, 'a> Deserialize<'de> for AnyStr<'a> {
+/// Accepts every JSON value: the ones `$on_*` does not take become
+/// `$other`, skipping nested content without building it.
+macro_rules! accept_any_json {
+    ($other:expr) => {
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut a: A,
+        ) -> Result<Self::Value, A::Error> {
+            while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+            Ok($other)
+        }
+    };
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Loose<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> serde::de::Visitor<'de> for V {
-            type Value = AnyStr<'de>;
+            type Value = Loose<'de>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("any value")
             }
             fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(AnyStr(Some(Cow::Borrowed(v))))
+                Ok(Loose::Str(Cow::Borrowed(v)))
             }
             fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(AnyStr(Some(Cow::Owned(v.to_owned()))))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(AnyStr(None))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(AnyStr(None))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(AnyStr(None))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(AnyStr(None))
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(AnyStr(None))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut a: A,
-            ) -> Result<Self::Value, A::Error> {
-                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-                Ok(AnyStr(None))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut a: A,
-            ) -> Result<Self::Value, A::Error> {
-                while a
-                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
-                    .is_some()
-                {}
-                Ok(AnyStr(None))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// Any JSON value; kept only when it is an integer timestamp in range.
-struct AnyMillis(Option<Millis>);
-
-impl<'de> Deserialize<'de> for AnyMillis {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = AnyMillis;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("any value")
+                Ok(Loose::Str(Cow::Owned(v.to_owned())))
             }
             fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(AnyMillis((0..=MAX_TIMESTAMP_MS).contains(&v).then_some(v)))
+                Ok(Loose::Int(i128::from(v)))
             }
             fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(AnyMillis(
-                    Millis::try_from(v).ok().filter(|v| *v <= MAX_TIMESTAMP_MS),
-                ))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(AnyMillis(None))
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(AnyMillis(None))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(AnyMillis(None))
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(AnyMillis(None))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut a: A,
-            ) -> Result<Self::Value, A::Error> {
-                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-                Ok(AnyMillis(None))
+                Ok(Loose::Int(i128::from(v)))
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
@@ -292,8 +252,9 @@ impl<'de> Deserialize<'de> for AnyMillis {
                     .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
                     .is_some()
                 {}
-                Ok(AnyMillis(None))
+                Ok(Loose::Other)
             }
+            accept_any_json!(Loose::Other);
         }
         d.deserialize_any(V)
     }
@@ -314,8 +275,18 @@ impl<'de: 'a, 'a> Deserialize<'de> for LogEvent<'a> {
                 let mut ev = LogEvent::default();
                 while let Some(key) = a.next_key::<Cow<'de, str>>()? {
                     match key.as_ref() {
-                        "id" => ev.id = a.next_value::<AnyStr<'de>>()?.0,
-                        "timestamp" => ev.timestamp = a.next_value::<AnyMillis>()?.0,
+                        "id" => {
+                            if let Loose::Str(id) = a.next_value()? {
+                                ev.id = Some(id);
+                            }
+                        }
+                        "timestamp" => {
+                            if let Loose::Int(ms) = a.next_value()? {
+                                ev.timestamp = Millis::try_from(ms)
+                                    .ok()
+                                    .filter(|ms| (0..=MAX_TIMESTAMP_MS).contains(ms));
+                            }
+                        }
                         "message" => ev.message = Some(a.next_value::<&'de RawValue>()?),
                         _ => {
                             a.next_value::<serde::de::IgnoredAny>()?;
@@ -325,17 +296,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for LogEvent<'a> {
                 Ok(ev)
             }
             // Not an object: an entry with nothing in it, skipped as bad.
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut a: A,
-            ) -> Result<Self::Value, A::Error> {
-                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-                Ok(LogEvent::default())
-            }
             fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(LogEvent::default())
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
                 Ok(LogEvent::default())
             }
             fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
@@ -344,12 +305,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for LogEvent<'a> {
             fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
                 Ok(LogEvent::default())
             }
-            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(LogEvent::default())
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(LogEvent::default())
-            }
+            accept_any_json!(LogEvent::default());
         }
         d.deserialize_any(V)
     }

@@ -69,7 +69,8 @@ pub enum HandlerError {
     /// DynamoDB failed in a way a retry can fix.
     #[error(transparent)]
     StateStore(#[from] StoreError),
-    /// SNS failed; the alerts stay pending for the retry.
+    /// SNS failed; the alerts stay in their outbox for the retry or the
+    /// scheduled sweep.
     #[error("{failed} of {attempted} alerts could not be published; first error: {first}")]
     Publish {
         /// Alerts that failed.
@@ -635,15 +636,11 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
         for attempt in 0..MAX_CAS_ATTEMPTS {
             let current = match known.take() {
                 Some(v) => v,
-                None => {
-                    tokio::time::sleep(self.backoff(attempt)).await;
-                    report.state_reads += 1;
-                    match self.store.load(&pk).await {
-                        Ok(Some(Loaded::Found(v))) => v,
-                        Ok(_) => return (report, Ok(())),
-                        Err(e) => return (report, Err(e)),
-                    }
-                }
+                None => match self.reload(&pk, attempt, &mut report).await {
+                    Ok(Some(v)) => v,
+                    Ok(None) => return (report, Ok(())),
+                    Err(e) => return (report, Err(e)),
+                },
             };
             let mut state = current.state;
             if !state.settle(delivered, token) {
@@ -663,6 +660,22 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
             crate::bounded::cap(&pk)
         ));
         (report, Err(e))
+    }
+
+    /// Reads a key again after a lost race (backing off first); `None` when
+    /// it is gone or unreadable (nothing of ours to settle in it).
+    async fn reload(
+        &self,
+        pk: &str,
+        attempt: u32,
+        report: &mut Report,
+    ) -> Result<Option<Versioned>, StoreError> {
+        tokio::time::sleep(self.backoff(attempt)).await;
+        report.state_reads += 1;
+        Ok(match self.store.load(pk).await? {
+            Some(Loaded::Found(v)) => Some(v),
+            _ => None,
+        })
     }
 
     async fn sweep_if_owed(&self, report: &mut Report) -> Result<(), HandlerError> {
@@ -689,14 +702,10 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
             for attempt in 0..MAX_CAS_ATTEMPTS {
                 let current = match known.take() {
                     Some(v) => v,
-                    None => {
-                        tokio::time::sleep(self.backoff(attempt)).await;
-                        report.state_reads += 1;
-                        match self.store.load(&pk).await? {
-                            Some(Loaded::Found(v)) => v,
-                            _ => break,
-                        }
-                    }
+                    None => match self.reload(&pk, attempt, report).await? {
+                        Some(v) => v,
+                        None => break,
+                    },
                 };
                 let mut state = current.state;
                 let due = state.claim_due(&claim, now);

@@ -26,7 +26,7 @@ usage:
       Run as the AWS Lambda function (the default when AWS_LAMBDA_RUNTIME_API is set).
 
 Rule settings come from the environment: MULTIPLE_403_THRESHOLD,
-MULTIPLE_403_WINDOW_MINUTES, POD_SCAN_WINDOW_MINUTES, POD_SCAN_MATCH,
+MULTIPLE_403_WINDOW_MINUTES, MULTIPLE_403_SOURCE, POD_SCAN_WINDOW_MINUTES, POD_SCAN_MATCH,
 ALLOW_SOURCE_CIDRS, DISABLED_RULES, MAX_DECOMPRESSED_MB.";
 
 fn parse_replay_args(args: &[String]) -> Result<ReplayOptions, String> {

@@ -55,6 +55,23 @@ fn start_function(api: &RuntimeApi, table: &str, topic_arn: &str) -> Function {
     Function(child, log)
 }
 
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// A fresh table, topic and queue, and the function serving them.
+fn deployed() -> (tokio::runtime::Runtime, Stack, RuntimeApi, Function) {
+    let rt = runtime();
+    let stack = rt.block_on(Stack::new());
+    let api = RuntimeApi::start();
+    let function = start_function(&api, &stack.table, &stack.topic_arn);
+    (rt, stack, api, function)
+}
+
 fn sample_events() -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<_> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/events"))
         .expect("events/")
@@ -74,14 +91,7 @@ fn sample_events() -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn the_binary_as_a_lambda_function_turns_the_sample_events_into_alerts() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let stack = rt.block_on(Stack::new());
-    let api = RuntimeApi::start();
-    let function = start_function(&api, &stack.table, &stack.topic_arn);
+    let (rt, stack, api, function) = deployed();
 
     // WHEN every sample event is invoked
     for (name, body) in sample_events() {
@@ -230,14 +240,7 @@ const T0: i64 = 1_715_644_800_000;
 
 #[test]
 fn hostile_batches_cost_no_alert_and_stay_within_aws_limits() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let stack = rt.block_on(Stack::new());
-    let api = RuntimeApi::start();
-    let function = start_function(&api, &stack.table, &stack.topic_arn);
+    let (rt, stack, api, function) = deployed();
 
     // GIVEN one batch with a burst of 100 KB fields, an ordinary burst from
     // another address, and log entries of the wrong shape
@@ -319,11 +322,7 @@ fn hostile_batches_cost_no_alert_and_stay_within_aws_limits() {
     assert_eq!(got, want);
     // AND every message and item stays far inside AWS's limits
     let largest_message = messages.iter().map(|(b, _)| b.len()).max().unwrap_or(0);
-    let items = rt
-        .block_on(stack.dynamodb.scan().table_name(&stack.table).send())
-        .expect("scan")
-        .items
-        .unwrap_or_default();
+    let items = rt.block_on(stack.items());
     let largest_item = items.iter().map(item_bytes).max().unwrap_or(0);
     eprintln!(
         "hostile: largest alert JSON {largest_message} bytes, largest item {largest_item} bytes, \
@@ -343,11 +342,7 @@ fn hostile_batches_cost_no_alert_and_stay_within_aws_limits() {
 
 #[test]
 fn an_sns_outage_then_a_scheduled_run_delivers_every_alert_exactly_once() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     let stack = rt.block_on(Stack::new());
     // GIVEN a topic that does not exist yet: SNS answers NotFound
     let name = common::aws::unique("outage");
@@ -442,14 +437,7 @@ fn an_sns_outage_then_a_scheduled_run_delivers_every_alert_exactly_once() {
 
 #[test]
 fn memory_stays_inside_the_default_128_mb_for_the_largest_batches() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let stack = rt.block_on(Stack::new());
-    let api = RuntimeApi::start();
-    let function = start_function(&api, &stack.table, &stack.topic_arn);
+    let (rt, stack, api, function) = deployed();
     let huge = |id: &str, ip: &str| {
         let mut ev = common::event("forbidden_public.json");
         ev["auditID"] = Value::from(id);
@@ -506,29 +494,12 @@ fn memory_stays_inside_the_default_128_mb_for_the_largest_batches() {
 
 #[test]
 fn a_sustained_scanner_costs_at_most_a_tenth_of_a_state_request_per_batch() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let stack = rt.block_on(Stack::new());
-    let api = RuntimeApi::start();
-    let function = start_function(&api, &stack.table, &stack.topic_arn);
+    let (rt, stack, api, function) = deployed();
     // GIVEN one address sending 5 forbidden requests every 15 seconds for
     // 100 minutes: 400 batches
     let batches = 400;
     for b in 0..batches {
-        let start = T0 + b * 15_000;
-        let msgs: Vec<(i64, String)> = (0..5)
-            .map(|i| {
-                let id = format!("scan-{b}-{i}");
-                (
-                    start + i * 1000,
-                    common::with(common::event("forbidden_public.json"), &id, "5.5.5.5"),
-                )
-            })
-            .collect();
-        let body = common::invoke_body(GROUP, &format!("stream-{b}"), &msgs);
+        let body = common::scanner_batch(GROUP, b, T0);
         assert!(matches!(
             api.invoke(body.as_bytes(), TIMEOUT),
             Outcome::Response(_)

@@ -338,17 +338,7 @@ fn a_sustained_scanner_costs_almost_no_state_requests() {
     let p = counting(CountingStore::default());
     let batches = 400;
     for b in 0..batches {
-        let start = T0 + b * 15_000;
-        let msgs: Vec<(i64, String)> = (0..5)
-            .map(|i| {
-                let id = format!("scan-{b}-{i}");
-                (
-                    start + i * 1000,
-                    with(event("forbidden_public.json"), &id, "5.5.5.5"),
-                )
-            })
-            .collect();
-        let body = invoke_body(GROUP, &format!("stream-{b}"), &msgs);
+        let body = common::scanner_batch(GROUP, b, T0);
         block_on(p.handle_invoke_body(body.as_bytes())).expect("batch");
     }
     // THEN it raised one alert per 30-minute window, as before...

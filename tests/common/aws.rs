@@ -267,16 +267,23 @@ impl Stack {
             .collect()
     }
 
-    /// Number of items in the state table.
-    pub async fn item_count(&self) -> usize {
-        let out = self
-            .dynamodb
+    /// Every item of the state table.
+    pub async fn items(
+        &self,
+    ) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        self.dynamodb
             .scan()
             .table_name(&self.table)
             .send()
             .await
-            .expect("scan");
-        out.items.unwrap_or_default().len()
+            .expect("scan")
+            .items
+            .unwrap_or_default()
+    }
+
+    /// Number of items in the state table.
+    pub async fn item_count(&self) -> usize {
+        self.items().await.len()
     }
 
     /// A stored item's attribute.
@@ -297,15 +304,8 @@ impl Stack {
 
     /// Alerts waiting in the outbox.
     pub async fn outbox(&self) -> Vec<Value> {
-        let out = self
-            .dynamodb
-            .scan()
-            .table_name(&self.table)
-            .send()
+        self.items()
             .await
-            .expect("scan");
-        out.items
-            .unwrap_or_default()
             .into_iter()
             .filter_map(|item| match item.get("state") {
                 Some(aws_sdk_dynamodb::types::AttributeValue::S(s)) => {

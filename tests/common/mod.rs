@@ -167,3 +167,19 @@ pub fn forwarded_pod_scan(audit_id: &str, n: usize, ua: &str) -> String {
     ev["userAgent"] = Value::from(ua);
     ev.to_string()
 }
+
+/// Batch `b` of a sustained scanner: 5 refused API calls from 5.5.5.5, one
+/// second apart, batches 15 seconds apart from `t0`.
+pub fn scanner_batch(log_group: &str, b: i64, t0: i64) -> String {
+    let start = t0 + b * 15_000;
+    let msgs: Vec<(i64, String)> = (0..5)
+        .map(|i| {
+            let id = format!("scan-{b}-{i}");
+            (
+                start + i * 1000,
+                with(event("forbidden_public.json"), &id, "5.5.5.5"),
+            )
+        })
+        .collect();
+    invoke_body(log_group, &format!("stream-{b}"), &msgs)
+}
