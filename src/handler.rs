@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -50,6 +50,10 @@ pub const CLAIM_LEASE_MS: Millis = 15 * 60 * 1000;
 
 /// Undelivered alerts one sweep takes on.
 pub const SWEEP_LIMIT: usize = 1000;
+
+/// How often an instance whose publish failed sweeps the outbox on its own,
+/// besides the scheduled sweep.
+pub const OWED_SWEEP_EVERY_MS: Millis = 60 * 1000;
 
 /// Saturated windows a warm instance remembers (then it starts over).
 pub const HOT_KEYS: usize = 4096;
@@ -178,6 +182,8 @@ pub struct Processor<S, P> {
     /// Set when a publish failed here: the next invocation sweeps the
     /// outbox (Lambda's retry of the batch usually lands on a warm instance).
     owes: AtomicBool,
+    /// Wall-clock time of this instance's last sweep.
+    last_sweep_ms: AtomicI64,
     /// Random per instance: claim tokens and backoff jitter.
     seed: u64,
     invocations: AtomicU64,
@@ -196,6 +202,7 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
             clock: system_clock,
             hot: Mutex::new(HashMap::new()),
             owes: AtomicBool::new(false),
+            last_sweep_ms: AtomicI64::new(0),
             seed,
             invocations: AtomicU64::new(0),
         }
@@ -511,11 +518,13 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
             .is_some_and(|(_, end)| matches.iter().all(|m| m.at_ms < *end))
     }
 
+    /// Remembers a saturated window with nothing left to deliver (a key
+    /// with undelivered alerts must be read, so a retry can deliver them).
     fn remember_hot(&self, pk: &str, state: &WindowState, params: WindowParams) {
         let Ok(mut hot) = self.hot.lock() else {
             return;
         };
-        if state.saturated(params) {
+        if state.saturated(params) && state.outbox.is_empty() {
             if hot.len() >= HOT_KEYS {
                 hot.clear();
             }
@@ -589,7 +598,10 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
         match first {
             None => Ok(()),
             Some(first) => {
+                // Try again on this instance in a minute (or on the retry
+                // of the batch, or at the scheduled sweep), not right away.
                 self.owes.store(true, Ordering::Relaxed);
+                self.last_sweep_ms.store(self.now_ms(), Ordering::Relaxed);
                 Err(HandlerError::Publish {
                     failed,
                     attempted,
@@ -649,6 +661,8 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
             match self.store.save(&pk, &state, Some(current.version)).await {
                 Ok(SaveOutcome::Saved(_)) => {
                     report.state_writes += 1;
+                    let params = self.detector.window_params(state.rule);
+                    self.remember_hot(&pk, &state, params);
                     return (report, Ok(()));
                 }
                 Ok(SaveOutcome::Conflict) => report.state_conflicts += 1,
@@ -678,8 +692,12 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
         })
     }
 
+    /// Sweeps after a failed publish here, at most once a minute: during a
+    /// long SNS outage every batch would otherwise retry every alert.
     async fn sweep_if_owed(&self, report: &mut Report) -> Result<(), HandlerError> {
-        if self.owes.load(Ordering::Relaxed) {
+        let now = self.now_ms();
+        let last = self.last_sweep_ms.load(Ordering::Relaxed);
+        if self.owes.load(Ordering::Relaxed) && now.saturating_sub(last) >= OWED_SWEEP_EVERY_MS {
             self.sweep(report).await
         } else {
             Ok(())
@@ -689,6 +707,7 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
     /// Delivers undelivered alerts that nobody holds a live claim on.
     async fn sweep(&self, report: &mut Report) -> Result<(), HandlerError> {
         let now = self.now_ms();
+        self.last_sweep_ms.store(now, Ordering::Relaxed);
         let found = self.store.with_outbox(SWEEP_LIMIT).await?;
         report.state_reads += 1;
         report.outbox_found += found

@@ -479,3 +479,36 @@ fn a_batch_larger_than_one_slice_counts_exactly_once_even_when_redelivered() {
     assert_eq!(again.alerts_raised, 0);
     assert_eq!(p.sink().published().len(), 1);
 }
+
+#[test]
+fn during_an_sns_outage_an_instance_retries_undelivered_alerts_at_most_once_a_minute() {
+    static LATER: AtomicI64 = AtomicI64::new(5_000_000);
+    fn later() -> i64 {
+        LATER.load(Ordering::SeqCst)
+    }
+    let p = processor().with_clock(later);
+    p.sink().fail(true);
+    let first = invoke_body(GROUP, "s1", &burst("5.5.5.5", 10, T0));
+    block_on(p.handle_invoke_body(first.as_bytes())).expect_err("publish fails");
+    // WHEN more batches (of other addresses) arrive within the minute
+    let swept = |stream: &str, ip: &str| {
+        let body = invoke_body(GROUP, stream, &burst(ip, 1, T0));
+        block_on(p.handle_invoke_body(body.as_bytes()))
+            .expect("no alert of its own")
+            .outbox_found
+    };
+    LATER.fetch_add(1000, Ordering::SeqCst);
+    // THEN none of them retries the alert yet...
+    let sweeps = [swept("s2", "6.6.6.6"), swept("s3", "7.7.7.7")];
+    assert_eq!(sweeps, [0, 0], "inside the minute after the failed publish");
+    // ...and the first one a minute later does
+    LATER.fetch_add(60_000, Ordering::SeqCst);
+    p.sink().fail(false);
+    assert_eq!(swept("s4", "8.8.8.8"), 1);
+    assert_eq!(p.sink().published().len(), 1);
+    assert_eq!(
+        swept("s5", "9.9.9.9"),
+        0,
+        "delivered: nothing owed any more"
+    );
+}
