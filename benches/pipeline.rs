@@ -52,7 +52,13 @@ fn bench_profile(c: &mut Criterion, name: &str, profile: Profile) {
     });
     group.bench_function("full_pipeline", |b| {
         b.iter_batched(
-            || Processor::new(detector.clone(), MemoryStore::new(), Discard),
+            || {
+                Processor::new(
+                    Detector::new(detector.config().clone()),
+                    MemoryStore::new(),
+                    Discard,
+                )
+            },
             |p| {
                 runtime
                     .block_on(p.handle_invoke_body(&body))

@@ -7,109 +7,47 @@
 
 use std::fmt::Write as _;
 
-use serde::{Deserialize, Serialize};
-
 use crate::bounded::{neutralize, subject_text, MAX_SUBJECT_CHARS};
-use crate::rules::{alert_summary, alert_title, RuleId, Sample, Severity};
+use crate::rules::Rule;
 use crate::time::format_rfc3339;
-use crate::window::{WindowParams, WindowState};
-
-/// One alert, as published.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Alert {
-    /// Deterministic: the same window (and escalation) always gets the same
-    /// id, so subscribers can drop a duplicate delivery.
-    pub alert_id: String,
-    /// Public rule id.
-    pub rule_id: RuleId,
-    /// Rule name from the original catalog.
-    pub rule_name: String,
-    /// `INFO` … `CRITICAL`.
-    pub severity: Severity,
-    /// True for a second alert of a window whose severity went up.
-    pub escalation: bool,
-    /// One-line description.
-    pub title: String,
-    /// Dedup key of the window.
-    pub dedup: String,
-    /// Cluster label.
-    pub cluster: String,
-    /// Source IP the alert is about.
-    pub source_ip: String,
-    /// Matches in the window when the alert was raised.
-    pub event_count: u64,
-    /// The rule's threshold.
-    pub threshold: u64,
-    /// Window start, RFC3339 UTC.
-    pub window_start: String,
-    /// Window end, RFC3339 UTC.
-    pub window_end: String,
-    /// Earliest match, RFC3339 UTC.
-    pub first_seen: String,
-    /// Latest match so far, RFC3339 UTC.
-    pub last_seen: String,
-    /// MITRE ATT&CK technique(s).
-    pub mitre: String,
-    /// Where to read more.
-    pub reference: String,
-    /// What to check next.
-    pub runbook: String,
-    /// Panther summary attributes or Splunk's columns.
-    pub summary: serde_json::Value,
-    /// CloudWatch log group.
-    pub log_group: String,
-    /// AWS account that owns the log group.
-    pub account: String,
-    /// The window's first matching event (for an escalation: the first
-    /// event at the higher severity).
-    pub sample: Sample,
-    /// Addresses or groups of the window's requests that got no key of
-    /// their own (a long `X-Forwarded-For` chain): see the README.
-    #[serde(default)]
-    pub fanout_dropped: u64,
-}
-
-/// 128-bit FNV-1a: stable across versions and platforms, unlike `Hash`.
-pub fn stable_hash(parts: &[&str]) -> u128 {
-    const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
-    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
-    let mut h = OFFSET;
-    for part in parts {
-        for b in part.as_bytes().iter().chain(std::iter::once(&0xff)) {
-            h ^= u128::from(*b);
-            h = h.wrapping_mul(PRIME);
-        }
-    }
-    h
-}
+pub use crate::vocab::Alert;
+use crate::vocab::{stable_hash, Sample};
+use crate::window::{Decision, WindowState};
 
 impl Alert {
-    /// The alert a window raises now at `severity`.
-    pub fn from_window(
-        st: &WindowState,
-        params: WindowParams,
-        severity: Severity,
-        escalation: bool,
-    ) -> Self {
-        let meta = st.rule.meta();
+    /// The alert `rule` owes for a window, as the window stands now.
+    pub fn render(rule: &dyn Rule, st: &WindowState, decision: Decision) -> Self {
+        let Decision {
+            severity,
+            escalation,
+            threshold,
+        } = decision;
+        let meta = rule.meta();
         let start = st.window_start.to_string();
         let id = if escalation {
-            stable_hash(&[meta.id, &st.dedup, &start, "escalation", severity.as_str()])
+            stable_hash(&[
+                meta.id.as_str(),
+                &st.dedup,
+                &start,
+                "escalation",
+                severity.as_str(),
+            ])
         } else {
-            stable_hash(&[meta.id, &st.dedup, &start])
+            stable_hash(&[meta.id.as_str(), &st.dedup, &start])
         };
         Self {
             alert_id: format!("{id:032x}"),
             rule_id: st.rule,
             rule_name: meta.name.to_owned(),
+            headline: rule.headline(severity).to_owned(),
             severity,
             escalation,
-            title: alert_title(st, severity),
+            title: rule.title(st, severity),
             dedup: st.dedup.clone(),
             cluster: st.cluster.clone(),
             source_ip: st.source_ip.clone(),
             event_count: st.count,
-            threshold: params.threshold,
+            threshold,
             window_start: format_rfc3339(st.window_start),
             window_end: format_rfc3339(st.window_end()),
             first_seen: format_rfc3339(st.first_seen),
@@ -117,7 +55,7 @@ impl Alert {
             mitre: meta.mitre.to_owned(),
             reference: meta.reference.to_owned(),
             runbook: meta.runbook.to_owned(),
-            summary: alert_summary(st),
+            summary: rule.summary(st),
             log_group: st.log_group.clone(),
             account: st.account.clone(),
             // An escalation shows the request that made it worse.
@@ -142,22 +80,15 @@ impl Alert {
         }
     }
 
-    /// The alert as one line of JSON.
-    pub fn to_json(&self) -> String {
-        // Serializing plain data to a string cannot fail.
-        serde_json::to_string(self).unwrap_or_default()
-    }
-
     /// Subject line: printable ASCII, fewer than 100 characters, no markup
     /// or mention characters from the request.
     pub fn subject(&self) -> String {
-        let what = match self.rule_id {
-            RuleId::Multiple403 => "EKS 403 burst",
-            RuleId::PodScan if self.severity >= Severity::High => {
-                "EKS anonymous pod listing ALLOWED"
-            }
-            RuleId::PodScan => "EKS anonymous pod scan",
+        let what = if self.headline.is_empty() {
+            &self.rule_name
+        } else {
+            &self.headline
         };
+        let what = subject_text(what, MAX_SUBJECT_CHARS);
         let raw = format!(
             "[{}] {what} from {} on {}",
             self.severity.as_str(),
@@ -279,7 +210,9 @@ fn summary_value(value: &serde_json::Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::{Match, MatchedEvent, SampleStatus};
+    use crate::config::DetectorConfig;
+    use crate::rules::pod_scan::PodScan;
+    use crate::vocab::{Match, MatchedEvent, SampleStatus, Severity, WindowParams};
     use crate::window::{apply_batch, BatchInfo};
 
     #[test]
@@ -299,7 +232,7 @@ mod tests {
     fn hostile_alert() -> Alert {
         let evil_ip = format!("1.2.3.4\r\nBcc: victim@example.com {}", "ü".repeat(80));
         let m = Match {
-            rule: RuleId::PodScan,
+            rule: crate::rules::pod_scan::META.id,
             dedup: format!("prod_{evil_ip}_system:anonymous_system:unauthenticated"),
             at_ms: 1_715_644_800_000,
             source_ip: evil_ip,
@@ -330,10 +263,13 @@ mod tests {
             window_ms: 3_600_000,
             max_severity: Severity::High,
         };
-        apply_batch(None, params, &batch, &[&m])
-            .expect("applied")
-            .alerts
-            .remove(0)
+        let rule = PodScan::new(&DetectorConfig::default());
+        apply_batch(None, params, &batch, &[&m], &|st, d| {
+            Alert::render(&rule, st, d)
+        })
+        .expect("applied")
+        .alerts
+        .remove(0)
     }
 
     #[test]

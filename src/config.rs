@@ -5,7 +5,6 @@
 //! and testable; every error names the variable that is wrong.
 
 use crate::net::CidrList;
-use crate::rules::RuleId;
 
 /// How strictly the pod-scan rule compares `requestURI`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,8 +45,9 @@ pub struct DetectorConfig {
     pub multiple_403_source: SourceAddress,
     /// Source addresses that never match any rule (own scanners, VPN egress).
     pub allow_source_cidrs: CidrList,
-    /// Rules that do not run.
-    pub disabled_rules: Vec<RuleId>,
+    /// Ids of rules that do not run (checked against the registry by
+    /// [`crate::rules::check_disabled`]).
+    pub disabled_rules: Vec<String>,
     /// Largest decompressed payload accepted, in bytes.
     pub max_decompressed_bytes: usize,
 }
@@ -148,19 +148,10 @@ impl DetectorConfig {
         }
         if let Some(v) = get("DISABLED_RULES") {
             for name in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-                let rule = RuleId::from_name(name).ok_or_else(|| {
-                    err(
-                        "DISABLED_RULES",
-                        &v,
-                        format!(
-                            "unknown rule '{name}' (known: {})",
-                            RuleId::names().join(", ")
-                        ),
-                    )
-                })?;
-                if !cfg.disabled_rules.contains(&rule) {
-                    cfg.disabled_rules.push(rule);
+                if !cfg.enabled(name) {
+                    continue;
                 }
+                cfg.disabled_rules.push(name.to_owned());
             }
         }
         // A batch must fit the function's memory: the decompressed text, the
@@ -196,9 +187,12 @@ impl DetectorConfig {
         Ok(cfg)
     }
 
-    /// True unless the rule is listed in `DISABLED_RULES`.
-    pub fn enabled(&self, rule: RuleId) -> bool {
-        !self.disabled_rules.contains(&rule)
+    /// True unless the rule is listed in `DISABLED_RULES` (case-insensitive).
+    pub fn enabled(&self, rule_id: &str) -> bool {
+        !self
+            .disabled_rules
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(rule_id))
     }
 }
 
@@ -276,8 +270,9 @@ mod tests {
         assert_eq!(cfg.pod_scan_window_minutes, 120);
         assert_eq!(cfg.pod_scan_match, PodScanMatch::Broad);
         assert!(cfg.allow_source_cidrs.contains_text("5.5.5.5"));
-        assert!(!cfg.enabled(RuleId::PodScan));
-        assert!(cfg.enabled(RuleId::Multiple403));
+        assert!(!cfg.enabled("Amazon.EKS.Audit.PodScan"));
+        assert!(!cfg.enabled("amazon.eks.audit.podscan"));
+        assert!(cfg.enabled("Amazon.EKS.Audit.Multiple403"));
         assert_eq!(cfg.max_decompressed_bytes, 8 * 1024 * 1024);
     }
 
@@ -290,7 +285,6 @@ mod tests {
             ("POD_SCAN_WINDOW_MINUTES", "1.5"),
             ("POD_SCAN_MATCH", "fuzzy"),
             ("ALLOW_SOURCE_CIDRS", "10.0.0.0/33"),
-            ("DISABLED_RULES", "Amazon.EKS.Audit.Nope"),
             ("MAX_DECOMPRESSED_MB", "0"),
         ] {
             let e = from(&[(var, value)]).expect_err(var);

@@ -16,8 +16,8 @@ use flate2::read::MultiGzDecoder;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::alert::stable_hash;
 use crate::time::Millis;
+use crate::vocab::stable_hash;
 
 /// Standard alphabet, padding optional (CloudWatch pads; hand-made test
 /// events often do not).

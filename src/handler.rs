@@ -26,12 +26,13 @@ use serde::Serialize;
 
 use crate::alert::Alert;
 use crate::decode::{self, Batch, DecodeError, MessageType};
-use crate::rules::{Detector, Match, RuleId};
+use crate::rules::Detector;
 use crate::scan::{ScanStats, Scanner};
 use crate::sink::{AlertSink, PublishError};
 use crate::store::{state_key, Loaded, SaveOutcome, StateStore, StoreError, Versioned};
 use crate::time::Millis;
-use crate::window::{apply_batch, BatchInfo, Claim, Outcome, WindowParams, WindowState};
+use crate::vocab::{Match, RuleId, WindowParams};
+use crate::window::{apply_batch, BatchInfo, Claim, Outcome, WindowState};
 
 /// Conditional-write attempts per key before giving up (the invocation then
 /// fails and Lambda retries it).
@@ -449,7 +450,12 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
                     (None, Some(version))
                 }
             };
-            let Some(applied) = apply_batch(state, params, batch, matches) else {
+            let Some(rule) = self.detector.rule(rule) else {
+                // A rule disabled since: its keys are left as they are.
+                return Ok(KeyDone::default());
+            };
+            let render = |st: &WindowState, d| Alert::render(rule, st, d);
+            let Some(applied) = apply_batch(state, params, batch, matches, &render) else {
                 return Ok(KeyDone::default());
             };
             report.late_matches += applied.late;

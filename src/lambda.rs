@@ -13,8 +13,7 @@ use serde_json::{json, Value};
 
 use crate::config::{ConfigError, DetectorConfig};
 use crate::handler::{HandlerError, Processor, Report};
-use crate::rules::{Detector, RuleId};
-use crate::scan::per_rule;
+use crate::rules::Detector;
 use crate::sink::sns::SnsSink;
 use crate::sink::AlertSink;
 use crate::store::dynamodb::DynamoStore;
@@ -55,10 +54,12 @@ impl LambdaConfig {
                 reason: "expected an SNS topic ARN (arn:aws:sns:...)".into(),
             });
         }
+        let detector = DetectorConfig::from_lookup(&lookup)?;
+        crate::rules::check_disabled(&detector)?;
         Ok(Self {
             table,
             topic_arn,
-            detector: DetectorConfig::from_lookup(&lookup)?,
+            detector,
         })
     }
 }
@@ -163,7 +164,9 @@ pub async fn handle<S: StateStore, P: AlertSink>(
     let result = processor.handle_invoke_body(body).await;
     log_summary(request_id, result.as_ref());
     if let Ok(report) = &result {
-        println!("{}", emf_line(report, processor.now_ms()));
+        for line in emf_lines(report, processor.now_ms()) {
+            println!("{line}");
+        }
     }
     result.map(|r| summary_json(&r))
 }
@@ -191,9 +194,8 @@ fn log_summary(request_id: &str, result: Result<&Report, &HandlerError>) {
             events = r.scan.events,
             prefiltered = r.scan.prefiltered,
             skipped = %serde_json::to_string(&r.scan.skipped).unwrap_or_default(),
-            matches_multiple_403 = per_rule(&r.scan.matches, RuleId::Multiple403),
-            matches_pod_scan = per_rule(&r.scan.matches, RuleId::PodScan),
-            rule_errors = r.scan.rule_errors.values().sum::<u64>(),
+            matches = %by_rule(&r.scan.matches),
+            rule_errors = %by_rule(&r.scan.rule_errors),
             keys = r.keys,
             state_reads = r.state_reads,
             state_writes = r.state_writes,
@@ -221,13 +223,19 @@ fn log_summary(request_id: &str, result: Result<&Report, &HandlerError>) {
     }
 }
 
-/// One CloudWatch Embedded Metric Format line for an invocation.
-pub fn emf_line(r: &Report, timestamp_ms: i64) -> String {
-    let metrics = [
+/// A per-rule counter as a JSON object keyed by rule id, for the log line.
+fn by_rule(map: &std::collections::BTreeMap<crate::vocab::RuleId, u64>) -> String {
+    serde_json::to_string(map).unwrap_or_default()
+}
+
+/// The CloudWatch Embedded Metric Format lines of an invocation: one with
+/// the totals, and one per rule that counted anything, with a `RuleId`
+/// dimension.
+pub fn emf_lines(r: &Report, timestamp_ms: i64) -> Vec<String> {
+    let totals = [
         ("Events", r.scan.events),
         ("Skipped", r.scan.skipped_total()),
-        ("Matches403", per_rule(&r.scan.matches, RuleId::Multiple403)),
-        ("MatchesPodScan", per_rule(&r.scan.matches, RuleId::PodScan)),
+        ("Matches", r.scan.matches.values().sum()),
         ("RuleErrors", r.scan.rule_errors.values().sum()),
         ("Alerts", r.alerts_published),
         ("AlertsFailed", r.alerts_failed),
@@ -236,19 +244,58 @@ pub fn emf_line(r: &Report, timestamp_ms: i64) -> String {
         ("LateMatches", r.late_matches),
         ("StateConflicts", r.state_conflicts),
     ];
+    let mut lines = vec![emf_doc(&totals, None, &r.log_group, timestamp_ms)];
+    let rules: std::collections::BTreeSet<_> = r
+        .scan
+        .matches
+        .keys()
+        .chain(r.scan.rule_errors.keys())
+        .chain(r.scan.fanout_dropped.keys())
+        .collect();
+    for rule in rules {
+        let get = |m: &std::collections::BTreeMap<_, u64>| m.get(rule).copied().unwrap_or(0);
+        let per_rule = [
+            ("Matches", get(&r.scan.matches)),
+            ("RuleErrors", get(&r.scan.rule_errors)),
+            ("FanoutDropped", get(&r.scan.fanout_dropped)),
+        ];
+        lines.push(emf_doc(
+            &per_rule,
+            Some(rule.as_str()),
+            &r.log_group,
+            timestamp_ms,
+        ));
+    }
+    lines
+}
+
+fn emf_doc(
+    metrics: &[(&str, u64)],
+    rule: Option<&str>,
+    log_group: &str,
+    timestamp_ms: i64,
+) -> String {
+    let dimensions = if rule.is_some() {
+        json!([["RuleId"]])
+    } else {
+        json!([[]])
+    };
     let mut doc = json!({
         "_aws": {
             "Timestamp": timestamp_ms,
             "CloudWatchMetrics": [{
                 "Namespace": METRICS_NAMESPACE,
-                "Dimensions": [[]],
+                "Dimensions": dimensions,
                 "Metrics": metrics.iter().map(|(name, _)| json!({"Name": name, "Unit": "Count"})).collect::<Vec<_>>(),
             }],
         },
-        "log_group": r.log_group,
+        "log_group": log_group,
     });
+    if let Some(rule) = rule {
+        doc["RuleId"] = json!(rule);
+    }
     for (name, value) in metrics {
-        doc[name] = json!(value);
+        doc[*name] = json!(value);
     }
     doc.to_string()
 }

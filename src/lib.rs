@@ -43,4 +43,5 @@ pub mod scan;
 pub mod sink;
 pub mod store;
 pub mod time;
+pub mod vocab;
 pub mod window;

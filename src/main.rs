@@ -62,7 +62,9 @@ fn replay_main(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let config = match DetectorConfig::from_lookup(|k| std::env::var(k).ok()) {
+    let config = match DetectorConfig::from_lookup(|k| std::env::var(k).ok())
+        .and_then(|c| eks_audit_detector::rules::check_disabled(&c).map(|()| c))
+    {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");

@@ -6,6 +6,8 @@
 //! (still JSON-escaped once more) as well as on the plain message, because
 //! both anchors survive escaping:
 //!
+//! Each rule declares its anchor ([`crate::rules::Anchor`]):
+//!
 //! - Multiple403 needs `responseStatus.code == 403` as a JSON integer, and
 //!   JSON numbers cannot be escaped: the digits `403` must appear as an
 //!   object member's value, i.e. after a `:` and optional whitespace, and not
@@ -13,6 +15,7 @@
 //!   request bodies therefore do not make a message a candidate.)
 //! - PodScan needs `user.username` equal to `system:anonymous` (ASCII
 //!   case-insensitively), so the letters `anonymous` must appear in some case.
+//! - A rule that needs every event says so, and then nothing is skipped.
 //!
 //! The one way around both is a `\u00XX` escape of a digit, a letter or
 //! whitespace, which kube-apiserver never writes (it escapes only `<`, `>`,
@@ -21,30 +24,76 @@
 
 use memchr::memmem::Finder;
 
-use crate::rules::{Detector, RuleId};
+use crate::rules::{Anchor, Detector};
 
 /// The compiled prefilter for a set of enabled rules.
 #[derive(Debug, Clone)]
 pub struct Prefilter {
+    always: bool,
     want_403: bool,
-    want_anonymous: bool,
+    words: Vec<Word>,
     finder_403: Finder<'static>,
     finder_escape: Finder<'static>,
+}
+
+/// Letters to find in any case, searched from their rarest letter.
+#[derive(Debug, Clone)]
+struct Word {
+    lower: Vec<u8>,
+    at: usize,
+}
+
+impl Word {
+    fn new(word: &str) -> Self {
+        // Letters from rarest to most common in English-ish text and JSON.
+        const RARITY: &[u8] = b"zqxjkvbpygfwmucldrhsnioate";
+        let lower = word.to_ascii_lowercase().into_bytes();
+        let rank = |b: &u8| RARITY.iter().position(|r| r == b).unwrap_or(0);
+        let at = (0..lower.len())
+            .min_by_key(|i| rank(&lower[*i]))
+            .unwrap_or(0);
+        Self { lower, at }
+    }
+
+    /// ASCII case-insensitive search, anchored on the rarest letter.
+    fn found_in(&self, msg: &[u8]) -> bool {
+        let Some(&anchor) = self.lower.get(self.at) else {
+            return true;
+        };
+        memchr::memchr2_iter(anchor, anchor.to_ascii_uppercase(), msg).any(|i| {
+            i >= self.at
+                && msg
+                    .get(i - self.at..i - self.at + self.lower.len())
+                    .is_some_and(|w| w.eq_ignore_ascii_case(&self.lower))
+        })
+    }
 }
 
 impl Prefilter {
     /// Builds the prefilter for the detector's enabled rules.
     pub fn new(detector: &Detector) -> Self {
-        Self {
-            want_403: detector.enabled(RuleId::Multiple403),
-            want_anonymous: detector.enabled(RuleId::PodScan),
+        let mut p = Self {
+            always: false,
+            want_403: false,
+            words: Vec::new(),
             finder_403: Finder::new(b"403"),
             finder_escape: Finder::new(b"\\u00"),
+        };
+        for rule in detector.rules() {
+            match rule.anchor() {
+                Anchor::MemberValue403 => p.want_403 = true,
+                Anchor::Letters(word) => p.words.push(Word::new(word)),
+                Anchor::Always => p.always = true,
+            }
         }
+        p
     }
 
     /// False only when no enabled rule can match `msg`.
     pub fn may_match(&self, msg: &[u8]) -> bool {
+        if self.always {
+            return true;
+        }
         if self.want_403
             && self
                 .finder_403
@@ -53,10 +102,10 @@ impl Prefilter {
         {
             return true;
         }
-        if self.want_anonymous && contains_anonymous(msg) {
+        if self.words.iter().any(|w| w.found_in(msg)) {
             return true;
         }
-        (self.want_403 || self.want_anonymous) && self.has_alnum_escape(msg)
+        (self.want_403 || !self.words.is_empty()) && self.has_alnum_escape(msg)
     }
 
     /// True when `msg` has a `\u00XX` escape of an ASCII digit, letter or
@@ -98,18 +147,6 @@ fn is_member_value(msg: &[u8], at: usize) -> bool {
     false
 }
 
-/// ASCII case-insensitive search for `anonymous`, anchored on its `y`.
-fn contains_anonymous(msg: &[u8]) -> bool {
-    const WORD: &[u8] = b"anonymous";
-    const Y_AT: usize = 4;
-    memchr::memchr2_iter(b'y', b'Y', msg).any(|at| {
-        at >= Y_AT
-            && msg
-                .get(at - Y_AT..at - Y_AT + WORD.len())
-                .is_some_and(|w| w.eq_ignore_ascii_case(WORD))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,7 +183,7 @@ mod tests {
     #[test]
     fn disabled_rules_lose_their_anchor() {
         let cfg = DetectorConfig {
-            disabled_rules: vec![RuleId::Multiple403],
+            disabled_rules: vec!["Amazon.EKS.Audit.Multiple403".into()],
             ..DetectorConfig::default()
         };
         let p = Prefilter::new(&Detector::new(cfg));

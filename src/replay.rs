@@ -11,13 +11,13 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::alert::stable_hash;
 use crate::handler::{HandlerError, Processor, Report};
-use crate::rules::RuleId;
 use crate::scan::{per_rule, ScanStats, Scanner, SkipReason};
 use crate::sink::AlertSink;
 use crate::store::StateStore;
 use crate::time::parse_timestamp;
+use crate::vocab::stable_hash;
+use crate::vocab::RuleId;
 use crate::window::BatchInfo;
 
 /// NDJSON lines per batch: bounds memory on large files.
@@ -72,6 +72,8 @@ pub struct ReplaySummary {
     pub report: Report,
     /// Wall time.
     pub seconds: f64,
+    /// The rules that ran, in registry order.
+    pub rules: Vec<RuleId>,
 }
 
 /// Every input file named by `paths` (directories expanded, sorted).
@@ -115,7 +117,10 @@ pub async fn run<S: StateStore, P: AlertSink>(
     opts: &ReplayOptions,
 ) -> ReplaySummary {
     let started = Instant::now();
-    let mut summary = ReplaySummary::default();
+    let mut summary = ReplaySummary {
+        rules: processor.detector().rules().map(|r| r.meta().id).collect(),
+        ..ReplaySummary::default()
+    };
     let files = match expand_paths(&opts.paths) {
         Ok(f) => f,
         Err(e) => {
@@ -247,7 +252,7 @@ pub fn render_summary(s: &ReplaySummary) -> String {
             let _ = writeln!(t, "    skipped {:<16} {n}", reason.as_str());
         }
     }
-    for rule in RuleId::ALL {
+    for &rule in &s.rules {
         let ev = per_rule(&scan.matched_events, rule);
         let groups = per_rule(&scan.matches, rule);
         let errors = per_rule(&scan.rule_errors, rule);

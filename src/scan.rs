@@ -10,8 +10,9 @@ use serde::Serialize;
 use crate::audit::AuditEvent;
 use crate::decode::Batch;
 use crate::prefilter::Prefilter;
-use crate::rules::{Detector, EventContext, Match, RuleId, Verdict};
+use crate::rules::Detector;
 use crate::time::Millis;
+use crate::vocab::{EventContext, Match, RuleId, Verdict};
 
 /// Why a line was skipped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -244,11 +245,14 @@ impl<'d> Scanner<'d> {
             return;
         };
         stats.parsed += 1;
-        let v = self
-            .detector
-            .evaluate(&ev, EventContext { cluster, at_ms }, out);
-        stats.record(RuleId::Multiple403, v.multiple_403);
-        stats.record(RuleId::PodScan, v.pod_scan);
+        self.detector.evaluate(
+            &ev,
+            EventContext { cluster, at_ms },
+            out,
+            |rule, verdict| {
+                stats.record(rule, verdict);
+            },
+        );
     }
 }
 

@@ -27,9 +27,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::alert::Alert;
-use crate::rules::{tally, Match, RuleId, Sample, Severity};
 use crate::time::Millis;
+use crate::vocab::{Alert, Match, RuleId, Sample, Severity, WindowParams};
 
 /// Distinct values kept per summary field; beyond it new values are counted
 /// in `overflow` only, which bounds the record size.
@@ -70,18 +69,6 @@ pub const MAX_RECORD_BYTES: usize = 64 * 1024;
 
 /// Characters of a batch id kept in the record (64 bits).
 pub const REMEMBERED_ID_CHARS: usize = 16;
-/// A rule's window settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WindowParams {
-    /// Matches in one window that raise the alert.
-    pub threshold: u64,
-    /// Window length in ms.
-    pub window_ms: Millis,
-    /// The highest severity the rule can give a window: once alerted at it,
-    /// the window is saturated.
-    pub max_severity: Severity,
-}
-
 /// The batch whose matches are being applied.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchInfo<'a> {
@@ -192,6 +179,18 @@ pub struct WindowState {
     /// Wall-clock time of the last change.
     #[serde(default)]
     pub updated_ms: Millis,
+}
+
+/// A window owes an alert: what the alert is rendered from, with the
+/// window as it stands at that match (see [`crate::alert::Alert::render`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// The alert's severity.
+    pub severity: Severity,
+    /// True for a window's second alert, at a higher severity.
+    pub escalation: bool,
+    /// The threshold the window reached.
+    pub threshold: u64,
 }
 
 /// What applying a batch did to a key.
@@ -395,6 +394,7 @@ pub fn apply_batch(
     params: WindowParams,
     batch: &BatchInfo<'_>,
     matches: &[&Match],
+    render: &dyn Fn(&WindowState, Decision) -> Alert,
 ) -> Option<Applied> {
     let mut ordered: Vec<&Match> = matches.to_vec();
     ordered.sort_by_key(|m| m.at_ms);
@@ -427,9 +427,9 @@ pub fn apply_batch(
         }
         st.add(m);
         changed = true;
-        if let Some(alert) = decide(&st, params) {
-            st.alerted = Some(alert.severity);
-            alerts.push(alert);
+        if let Some(decision) = decide(&st, params) {
+            st.alerted = Some(decision.severity);
+            alerts.push(render(&st, decision));
         }
     }
     let outcome = if changed {
@@ -448,13 +448,44 @@ pub fn apply_batch(
 }
 
 /// The alert a window owes now, if any.
-fn decide(st: &WindowState, params: WindowParams) -> Option<Alert> {
+fn decide(st: &WindowState, params: WindowParams) -> Option<Decision> {
     if st.count < params.threshold {
         return None;
     }
-    match st.alerted {
-        None => Some(Alert::from_window(st, params, st.severity, false)),
-        Some(prev) if st.severity > prev => Some(Alert::from_window(st, params, st.severity, true)),
-        Some(_) => None,
+    let escalation = match st.alerted {
+        None => false,
+        Some(prev) if st.severity > prev => true,
+        Some(_) => return None,
+    };
+    Some(Decision {
+        severity: st.severity,
+        escalation,
+        threshold: params.threshold,
+    })
+}
+
+/// Adds `value` to a bounded distinct-value tally: at most `max_distinct`
+/// values and `max_bytes` of them as JSON.
+fn tally(
+    map: &mut BTreeMap<String, u64>,
+    value: &str,
+    max_distinct: usize,
+    max_bytes: usize,
+) -> bool {
+    if let Some(n) = map.get_mut(value) {
+        *n += 1;
+        true
+    } else if map.len() < max_distinct
+        && map
+            .keys()
+            .map(|k| crate::bounded::json_len(k))
+            .sum::<usize>()
+            + crate::bounded::json_len(value)
+            <= max_bytes
+    {
+        map.insert(value.to_owned(), 1);
+        true
+    } else {
+        false
     }
 }

@@ -11,9 +11,10 @@ use common::aws::{create_topic_with_queue, Stack};
 use common::{event, invoke_body, with};
 use eks_audit_detector::config::DetectorConfig;
 use eks_audit_detector::handler::Processor;
-use eks_audit_detector::rules::{Detector, RuleId, Severity};
+use eks_audit_detector::rules::Detector;
 use eks_audit_detector::sink::sns::SnsSink;
 use eks_audit_detector::store::dynamodb::DynamoStore;
+use eks_audit_detector::vocab::Severity;
 use serde_json::Value;
 
 const T0: i64 = 1_715_644_800_000;
@@ -344,7 +345,7 @@ fn pod_scan_escalation_reaches_subscribers_as_two_alerts() {
             .alerts()
             .await
             .into_iter()
-            .filter(|a| a.rule_id == RuleId::PodScan)
+            .filter(|a| a.rule_id == eks_audit_detector::rules::pod_scan::META.id)
             .collect();
         assert_eq!(
             alerts.iter().map(|a| a.severity).collect::<Vec<_>>(),

@@ -10,8 +10,9 @@ use eks_audit_detector::audit::AuditEvent;
 use eks_audit_detector::config::{DetectorConfig, PodScanMatch};
 use eks_audit_detector::decode::{extract_data, inflate, Batch, MessageType};
 use eks_audit_detector::prefilter::Prefilter;
-use eks_audit_detector::rules::{Detector, EventContext};
+use eks_audit_detector::rules::Detector;
 use eks_audit_detector::scan::{ScanStats, Scanner, SkipReason};
+use eks_audit_detector::vocab::EventContext;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -263,7 +264,7 @@ proptest! {
         let detector = Detector::new(cfg);
         let ev = AuditEvent::parse(&msg).expect("generated event parses");
         let mut out = Vec::new();
-        detector.evaluate(&ev, EventContext { cluster: "c", at_ms: 0 }, &mut out);
+        detector.evaluate(&ev, EventContext { cluster: "c", at_ms: 0 }, &mut out, |_, _| {});
         let prefilter = Prefilter::new(&detector);
         if !out.is_empty() {
             prop_assert!(prefilter.may_match(msg.as_bytes()), "dropped a match: {}", msg);

@@ -159,7 +159,17 @@ fn the_binary_as_a_lambda_function_turns_the_sample_events_into_alerts() {
     let emf = lines
         .iter()
         .filter(|l| l["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "EksAuditDetector")
+        .filter(|l| l["RuleId"].is_null())
         .count();
+    // and per-rule metrics carry the rule id as a dimension
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["RuleId"] == "Amazon.EKS.Audit.PodScan"
+                && l["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
+                    == serde_json::json!([["RuleId"]])),
+        "{stdout}"
+    );
     assert_eq!(summaries, 9, "{stdout}");
     assert_eq!(emf, 9, "{stdout}");
     assert!(

@@ -9,9 +9,10 @@ use common::store::CountingStore;
 use common::{event, forwarded_pod_scan, invoke_body, oversized_403, with, RecordingSink};
 use eks_audit_detector::config::DetectorConfig;
 use eks_audit_detector::handler::{HandlerError, Processor, CLAIM_LEASE_MS};
-use eks_audit_detector::rules::{Detector, RuleId, Severity};
+use eks_audit_detector::rules::Detector;
 use eks_audit_detector::store::memory::MemoryStore;
 use eks_audit_detector::store::{Loaded, StateStore, Versioned};
+use eks_audit_detector::vocab::{RuleId, Severity};
 
 const T0: i64 = 1_715_644_800_000;
 const GROUP: &str = "/aws/eks/prod/cluster";
@@ -64,7 +65,10 @@ fn threshold_crossing_publishes_exactly_one_alert() {
     let report = block_on(p.handle_invoke_body(body.as_bytes())).expect("handled");
     let alerts = p.sink().published();
     assert_eq!(alerts.len(), 1);
-    assert_eq!(alerts[0].rule_id, RuleId::Multiple403);
+    assert_eq!(
+        alerts[0].rule_id,
+        eks_audit_detector::rules::multiple_403::META.id
+    );
     assert_eq!(alerts[0].dedup, "prod_403_5.5.5.5");
     assert_eq!(alerts[0].event_count, 10);
     assert_eq!(alerts[0].account, "123456789012");
@@ -196,13 +200,23 @@ fn sample_events_raise_the_documented_alerts() {
         got,
         vec![
             (
-                RuleId::Multiple403,
+                eks_audit_detector::rules::multiple_403::META.id,
                 Severity::Info,
                 false,
                 "185.220.101.47".into()
             ),
-            (RuleId::PodScan, Severity::Low, false, "45.33.32.156".into()),
-            (RuleId::PodScan, Severity::High, true, "45.33.32.156".into()),
+            (
+                eks_audit_detector::rules::pod_scan::META.id,
+                Severity::Low,
+                false,
+                "45.33.32.156".into()
+            ),
+            (
+                eks_audit_detector::rules::pod_scan::META.id,
+                Severity::High,
+                true,
+                "45.33.32.156".into()
+            ),
         ]
     );
     // the escalation shows the request that succeeded
@@ -375,7 +389,10 @@ fn one_request_with_a_5000_entry_forwarded_chain_makes_a_handful_of_alerts() {
         .collect();
     ips.sort();
     assert_eq!(ips, ["11.0.0.7", "11.0.1.7", "11.0.2.7", "198.51.100.200"]);
-    assert_eq!(report.scan.fanout_dropped[&RuleId::PodScan], 4997);
+    assert_eq!(
+        report.scan.fanout_dropped[&eks_audit_detector::rules::pod_scan::META.id],
+        4997
+    );
     assert!(p
         .sink()
         .published()

@@ -9,8 +9,9 @@ use common::{event, fixture, run, run_with};
 use eks_audit_detector::config::{DetectorConfig, PodScanMatch};
 use eks_audit_detector::decode::{extract_data, inflate, Batch};
 use eks_audit_detector::net::CidrList;
-use eks_audit_detector::rules::{Detector, RuleId, Severity, Verdict};
+use eks_audit_detector::rules::Detector;
 use eks_audit_detector::scan::{ScanStats, Scanner};
+use eks_audit_detector::vocab::{RuleId, Severity, Verdict};
 use serde_json::{json, Value};
 
 // ---------------------------------------------------------------- Panther cases
@@ -262,7 +263,7 @@ fn allowlisted_source_never_matches() {
 #[test]
 fn disabled_rules_do_not_run() {
     let cfg = DetectorConfig {
-        disabled_rules: vec![RuleId::Multiple403],
+        disabled_rules: vec!["Amazon.EKS.Audit.Multiple403".into()],
         ..DetectorConfig::default()
     };
     assert_eq!(run_with(cfg, &forbidden(), "prod").0, Verdict::NoMatch);
@@ -290,7 +291,7 @@ fn pod_scan_matches_anonymous_list_of_all_pods() {
     assert_eq!(a, Verdict::matched(1));
     let m = matches
         .iter()
-        .find(|m| m.rule == RuleId::PodScan)
+        .find(|m| m.rule == eks_audit_detector::rules::pod_scan::META.id)
         .expect("pod scan match");
     assert_eq!(
         m.dedup,
@@ -378,7 +379,7 @@ fn pod_scan_groups_like_splunk_multivalue_stats() {
     assert_eq!(b, Verdict::matched(4));
     let keys: BTreeSet<&str> = matches
         .iter()
-        .filter(|m| m.rule == RuleId::PodScan)
+        .filter(|m| m.rule == eks_audit_detector::rules::pod_scan::META.id)
         .map(|m| m.dedup.as_str())
         .collect();
     let expected: BTreeSet<&str> = [
@@ -452,18 +453,24 @@ fn corpus_verdicts_match_the_reference_implementation() {
             .filter_map(|m| m.event.sample.audit_id.clone())
             .collect()
     };
-    assert_eq!(got(RuleId::Multiple403), want("A"));
-    assert_eq!(got(RuleId::PodScan), want("B"));
+    assert_eq!(
+        got(eks_audit_detector::rules::multiple_403::META.id),
+        want("A")
+    );
+    assert_eq!(got(eks_audit_detector::rules::pod_scan::META.id), want("B"));
     assert_eq!(
         stats
             .rule_errors
-            .get(&RuleId::Multiple403)
+            .get(&eks_audit_detector::rules::multiple_403::META.id)
             .copied()
             .unwrap_or(0),
         expected["A_errors"].as_u64().expect("count")
     );
     assert_eq!(
-        stats.matched_events.get(&RuleId::Multiple403).copied(),
+        stats
+            .matched_events
+            .get(&eks_audit_detector::rules::multiple_403::META.id)
+            .copied(),
         Some(want("A").len() as u64)
     );
 }

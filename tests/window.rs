@@ -5,9 +5,12 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use eks_audit_detector::rules::{Match, MatchedEvent, RuleId, Severity};
+use eks_audit_detector::alert::Alert;
+use eks_audit_detector::config::DetectorConfig;
+use eks_audit_detector::rules::registry;
+use eks_audit_detector::vocab::{Match, MatchedEvent, RuleId, Severity, WindowParams};
 use eks_audit_detector::window::{
-    apply_batch, Applied, BatchInfo, Outcome, WindowParams, WindowState, BATCH_MEMORY_MS,
+    apply_batch, Applied, BatchInfo, Decision, Outcome, WindowState, BATCH_MEMORY_MS,
     MAX_TALLY_BYTES,
 };
 use proptest::prelude::*;
@@ -32,7 +35,11 @@ fn m(rule: RuleId, at_ms: i64, severity: Severity) -> Match {
 }
 
 fn info(at: i64) -> Match {
-    m(RuleId::Multiple403, at, Severity::Info)
+    m(
+        eks_audit_detector::rules::multiple_403::META.id,
+        at,
+        Severity::Info,
+    )
 }
 
 fn batch(id: &str) -> BatchInfo<'_> {
@@ -57,9 +64,19 @@ const PSCAN: WindowParams = WindowParams {
     max_severity: Severity::High,
 };
 
+/// Renders an alert as the handler does, with the rule of the window.
+fn render(st: &WindowState, d: Decision) -> Alert {
+    let rules = registry(&DetectorConfig::default());
+    let rule = rules
+        .iter()
+        .find(|r| r.meta().id == st.rule)
+        .expect("a known rule");
+    Alert::render(rule.as_ref(), st, d)
+}
+
 fn apply(state: Option<WindowState>, params: WindowParams, id: &str, ms: &[Match]) -> Applied {
     let refs: Vec<&Match> = ms.iter().collect();
-    apply_batch(state, params, &batch(id), &refs).expect("non-empty batch")
+    apply_batch(state, params, &batch(id), &refs, &render).expect("non-empty batch")
 }
 
 #[test]
@@ -202,7 +219,11 @@ fn a_redelivered_batch_changes_nothing() {
 #[test]
 fn pod_scan_escalates_once_from_low_to_high() {
     let p = PSCAN;
-    let refused = m(RuleId::PodScan, T0, Severity::Low);
+    let refused = m(
+        eks_audit_detector::rules::pod_scan::META.id,
+        T0,
+        Severity::Low,
+    );
     let r1 = apply(None, p, "b1", std::slice::from_ref(&refused));
     assert_eq!(r1.alerts.len(), 1);
     assert_eq!(r1.alerts[0].severity, Severity::Low);
@@ -212,7 +233,11 @@ fn pod_scan_escalates_once_from_low_to_high() {
         Some(r1.state),
         p,
         "b2",
-        &[m(RuleId::PodScan, T0 + MIN, Severity::Low)],
+        &[m(
+            eks_audit_detector::rules::pod_scan::META.id,
+            T0 + MIN,
+            Severity::Low,
+        )],
     );
     assert!(r2.alerts.is_empty());
     // an allowed listing in the same window: one escalation at HIGH
@@ -220,7 +245,11 @@ fn pod_scan_escalates_once_from_low_to_high() {
         Some(r2.state),
         p,
         "b3",
-        &[m(RuleId::PodScan, T0 + 2 * MIN, Severity::High)],
+        &[m(
+            eks_audit_detector::rules::pod_scan::META.id,
+            T0 + 2 * MIN,
+            Severity::High,
+        )],
     );
     assert_eq!(r3.alerts.len(), 1);
     assert_eq!(r3.alerts[0].severity, Severity::High);
@@ -231,7 +260,11 @@ fn pod_scan_escalates_once_from_low_to_high() {
         Some(r3.state),
         p,
         "b4",
-        &[m(RuleId::PodScan, T0 + 3 * MIN, Severity::High)],
+        &[m(
+            eks_audit_detector::rules::pod_scan::META.id,
+            T0 + 3 * MIN,
+            Severity::High,
+        )],
     );
     assert!(r4.alerts.is_empty());
     assert_eq!(r4.outcome, Outcome::Unchanged);
@@ -245,8 +278,16 @@ fn a_first_match_that_succeeds_alerts_high_without_escalation() {
         p,
         "b1",
         &[
-            m(RuleId::PodScan, T0, Severity::High),
-            m(RuleId::PodScan, T0 + 1, Severity::Low),
+            m(
+                eks_audit_detector::rules::pod_scan::META.id,
+                T0,
+                Severity::High,
+            ),
+            m(
+                eks_audit_detector::rules::pod_scan::META.id,
+                T0 + 1,
+                Severity::Low,
+            ),
         ],
     );
     assert_eq!(r.alerts.len(), 1);
@@ -273,23 +314,35 @@ fn remembered_batches_expire_after_lambdas_retry_window_of_wall_time() {
     }
     let one = [info(T0)];
     let refs: Vec<&Match> = one.iter().collect();
-    let st = apply_batch(None, P403, &at(1000, "first-batch-id-0001"), &refs)
+    let st = apply_batch(None, P403, &at(1000, "first-batch-id-0001"), &refs, &render)
         .expect("applied")
         .state;
     assert!(st.has_applied("first-batch-id-0001"));
     let two = [info(T0 + 1)];
     let refs: Vec<&Match> = two.iter().collect();
     // Still remembered 6 hours later (Lambda's longest retry)...
-    let st = apply_batch(Some(st), P403, &at(1000 + 6 * 60 * MIN, "b2"), &refs)
-        .expect("applied")
-        .state;
+    let st = apply_batch(
+        Some(st),
+        P403,
+        &at(1000 + 6 * 60 * MIN, "b2"),
+        &refs,
+        &render,
+    )
+    .expect("applied")
+    .state;
     assert!(st.has_applied("first-batch-id-0001"));
     // ...forgotten once the memory has passed.
     let three = [info(T0 + 2)];
     let refs: Vec<&Match> = three.iter().collect();
-    let st = apply_batch(Some(st), P403, &at(1001 + BATCH_MEMORY_MS, "b3"), &refs)
-        .expect("applied")
-        .state;
+    let st = apply_batch(
+        Some(st),
+        P403,
+        &at(1001 + BATCH_MEMORY_MS, "b3"),
+        &refs,
+        &render,
+    )
+    .expect("applied")
+    .state;
     assert!(!st.has_applied("first-batch-id-0001"));
     assert!(st.has_applied("b3"));
 }
@@ -407,7 +460,7 @@ proptest! {
         let ms: Vec<Match> = times
             .iter()
             .zip(&severities)
-            .map(|(t, high)| m(RuleId::PodScan, *t, if *high { Severity::High } else { Severity::Low }))
+            .map(|(t, high)| m(eks_audit_detector::rules::pod_scan::META.id, *t, if *high { Severity::High } else { Severity::Low }))
             .collect();
         let cut = split % (ms.len() + 1);
         let (first, second) = ms.split_at(cut);
@@ -464,7 +517,7 @@ proptest! {
 #[test]
 fn a_state_record_stays_under_64_kb_whatever_the_requests_and_sns_do() {
     use eks_audit_detector::bounded::cap;
-    use eks_audit_detector::rules::{Sample, SampleStatus};
+    use eks_audit_detector::vocab::{Sample, SampleStatus};
     use eks_audit_detector::window::{MAX_OUTBOX_BYTES, MAX_RECORD_BYTES};
     // GIVEN requests whose every field is 100 KB, distinct each time
     // (1 KB is as good as 100 KB: both are cut)
@@ -483,7 +536,7 @@ fn a_state_record_stays_under_64_kb_whatever_the_requests_and_sns_do() {
             stage_timestamp: Some(huge(tag + 6)),
         };
         Match {
-            rule: RuleId::PodScan,
+            rule: eks_audit_detector::rules::pod_scan::META.id,
             dedup: huge(0),
             at_ms: at,
             source_ip: huge(1),
@@ -537,7 +590,7 @@ fn a_state_record_stays_under_64_kb_whatever_the_requests_and_sns_do() {
         let refs: Vec<&Match> = ms.iter().collect();
         // batch ids are hashes: distinct from their first characters on
         let id = format!("{b:04}-batch");
-        let r = apply_batch(state, p, &batch(&id), &refs).expect("applied");
+        let r = apply_batch(state, p, &batch(&id), &refs, &render).expect("applied");
         let mut st = r.state;
         for a in &r.alerts {
             largest_alert = largest_alert.max(a.to_json().len());

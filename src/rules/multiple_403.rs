@@ -11,19 +11,19 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::{
-    first_and_last, EventContext, Match, MatchedEvent, Rule, RuleId, RuleMeta, Sample, Severity,
-    Verdict,
-};
+use super::{first_and_last, Anchor, Rule};
 use crate::audit::{opt, AuditEvent, SourceIps};
 use crate::bounded::cap;
 use crate::config::{DetectorConfig, SourceAddress};
 use crate::net::{self, CidrList};
+use crate::vocab::{
+    EventContext, Match, MatchedEvent, RuleId, RuleMeta, Sample, Severity, Verdict, WindowParams,
+};
 use crate::window::WindowState;
 
 /// Rule metadata.
 pub static META: RuleMeta = RuleMeta {
-    id: "Amazon.EKS.Audit.Multiple403",
+    id: RuleId::new("Amazon.EKS.Audit.Multiple403"),
     name: "EKS Audit Log based single sourceIP is generating multiple 403s",
     origin: "Panther",
     mitre: "TA0007:T1613",
@@ -49,16 +49,22 @@ const MISSING_SOURCE_IP: &str = "0.0.0.0";
 pub const MAX_SUMMARY_ADDRESSES: usize = 4;
 
 /// The rule.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Multiple403 {
     source: SourceAddress,
+    window: WindowParams,
 }
 
 impl Multiple403 {
-    /// Builds the rule with its source-address choice.
+    /// Builds the rule with its threshold, window and source-address choice.
     pub fn new(config: &DetectorConfig) -> Self {
         Self {
             source: config.multiple_403_source,
+            window: WindowParams {
+                threshold: config.multiple_403_threshold,
+                window_ms: minutes(config.multiple_403_window_minutes),
+                max_severity: SEVERITY,
+            },
         }
     }
 
@@ -78,7 +84,7 @@ impl Multiple403 {
         }
         facts.push((SUMMARY_FIELDS[2], cap(ctx.cluster)));
         Match {
-            rule: RuleId::Multiple403,
+            rule: META.id,
             dedup: dedup_key(ctx.cluster, ip),
             at_ms: ctx.at_ms,
             source_ip: cap(ip),
@@ -136,8 +142,30 @@ impl Multiple403 {
     }
 }
 
+/// Minutes as milliseconds, saturating.
+pub(crate) fn minutes(m: u64) -> i64 {
+    i64::try_from(m)
+        .unwrap_or(i64::MAX / 60_000)
+        .saturating_mul(60_000)
+}
+
 impl Rule for Multiple403 {
-    const ID: RuleId = RuleId::Multiple403;
+    fn meta(&self) -> &'static RuleMeta {
+        &META
+    }
+
+    fn window(&self) -> WindowParams {
+        self.window
+    }
+
+    /// `responseStatus.code == 403` as a JSON integer.
+    fn anchor(&self) -> Anchor {
+        Anchor::MemberValue403
+    }
+
+    fn headline(&self, _severity: Severity) -> &'static str {
+        "EKS 403 burst"
+    }
 
     fn evaluate(
         &self,
@@ -189,12 +217,12 @@ impl Rule for Multiple403 {
         Verdict::matched(1)
     }
     /// The first match's title, like Panther's alert title.
-    fn title(state: &WindowState, _severity: Severity) -> String {
+    fn title(&self, state: &WindowState, _severity: Severity) -> String {
         state.title.clone()
     }
 
     /// Top 5 values with counts of each summary field.
-    fn summary(state: &WindowState) -> Value {
+    fn summary(&self, state: &WindowState) -> Value {
         let mut out = serde_json::Map::new();
         for field in SUMMARY_FIELDS {
             let mut top: Vec<(&String, &u64)> = state

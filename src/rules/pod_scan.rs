@@ -13,20 +13,21 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::{
-    first_and_last, EventContext, Match, MatchedEvent, Rule, RuleId, RuleMeta, Sample, Severity,
-    Verdict,
-};
+use super::multiple_403::minutes;
+use super::{first_and_last, Anchor, Rule};
 use crate::audit::{opt, AuditEvent, SourceIps};
 use crate::bounded::cap;
 use crate::config::{DetectorConfig, PodScanMatch};
 use crate::net::CidrList;
 use crate::time::format_rfc3339;
+use crate::vocab::{
+    EventContext, Match, MatchedEvent, RuleId, RuleMeta, Sample, Severity, Verdict, WindowParams,
+};
 use crate::window::WindowState;
 
 /// Rule metadata.
 pub static META: RuleMeta = RuleMeta {
-    id: "Amazon.EKS.Audit.PodScan",
+    id: RuleId::new("Amazon.EKS.Audit.PodScan"),
     name: "Amazon EKS Kubernetes Pod scan detection",
     origin: "Splunk (dbfca1dd-b8e5-4ba4-be0e-e565e5d62002)",
     mitre: "T1526",
@@ -69,13 +70,20 @@ pub const MAX_GROUPS_PER_EVENT: usize = 4;
 #[derive(Debug, Clone)]
 pub struct PodScan {
     uri_match: PodScanMatch,
+    window: WindowParams,
 }
 
 impl PodScan {
-    /// Builds the rule with its URI comparison mode.
+    /// Builds the rule with its URI comparison mode and window.
     pub fn new(config: &DetectorConfig) -> Self {
         Self {
             uri_match: config.pod_scan_match,
+            window: WindowParams {
+                threshold: THRESHOLD,
+                window_ms: minutes(config.pod_scan_window_minutes),
+                // A listing that succeeded is as bad as it gets.
+                max_severity: Severity::High,
+            },
         }
     }
 
@@ -147,7 +155,26 @@ pub fn dedup_key(cluster: &str, ip: &str, username: &str, group: &str) -> String
 }
 
 impl Rule for PodScan {
-    const ID: RuleId = RuleId::PodScan;
+    fn meta(&self) -> &'static RuleMeta {
+        &META
+    }
+
+    fn window(&self) -> WindowParams {
+        self.window
+    }
+
+    /// `user.username == "system:anonymous"`, compared case-insensitively.
+    fn anchor(&self) -> Anchor {
+        Anchor::Letters("anonymous")
+    }
+
+    fn headline(&self, severity: Severity) -> &'static str {
+        if severity >= Severity::High {
+            "EKS anonymous pod listing ALLOWED"
+        } else {
+            "EKS anonymous pod scan"
+        }
+    }
 
     fn evaluate(
         &self,
@@ -196,7 +223,7 @@ impl Rule for PodScan {
             for group in &groups {
                 let shared = event.get_or_insert_with(|| Arc::new(matched_event(ev, dropped)));
                 out.push(Match {
-                    rule: RuleId::PodScan,
+                    rule: META.id,
                     dedup: dedup_key(ctx.cluster, ip, username, group),
                     at_ms: ctx.at_ms,
                     source_ip: cap(ip),
@@ -211,7 +238,7 @@ impl Rule for PodScan {
             matches => Verdict::Matched { matches, dropped },
         }
     }
-    fn title(state: &WindowState, severity: Severity) -> String {
+    fn title(&self, state: &WindowState, severity: Severity) -> String {
         let group = state
             .tallies
             .get(GROUP_FIELD)
@@ -232,7 +259,7 @@ impl Rule for PodScan {
     }
 
     /// Splunk's columns: count, firstTime, lastTime and `values(...)`.
-    fn summary(state: &WindowState) -> Value {
+    fn summary(&self, state: &WindowState) -> Value {
         let mut out = serde_json::Map::new();
         out.insert("count".into(), json!(state.count));
         out.insert("firstTime".into(), json!(format_rfc3339(state.first_seen)));

@@ -14,8 +14,7 @@ pub mod memory;
 use std::collections::HashMap;
 use std::future::Future;
 
-use crate::alert::stable_hash;
-use crate::rules::RuleId;
+use crate::vocab::{stable_hash, RuleId};
 use crate::window::WindowState;
 
 /// A window state and the version it was stored at.
@@ -159,13 +158,20 @@ mod tests {
 
     #[test]
     fn keys_of_any_length_fit_dynamodb() {
-        let short = state_key(RuleId::Multiple403, "prod_403_5.5.5.5");
+        let short = state_key(crate::rules::multiple_403::META.id, "prod_403_5.5.5.5");
         assert_eq!(short, "Amazon.EKS.Audit.Multiple403#prod_403_5.5.5.5");
         let dedup = "x".repeat(5000);
-        let long = state_key(RuleId::PodScan, &dedup);
+        let long = state_key(crate::rules::pod_scan::META.id, &dedup);
         assert!(long.len() <= MAX_PLAIN_KEY_BYTES, "{long}");
         assert!(long.starts_with("Amazon.EKS.Audit.PodScan#h:"));
-        assert_eq!(long, state_key(RuleId::PodScan, &dedup), "stable");
-        assert_ne!(long, state_key(RuleId::PodScan, &"y".repeat(5000)));
+        assert_eq!(
+            long,
+            state_key(crate::rules::pod_scan::META.id, &dedup),
+            "stable"
+        );
+        assert_ne!(
+            long,
+            state_key(crate::rules::pod_scan::META.id, &"y".repeat(5000))
+        );
     }
 }

@@ -15,8 +15,9 @@ use base64::Engine as _;
 use eks_audit_detector::alert::Alert;
 use eks_audit_detector::audit::AuditEvent;
 use eks_audit_detector::config::DetectorConfig;
-use eks_audit_detector::rules::{Detector, EventContext, Match, Verdict};
+use eks_audit_detector::rules::Detector;
 use eks_audit_detector::sink::{AlertSink, PublishError};
+use eks_audit_detector::vocab::{EventContext, Match, Verdict};
 use serde_json::Value;
 
 /// Path of a file under `tests/fixtures`.
@@ -51,15 +52,25 @@ pub fn run_with(
     let parsed = AuditEvent::parse(&text).expect("event parses");
     let detector = Detector::new(config);
     let mut out = Vec::new();
-    let v = detector.evaluate(
+    let mut verdicts = std::collections::BTreeMap::new();
+    detector.evaluate(
         &parsed,
         EventContext {
             cluster,
             at_ms: 1_715_644_800_000,
         },
         &mut out,
+        |rule, verdict| {
+            verdicts.insert(rule.as_str(), verdict);
+        },
     );
-    (v.multiple_403, v.pod_scan, out)
+    // A disabled rule gives no verdict: no match.
+    let of = |id: &str| verdicts.get(id).copied().unwrap_or(Verdict::NoMatch);
+    (
+        of("Amazon.EKS.Audit.Multiple403"),
+        of("Amazon.EKS.Audit.PodScan"),
+        out,
+    )
 }
 
 /// gzip + base64 of `json`, as CloudWatch Logs sends it.
