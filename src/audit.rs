@@ -98,9 +98,6 @@ pub struct ObjectRef<'a> {
     /// Namespace of the object, if namespaced.
     #[serde(borrow)]
     pub namespace: Option<Str<'a>>,
-    /// Object name, for single-object requests.
-    #[serde(borrow)]
-    pub name: Option<Str<'a>>,
 }
 
 /// The `responseStatus` object (a `metav1.Status`).
@@ -113,9 +110,6 @@ pub struct ResponseStatus<'a> {
     /// Machine-readable reason, e.g. `Forbidden`.
     #[serde(borrow)]
     pub reason: Option<Str<'a>>,
-    /// `Success` or `Failure`.
-    #[serde(borrow)]
-    pub status: Option<Str<'a>>,
 }
 
 /// `sourceIPs` as the rules must see it.

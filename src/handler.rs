@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt};
@@ -30,7 +30,7 @@ use crate::rules::Detector;
 use crate::scan::{ScanStats, Scanner};
 use crate::sink::{AlertSink, PublishError};
 use crate::store::{state_key, Loaded, SaveOutcome, StateStore, StoreError, Versioned};
-use crate::time::Millis;
+use crate::time::{Clock, Millis, SystemClock};
 use crate::vocab::{Match, RuleId, WindowParams};
 use crate::window::{apply_batch, BatchInfo, Claim, Outcome, WindowState};
 
@@ -162,22 +162,12 @@ impl Report {
     }
 }
 
-/// Wall clock in epoch ms; injected so tests control time.
-pub type Clock = fn() -> Millis;
-
-/// The system clock.
-pub fn system_clock() -> Millis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// The detector wired to a state store and an alert sink.
 pub struct Processor<S, P> {
     detector: Detector,
     store: S,
     sink: P,
-    clock: Clock,
+    clock: Arc<dyn Clock>,
     /// Saturated windows seen by this instance: pk → (start, end).
     hot: Mutex<HashMap<String, (Millis, Millis)>>,
     /// Set when a publish failed here: the next invocation sweeps the
@@ -200,7 +190,7 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
             detector,
             store,
             sink,
-            clock: system_clock,
+            clock: Arc::new(SystemClock),
             hot: Mutex::new(HashMap::new()),
             owes: AtomicBool::new(false),
             last_sweep_ms: AtomicI64::new(0),
@@ -209,15 +199,16 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
         }
     }
 
-    /// Replaces the wall clock (claims, batch memory, TTL).
-    pub fn with_clock(mut self, clock: Clock) -> Self {
+    /// Replaces the wall clock (claims, batch memory, TTL, sweeps): tests
+    /// hand in a [`ManualClock`](crate::time::ManualClock) and move it.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
     }
 
     /// Wall-clock time now.
     pub fn now_ms(&self) -> Millis {
-        (self.clock)()
+        self.clock.now_ms()
     }
 
     /// The detector.

@@ -134,11 +134,6 @@ pub fn parse_ip(text: &str) -> Option<IpAddr> {
 pub struct CidrList(Vec<IpNet>);
 
 impl CidrList {
-    /// Wraps parsed networks.
-    pub fn new(nets: Vec<IpNet>) -> Self {
-        Self(nets)
-    }
-
     /// Parses a comma-separated list; a bare address counts as a /32 or /128.
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut nets = Vec::new();
@@ -153,11 +148,6 @@ impl CidrList {
             nets.push(net.trunc());
         }
         Ok(Self(nets))
-    }
-
-    /// True when no network is listed.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 
     /// True when `text` parses as an address inside one of the networks. An
@@ -318,7 +308,10 @@ mod tests {
         assert!(list.contains_text("2001:db8::42"));
         assert!(list.contains_text("::ffff:5.5.5.5"));
         assert!(!list.contains_text("garbage"));
-        assert!(CidrList::parse("").expect("empty is valid").is_empty());
+        assert_eq!(
+            CidrList::parse("").expect("empty is valid"),
+            CidrList::default()
+        );
         let err = CidrList::parse("10.0.0.0/8,nope").expect_err("invalid entry");
         assert!(err.contains("nope"));
     }

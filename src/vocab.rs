@@ -104,8 +104,6 @@ pub struct RuleMeta {
     pub id: RuleId,
     /// Human-readable name, as in the original catalog.
     pub name: &'static str,
-    /// Where the rule comes from (catalog and id), for people reading alerts.
-    pub origin: &'static str,
     /// MITRE ATT&CK technique(s).
     pub mitre: &'static str,
     /// Where to read more.

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use eks_audit_detector::time::{Clock, ManualClock};
 
 use common::store::CountingStore;
 use common::{event, forwarded_pod_scan, invoke_body, oversized_403, with, RecordingSink};
@@ -224,12 +224,6 @@ fn sample_events_raise_the_documented_alerts() {
     assert_eq!(high.sample.response_status.code, Some(200));
 }
 
-static NOW: AtomicI64 = AtomicI64::new(1_000_000);
-
-fn clock() -> i64 {
-    NOW.load(Ordering::SeqCst)
-}
-
 #[test]
 fn an_alert_left_undelivered_is_delivered_once_by_the_next_scheduled_run() {
     // GIVEN instance A raised an alert while SNS was down, and the batch is
@@ -269,13 +263,14 @@ fn an_alert_left_undelivered_is_delivered_once_by_the_next_scheduled_run() {
 #[test]
 fn a_live_claim_keeps_other_invocations_off_an_alert_until_its_lease_ends() {
     let shared = std::sync::Arc::new(MemoryStore::new());
+    let clock = ManualClock::at(1_000_000);
     let make = || {
         Processor::new(
             Detector::new(DetectorConfig::default()),
             std::sync::Arc::clone(&shared),
             RecordingSink::default(),
         )
-        .with_clock(clock)
+        .with_clock(clock.clone())
     };
     // GIVEN an alert claimed by an invocation that then died before
     // publishing (its claim is never released)
@@ -285,17 +280,17 @@ fn a_live_claim_keeps_other_invocations_off_an_alert_until_its_lease_ends() {
     block_on(a.handle_invoke_body(body.as_bytes())).expect_err("publish fails");
     let claim = eks_audit_detector::window::Claim {
         token: "crashed".into(),
-        until_ms: clock() + CLAIM_LEASE_MS,
+        until_ms: clock.now_ms() + CLAIM_LEASE_MS,
     };
     let mut stored = shared.snapshot().remove(KEY).expect("stored");
-    assert_eq!(stored.state.claim_due(&claim, clock()).len(), 1);
+    assert_eq!(stored.state.claim_due(&claim, clock.now_ms()).len(), 1);
     block_on(shared.save(KEY, &stored.state, Some(stored.version))).expect("claimed");
     // WHEN the schedule runs inside the lease: nothing is published
     let b = make();
     block_on(b.handle_schedule()).expect("inside the lease");
     assert!(b.sink().published().is_empty());
     // THEN after the lease it is delivered once
-    NOW.fetch_add(CLAIM_LEASE_MS, Ordering::SeqCst);
+    clock.advance(CLAIM_LEASE_MS);
     block_on(b.handle_schedule()).expect("after the lease");
     assert_eq!(b.sink().published().len(), 1);
 }
@@ -499,11 +494,8 @@ fn a_batch_larger_than_one_slice_counts_exactly_once_even_when_redelivered() {
 
 #[test]
 fn during_an_sns_outage_an_instance_retries_undelivered_alerts_at_most_once_a_minute() {
-    static LATER: AtomicI64 = AtomicI64::new(5_000_000);
-    fn later() -> i64 {
-        LATER.load(Ordering::SeqCst)
-    }
-    let p = processor().with_clock(later);
+    let clock = ManualClock::at(5_000_000);
+    let p = processor().with_clock(clock.clone());
     p.sink().fail(true);
     let first = invoke_body(GROUP, "s1", &burst("5.5.5.5", 10, T0));
     block_on(p.handle_invoke_body(first.as_bytes())).expect_err("publish fails");
@@ -514,12 +506,12 @@ fn during_an_sns_outage_an_instance_retries_undelivered_alerts_at_most_once_a_mi
             .expect("no alert of its own")
             .outbox_found
     };
-    LATER.fetch_add(1000, Ordering::SeqCst);
+    clock.advance(1000);
     // THEN none of them retries the alert yet...
     let sweeps = [swept("s2", "6.6.6.6"), swept("s3", "7.7.7.7")];
     assert_eq!(sweeps, [0, 0], "inside the minute after the failed publish");
     // ...and the first one a minute later does
-    LATER.fetch_add(60_000, Ordering::SeqCst);
+    clock.advance(60_000);
     p.sink().fail(false);
     assert_eq!(swept("s4", "8.8.8.8"), 1);
     assert_eq!(p.sink().published().len(), 1);
@@ -528,4 +520,31 @@ fn during_an_sns_outage_an_instance_retries_undelivered_alerts_at_most_once_a_mi
         0,
         "delivered: nothing owed any more"
     );
+}
+
+#[test]
+fn a_write_that_lands_between_our_read_and_write_is_kept_and_ours_is_reapplied() {
+    // GIVEN 9 matches stored, then another invocation adds one more match
+    // (batch "other") between this invocation's read and its write
+    let p = processor();
+    let first = invoke_body(GROUP, "s1", &burst("5.5.5.5", 9, T0));
+    block_on(p.handle_invoke_body(first.as_bytes())).expect("first");
+    let other = {
+        let mut v = stored(&p, KEY);
+        v.state.count += 1;
+        v
+    };
+    p.store().before_next_save(KEY, move |items| {
+        let version = items[KEY].version + 1;
+        items.insert(KEY.to_owned(), Versioned { version, ..other });
+    });
+    // WHEN this invocation's batch of one more match is written
+    let second = invoke_body(GROUP, "s2", &burst("5.5.5.5", 1, T0 + 60_000));
+    let report = block_on(p.handle_invoke_body(second.as_bytes())).expect("second");
+    // THEN it lost the race once, re-read, and counted on top of the other
+    // writer's 10: 11, and the one alert the window owes
+    assert_eq!(report.state_conflicts, 1);
+    assert_eq!(stored(&p, KEY).state.count, 11);
+    assert_eq!(p.sink().published().len(), 1);
+    assert_eq!(p.sink().published()[0].event_count, 11);
 }

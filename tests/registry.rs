@@ -27,7 +27,6 @@ struct AnonymousApiAccess;
 static META: RuleMeta = RuleMeta {
     id: RuleId::new("Test.EKS.AnonymousAPIAccess"),
     name: "EKS anonymous API access (test rule)",
-    origin: "this test",
     mitre: "TA0001:T1190",
     reference:
         "https://kubernetes.io/docs/reference/access-authn-authz/authentication/#anonymous-requests",

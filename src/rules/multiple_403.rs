@@ -25,7 +25,6 @@ use crate::window::WindowState;
 pub static META: RuleMeta = RuleMeta {
     id: RuleId::new("Amazon.EKS.Audit.Multiple403"),
     name: "EKS Audit Log based single sourceIP is generating multiple 403s",
-    origin: "Panther",
     mitre: "TA0007:T1613",
     reference: "https://aws.github.io/aws-eks-best-practices/security/docs/detective/",
     runbook:

@@ -29,7 +29,6 @@ use crate::window::WindowState;
 pub static META: RuleMeta = RuleMeta {
     id: RuleId::new("Amazon.EKS.Audit.PodScan"),
     name: "Amazon EKS Kubernetes Pod scan detection",
-    origin: "Splunk (dbfca1dd-b8e5-4ba4-be0e-e565e5d62002)",
     mitre: "T1526",
     reference: "https://research.splunk.com/cloud/dbfca1dd-b8e5-4ba4-be0e-e565e5d62002/",
     runbook:

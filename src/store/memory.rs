@@ -1,6 +1,7 @@
 //! In-memory state store: `replay` and tests. Same compare-and-set contract
-//! as DynamoDB, so the handler behaves identically on both; tests can also
-//! make it unavailable on purpose.
+//! as DynamoDB, so the handler behaves identically on both. Tests can make
+//! it unavailable, and script another writer into the gap between a read and
+//! a write, so races are reproduced exactly, without a server or sleeps.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,11 +10,23 @@ use std::sync::{Mutex, MutexGuard};
 use super::{Loaded, SaveOutcome, StateStore, StoreError, Versioned};
 use crate::window::{PendingAlert, WindowState};
 
+/// What another writer does to the items, run once just before a save.
+type Interleaving = Box<dyn FnOnce(&mut HashMap<String, Versioned>) + Send>;
+
 /// States in a map behind a mutex.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct MemoryStore {
     items: Mutex<HashMap<String, Versioned>>,
     unavailable: AtomicBool,
+    interleavings: Mutex<Vec<(String, Interleaving)>>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("items", &self.items)
+            .finish_non_exhaustive()
+    }
 }
 
 impl MemoryStore {
@@ -33,6 +46,18 @@ impl MemoryStore {
             .into_values()
             .flat_map(|v| v.state.outbox)
             .collect()
+    }
+
+    /// Runs `other` on the items just before the next save of `pk`, as if
+    /// another invocation wrote it between this one's read and its write.
+    pub fn before_next_save(
+        &self,
+        pk: &str,
+        other: impl FnOnce(&mut HashMap<String, Versioned>) + Send + 'static,
+    ) {
+        if let Ok(mut pending) = self.interleavings.lock() {
+            pending.push((pk.to_owned(), Box::new(other)));
+        }
     }
 
     /// Makes every request fail as DynamoDB does when it is unreachable.
@@ -70,6 +95,13 @@ impl StateStore for MemoryStore {
         expected: Option<u64>,
     ) -> Result<SaveOutcome, StoreError> {
         let mut items = self.items()?;
+        let scripted = self.interleavings.lock().ok().and_then(|mut pending| {
+            let at = pending.iter().position(|(k, _)| k == pk)?;
+            Some(pending.remove(at).1)
+        });
+        if let Some(other) = scripted {
+            other(&mut items);
+        }
         let current = items.get(pk).map(|v| v.version);
         if current != expected {
             return Ok(SaveOutcome::Conflict);
