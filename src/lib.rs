@@ -5,24 +5,37 @@
 //!
 //! The core is pure: it takes bytes and event times and returns matches,
 //! window states and alerts; it never reads the environment, the clock or the
-//! network. I/O lives at the edges behind small traits.
+//! network. I/O lives at the edges behind small traits. Read it top-down;
+//! no module imports one that imports it back:
 //!
+//! ```text
+//! vocab ← config, window ← rules ← alert ← store, sink ← handler ← lambda, replay
+//! ```
+//!
+//! - [`vocab`]: the shared words: rule ids and metadata, severities, matches,
+//!   verdicts, window settings, the alert document.
 //! - [`config`]: environment → validated [`config::DetectorConfig`].
-//! - [`decode`]: Lambda event → subscription batch (capped gunzip).
+//! - [`window`]: windows, thresholds, dedup, redelivery and the outbox of a
+//!   key, as a state machine that decides alerts without rendering them.
+//! - [`rules`]: the rule trait, the [`rules::registry`] (one line per rule),
+//!   one file per rule, and the [`rules::Detector`].
+//! - [`alert`]: renders a decision into the alert document, e-mail text and
+//!   subject.
+//! - [`decode`]: Lambda event → subscription batch or schedule (capped
+//!   gunzip, lenient log entries).
 //! - [`audit`]: the audit event, only the fields we use, borrowed.
 //! - [`bounded`]: caps and neutralises attacker-controlled text, in one place.
-//! - [`prefilter`]: conservative byte test that skips most messages unparsed.
+//! - [`prefilter`]: conservative byte test, from the rules' anchors, that
+//!   skips most messages unparsed.
 //! - [`scan`]: runs the rules over a batch's messages, counts skipped lines.
 //! - [`net`]: CPython-exact `is_global` and allowlists.
-//! - [`rules`]: the two detections, one file each, and the [`rules::Detector`].
-//! - [`window`]: windows, thresholds, dedup and redelivery as a state machine.
-//! - [`alert`]: the alert document, e-mail text and subject.
 //! - [`store`]: state port; DynamoDB and in-memory adapters.
 //! - [`sink`]: alert port; SNS and stdout adapters.
-//! - [`handler`]: orchestration: decode → detect → state → publish.
+//! - [`handler`]: orchestration: decode → detect → state → publish, and the
+//!   scheduled sweep of undelivered alerts.
 //! - [`lambda`]: the Lambda function: env, AWS clients, runtime, logs, metrics.
 //! - [`replay`]: the pipeline on local files.
-//! - [`time`]: timestamp parsing and formatting.
+//! - [`time`]: timestamps, and the wall clock as an injectable value.
 
 // The Lambda runtime's service stack nests deeply; its future needs more than
 // the default query depth to lay out.

@@ -72,15 +72,18 @@ impl<'de> Deserialize<'de> for RuleId {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Severity {
-    /// Informational.
+    /// Worth a look when convenient (Panther's Multiple403 is INFO: 403s
+    /// alone are often misconfigured clients).
     Info,
-    /// Low.
+    /// Someone tried something and was refused.
     Low,
-    /// Medium.
+    /// Panther's and Splunk's scale has it; no shipped rule gives it yet, a
+    /// rule of your own may.
     Medium,
-    /// High.
+    /// Something that should not succeed did (an anonymous pod listing).
     High,
-    /// Critical.
+    /// The top of the scale for rules of your own; subscribers can filter
+    /// on it (`{"severity": ["HIGH", "CRITICAL"]}`).
     Critical,
 }
 

@@ -118,8 +118,9 @@ impl PendingAlert {
 pub struct AppliedBatch {
     /// Batch id (its first [`REMEMBERED_ID_CHARS`] characters).
     pub id: String,
-    /// Wall-clock time it was applied.
-    pub at: Millis,
+    /// Wall-clock time it was applied (stored as `at`).
+    #[serde(rename = "at")]
+    pub at_ms: Millis,
 }
 
 /// Everything known about one (rule, dedup key).
@@ -350,10 +351,10 @@ impl WindowState {
     fn remember(&mut self, batch: &BatchInfo<'_>) {
         self.applied.push(AppliedBatch {
             id: remembered_id(batch.id).to_owned(),
-            at: batch.now_ms,
+            at_ms: batch.now_ms,
         });
         let oldest = batch.now_ms.saturating_sub(BATCH_MEMORY_MS);
-        self.applied.retain(|b| b.at >= oldest);
+        self.applied.retain(|b| b.at_ms >= oldest);
         if self.applied.len() > MAX_REMEMBERED_BATCHES {
             let excess = self.applied.len() - MAX_REMEMBERED_BATCHES;
             self.applied.drain(..excess);
