@@ -66,6 +66,34 @@ def write(name, body):
         json.dump({"awslogs": {"data": data}}, f)
         f.write("\n")
 
+    # 8-9. CloudTrail management events that blind the detector, as the
+    # EventBridge rule delivers them.
+    def cloudtrail(name, event_id, source, event_name, params, time):
+        body = {"version": "0", "id": event_id, "detail-type": "AWS API Call via CloudTrail",
+                "source": "aws." + source.split(".")[0], "account": "123456789012", "time": time,
+                "region": "us-east-1", "resources": [],
+                "detail": {"eventVersion": "1.09", "eventTime": time, "eventSource": source,
+                           "eventName": event_name, "awsRegion": "us-east-1",
+                           "userIdentity": {"type": "AssumedRole",
+                                            "arn": "arn:aws:sts::123456789012:assumed-role/ci-deployer/session-7",
+                                            "accountId": "123456789012"},
+                           "sourceIPAddress": "198.51.100.23", "userAgent": "aws-cli/2.17.0",
+                           "requestParameters": params, "responseElements": None,
+                           "eventID": event_id, "readOnly": False, "eventType": "AwsApiCall",
+                           "managementEvent": True, "recipientAccountId": "123456789012"}}
+        with open(os.path.join(OUT, name), "w") as f:
+            json.dump(body, f, separators=(",", ":"))
+            f.write("\n")
+
+    cloudtrail("08-subscription-filter-deleted.json", "0b8c1f7e-3a51-4f7e-9d1a-6a2f41c0e801",
+               "logs.amazonaws.com", "DeleteSubscriptionFilter",
+               {"logGroupName": "/aws/eks/prod-payments/cluster",
+                "filterName": "eks-audit-detector-eks-audit-detector"}, "2024-11-24T09:10:00Z")
+    cloudtrail("09-audit-logging-disabled.json", "0b8c1f7e-3a51-4f7e-9d1a-6a2f41c0e802",
+               "eks.amazonaws.com", "UpdateClusterConfig",
+               {"name": "prod-web", "logging": {"clusterLogging": [{"types": ["audit"], "enabled": False}]}},
+               "2024-11-24T09:12:00Z")
+
 
 def main():
     os.makedirs(OUT, exist_ok=True)

@@ -43,6 +43,9 @@ pub struct DetectorConfig {
     pub pod_scan_match: PodScanMatch,
     /// Which source address Multiple403 keys on.
     pub multiple_403_source: SourceAddress,
+    /// Clusters whose logging changes are reported (`EKS_CLUSTER_NAMES`);
+    /// empty: every `/aws/eks/<cluster>/cluster` log group.
+    pub watched_clusters: Vec<String>,
     /// Source addresses that never match any rule (own scanners, VPN egress).
     pub allow_source_cidrs: CidrList,
     /// Ids of rules that do not run (checked against the registry by
@@ -69,6 +72,7 @@ impl Default for DetectorConfig {
             pod_scan_window_minutes: 60,
             pod_scan_match: PodScanMatch::Exact,
             multiple_403_source: SourceAddress::First,
+            watched_clusters: Vec::new(),
             allow_source_cidrs: CidrList::default(),
             disabled_rules: Vec::new(),
             max_decompressed_bytes: 64 * 1024 * 1024,
@@ -141,6 +145,14 @@ impl DetectorConfig {
                     ))
                 }
             };
+        }
+        if let Some(v) = get("EKS_CLUSTER_NAMES") {
+            cfg.watched_clusters = v
+                .split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect();
         }
         if let Some(v) = get("ALLOW_SOURCE_CIDRS") {
             cfg.allow_source_cidrs =

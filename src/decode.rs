@@ -73,9 +73,13 @@ struct InvokeEvent<'a> {
     /// `aws.events` for an EventBridge event.
     #[serde(borrow)]
     source: Option<Cow<'a, str>>,
-    /// `Scheduled Event` for an EventBridge schedule.
+    /// `Scheduled Event` for an EventBridge schedule, `AWS API Call via
+    /// CloudTrail` for a management event.
     #[serde(rename = "detail-type", borrow)]
     detail_type: Option<Cow<'a, str>>,
+    /// The CloudTrail record of a management event.
+    #[serde(borrow)]
+    detail: Option<&'a RawValue>,
     /// A Lambda on-failure destination record wraps the original event, so
     /// a payload taken from the failure queue can be replayed as it is.
     #[serde(rename = "requestPayload", borrow)]
@@ -89,10 +93,13 @@ struct AwsLogs<'a> {
 }
 
 /// What the function was invoked with.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Invocation<'a> {
     /// A CloudWatch Logs subscription batch: its `awslogs.data`.
     Logs(Cow<'a, str>),
+    /// A CloudTrail management event delivered by EventBridge: its
+    /// `detail`, the CloudTrail record.
+    CloudTrail(&'a RawValue),
     /// An EventBridge schedule: time to deliver undelivered alerts.
     Schedule,
 }
@@ -107,6 +114,11 @@ pub fn classify_invoke(body: &[u8]) -> Result<Invocation<'_>, DecodeError> {
         && ev.detail_type.as_deref() == Some("Scheduled Event")
     {
         return Ok(Invocation::Schedule);
+    }
+    if ev.awslogs.is_none() && ev.detail_type.as_deref() == Some("AWS API Call via CloudTrail") {
+        if let Some(detail) = ev.detail {
+            return Ok(Invocation::CloudTrail(detail));
+        }
     }
     data_of(ev).map(Invocation::Logs)
 }

@@ -295,7 +295,48 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
         match decode::classify_invoke(body)? {
             decode::Invocation::Logs(data) => self.handle_data(&data).await,
             decode::Invocation::Schedule => self.handle_schedule().await,
+            decode::Invocation::CloudTrail(detail) => self.handle_cloudtrail(detail.get()).await,
         }
+    }
+
+    /// A CloudTrail management event: an alert when it blinds the detector
+    /// on a watched cluster (see [`crate::tamper`]), published at once; a
+    /// failed publish fails the invocation so Lambda retries it.
+    pub async fn handle_cloudtrail(&self, detail: &str) -> Result<Report, HandlerError> {
+        let started = Instant::now();
+        let mut report = Report {
+            message_type: "CLOUDTRAIL".into(),
+            ..Report::default()
+        };
+        let detail: serde_json::Value =
+            serde_json::from_str(detail).map_err(DecodeError::EventNotJson)?;
+        let watched = &self.detector.config().watched_clusters;
+        let result = match crate::tamper::assess(&detail, watched) {
+            None => Ok(()),
+            Some(alert) => {
+                report.alerts_raised = 1;
+                match self.publish_one(&alert).await {
+                    (_, Delivery::Published) => {
+                        report.alerts_published = 1;
+                        Ok(())
+                    }
+                    (_, Delivery::Dropped) => {
+                        report.alerts_failed = 1;
+                        Ok(())
+                    }
+                    (_, Delivery::Failed(first)) => {
+                        report.alerts_failed = 1;
+                        Err(HandlerError::Publish {
+                            failed: 1,
+                            attempted: 1,
+                            first,
+                        })
+                    }
+                }
+            }
+        };
+        report.duration_ms = elapsed_ms(started);
+        result.map(|()| report)
     }
 
     /// The scheduled run: delivers every undelivered alert nobody holds.

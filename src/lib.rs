@@ -35,6 +35,7 @@
 //!   scheduled sweep of undelivered alerts.
 //! - [`lambda`]: the Lambda function: env, AWS clients, runtime, logs, metrics.
 //! - [`replay`]: the pipeline on local files.
+//! - [`tamper`]: CloudTrail events that blind the detector, as alerts.
 //! - [`time`]: timestamps, and the wall clock as an injectable value.
 
 // The Lambda runtime's service stack nests deeply; its future needs more than
@@ -55,6 +56,7 @@ pub mod rules;
 pub mod scan;
 pub mod sink;
 pub mod store;
+pub mod tamper;
 pub mod time;
 pub mod vocab;
 pub mod window;

@@ -152,7 +152,7 @@ pub async fn run<S: StateStore, P: AlertSink>(
             Ok(reports) => {
                 for r in reports {
                     // A scheduled event (the outbox sweep) is no batch.
-                    if r.message_type != "SCHEDULE" {
+                    if r.message_type != "SCHEDULE" && r.message_type != "CLOUDTRAIL" {
                         summary.batches += 1;
                     }
                     if r.message_type == "CONTROL_MESSAGE" {

@@ -79,10 +79,12 @@ fn control_messages_are_recognised() {
     );
 }
 
+/// The samples that are EventBridge events, not subscription batches.
 fn is_schedule(body: &[u8]) -> bool {
     matches!(
         eks_audit_detector::decode::classify_invoke(body),
-        Ok(eks_audit_detector::decode::Invocation::Schedule)
+        Ok(eks_audit_detector::decode::Invocation::Schedule
+            | eks_audit_detector::decode::Invocation::CloudTrail(_))
     )
 }
 

@@ -115,6 +115,8 @@ fn the_binary_as_a_lambda_function_turns_the_sample_events_into_alerts() {
             ("Amazon.EKS.Audit.Multiple403".to_owned(), "INFO"),
             ("Amazon.EKS.Audit.PodScan".to_owned(), "LOW"),
             ("Amazon.EKS.Audit.PodScan".to_owned(), "HIGH"),
+            ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
+            ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
         ]
     );
 
@@ -170,8 +172,8 @@ fn the_binary_as_a_lambda_function_turns_the_sample_events_into_alerts() {
                     == serde_json::json!([["RuleId"]])),
         "{stdout}"
     );
-    assert_eq!(summaries, 9, "{stdout}");
-    assert_eq!(emf, 9, "{stdout}");
+    assert_eq!(summaries, 11, "{stdout}");
+    assert_eq!(emf, 11, "{stdout}");
     assert!(
         lines
             .iter()

@@ -217,6 +217,19 @@ fn sample_events_raise_the_documented_alerts() {
                 true,
                 "45.33.32.156".into()
             ),
+            // the two CloudTrail events that blind the detector
+            (
+                eks_audit_detector::tamper::RULE_ID,
+                Severity::High,
+                false,
+                "198.51.100.23".into()
+            ),
+            (
+                eks_audit_detector::tamper::RULE_ID,
+                Severity::High,
+                false,
+                "198.51.100.23".into()
+            ),
         ]
     );
     // the escalation shows the request that succeeded

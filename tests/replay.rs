@@ -29,7 +29,7 @@ fn alerts(stdout: &[u8]) -> Vec<Value> {
 }
 
 #[test]
-fn replay_of_the_sample_events_prints_three_alerts_and_a_summary() {
+fn replay_of_the_sample_events_prints_their_alerts_and_a_summary() {
     let out = bin()
         .args(["replay", concat!(env!("CARGO_MANIFEST_DIR"), "/events")])
         .output()
@@ -55,6 +55,8 @@ fn replay_of_the_sample_events_prints_three_alerts_and_a_summary() {
             ("Amazon.EKS.Audit.Multiple403", "INFO"),
             ("Amazon.EKS.Audit.PodScan", "LOW"),
             ("Amazon.EKS.Audit.PodScan", "HIGH"),
+            ("EksAuditDetector.LoggingTampered", "HIGH"),
+            ("EksAuditDetector.LoggingTampered", "HIGH"),
         ]
     );
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -171,7 +171,7 @@ pub fn event(rng: &mut Rng, ms: i64, profile: Profile) -> String {
             ev["requestURI"] = json!(format!("{prefix}/{resource}?fieldSelector=spec.nodeName%3D{n}&allowWatchBookmarks=true&resourceVersion={}&timeout=5m44s&timeoutSeconds=344&watch=true", rng.below(99_999_999)));
             ev["user"] = json!({"username": format!("system:node:{n}"), "uid": "aws-iam-authenticator:123456789012:AROACQWDBDQ6DGJUAMT4G",
                                 "groups": ["system:bootstrappers", "system:nodes", "system:authenticated"],
-                                "extra": {"accessKeyId": ["ASIAEZHFQUOFZL4KXPOL"], "sessionName": [format!("i-0{}", rng.hex(16))]}});
+                                "extra": {"accessKeyId": ["ASIA-EXAMPLE-KEY-ID"], "sessionName": [format!("i-0{}", rng.hex(16))]}});
             ev["userAgent"] = json!("kubelet/v1.29.3-eks-ae9a62a (linux/amd64) kubernetes/ae9a62a");
         }
         // lease renewals and status updates
