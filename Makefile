@@ -17,7 +17,7 @@ LINT_STAMP := $(TOOLS)/.lint-installed
 TOOLS_STAMP := $(TOOLS)/.installed
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help run test lint fmt clippy cfn-lint build deploy invoke bench clean
+.PHONY: help run test lint fmt clippy rust-version cfn-lint build deploy delete invoke bench clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-8s %s\n", $$1, $$2}'
@@ -29,7 +29,7 @@ run: ## Build and replay the sample events in events/ locally (no AWS account ne
 test: $(TEST_STAMP) ## Install what the tests need (moto) and run every test
 	TEST_PYTHON=$(CURDIR)/$(VENV)/bin/python $(CARGO) test --locked --all-targets
 
-lint: fmt clippy cfn-lint ## cargo fmt --check, clippy -D warnings, cfn-lint and sam validate --lint
+lint: fmt clippy rust-version cfn-lint ## cargo fmt --check, clippy -D warnings, rust-version, cfn-lint and sam validate --lint
 
 fmt:
 	$(CARGO) fmt --all -- --check
@@ -37,24 +37,28 @@ fmt:
 clippy:
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
+# Cargo.toml's rust-version must cover every locked dependency.
+rust-version:
+	$(PYTHON) scripts/check-rust-version.py
+
 cfn-lint: $(LINT_STAMP)
 	$(TOOLS)/bin/cfn-lint template.yaml
-	$(TOOLS)/bin/sam validate --lint --region us-east-1 --template-file template.yaml
+	$(TOOLS)/bin/sam validate --region us-east-1
 
-# `sam build` expands Fn::ForEach locally and needs a value for its collection;
-# any value does: the built template keeps the loop for CloudFormation.
+# Thin layers over SAM's own commands; samconfig.toml holds their defaults.
 build: $(TOOLS_STAMP) ## sam build: the arm64 bootstrap with cargo-lambda (release build, several minutes)
 	rustup target add aarch64-unknown-linux-gnu
-	PATH=$(CURDIR)/$(TOOLS)/bin:$$PATH $(TOOLS)/bin/sam build --language-extensions \
-		--parameter-overrides EksClusterNames=build-only
+	PATH=$(CURDIR)/$(TOOLS)/bin:$$PATH $(TOOLS)/bin/sam build
 
-deploy: build ## sam deploy: --guided the first time, then with samconfig.toml
-	@if [ -f samconfig.toml ]; then \
-		PATH=$(CURDIR)/$(TOOLS)/bin:$$PATH $(TOOLS)/bin/sam deploy --language-extensions; \
+deploy: build ## sam deploy: --guided until your answers are saved in samconfig.toml
+	@if grep -q '^parameter_overrides' samconfig.toml; then \
+		PATH=$(CURDIR)/$(TOOLS)/bin:$$PATH $(TOOLS)/bin/sam deploy; \
 	else \
-		PATH=$(CURDIR)/$(TOOLS)/bin:$$PATH $(TOOLS)/bin/sam deploy --guided --language-extensions \
-			--capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND; \
+		PATH=$(CURDIR)/$(TOOLS)/bin:$$PATH $(TOOLS)/bin/sam deploy --guided; \
 	fi
+
+delete: $(TOOLS_STAMP) ## sam delete: remove the stack (the table and its state go with it)
+	$(TOOLS)/bin/sam delete
 
 invoke: $(TOOLS_STAMP) $(TEST_STAMP) ## Run the function locally on EVENT=file through cargo-lambda's Runtime API
 	$(CARGO) build --release --locked --bin eks-audit-detector
