@@ -15,9 +15,11 @@ TOOLS := .venv-tools
 TEST_STAMP := $(VENV)/.installed
 LINT_STAMP := $(TOOLS)/.lint-installed
 TOOLS_STAMP := $(TOOLS)/.installed
+CHECKOV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV)/.installed
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help run test lint fmt clippy rust-version cfn-lint build deploy delete invoke bench clean
+.PHONY: help run test lint fmt clippy rust-version cfn-lint checkov build deploy delete invoke bench clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-8s %s\n", $$1, $$2}'
@@ -29,7 +31,7 @@ run: ## Build and replay the sample events in events/ locally (no AWS account ne
 test: $(TEST_STAMP) ## Install what the tests need (moto) and run every test
 	TEST_PYTHON=$(CURDIR)/$(VENV)/bin/python $(CARGO) test --locked --all-targets
 
-lint: fmt clippy rust-version cfn-lint ## cargo fmt --check, clippy -D warnings, rust-version, cfn-lint and sam validate --lint
+lint: fmt clippy rust-version cfn-lint checkov ## cargo fmt --check, clippy -D warnings, rust-version, cfn-lint, sam validate --lint, checkov
 
 fmt:
 	$(CARGO) fmt --all -- --check
@@ -46,6 +48,11 @@ cfn-lint: $(LINT_STAMP)
 	$(TOOLS)/bin/sam validate --region us-east-1
 
 # Thin layers over SAM's own commands; samconfig.toml holds their defaults.
+# Skipped checks are documented in template.yaml next to the resource.
+checkov: $(CHECKOV_STAMP)
+	$(CHECKOV)/bin/checkov --file template.yaml --framework cloudformation \
+		--skip-download --compact --quiet
+
 build: $(TOOLS_STAMP) ## sam build: the arm64 bootstrap with cargo-lambda (release build, several minutes)
 	rustup target add aarch64-unknown-linux-gnu
 	PATH=$(CURDIR)/$(TOOLS)/bin:$$PATH $(TOOLS)/bin/sam build
@@ -70,7 +77,7 @@ bench: $(TEST_STAMP) ## Benchmarks (criterion): pipeline throughput, and invocat
 
 clean: ## Remove build outputs and the virtualenvs
 	$(CARGO) clean
-	rm -rf $(VENV) $(TOOLS) .aws-sam
+	rm -rf $(VENV) $(TOOLS) $(CHECKOV) .aws-sam
 
 $(TEST_STAMP): tests/support/requirements.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -80,6 +87,11 @@ $(TEST_STAMP): tests/support/requirements.txt
 $(LINT_STAMP): tools/requirements-lint.txt
 	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements-lint.txt
+	touch $@
+
+$(CHECKOV_STAMP): tools/requirements-checkov.txt
+	test -x $(CHECKOV)/bin/python || $(PYTHON) -m venv $(CHECKOV)
+	$(CHECKOV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements-checkov.txt
 	touch $@
 
 $(TOOLS_STAMP): tools/requirements.txt tools/requirements-lint.txt
