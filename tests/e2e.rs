@@ -5,54 +5,18 @@
 
 mod common;
 
-use std::io::Read;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::aws::{endpoint, Stack};
+use common::aws::Stack;
+use common::function::Function;
 use common::runtime_api::{Outcome, RuntimeApi};
 use serde_json::Value;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Kills the function process when the test ends, however it ends. Its
-/// stdout (the log lines) goes to a file, so it never blocks on a full pipe.
-struct Function(Child, std::path::PathBuf);
-
-impl Drop for Function {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        let _ = std::fs::remove_file(&self.1);
-    }
-}
-
 fn start_function(api: &RuntimeApi, table: &str, topic_arn: &str) -> Function {
-    let log = std::env::temp_dir().join(common::aws::unique("function-stdout"));
-    let out = std::fs::File::create(&log).expect("log file");
-    let child = Command::new(env!("CARGO_BIN_EXE_eks-audit-detector"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_LAMBDA_RUNTIME_API", &api.address)
-        .env("AWS_LAMBDA_FUNCTION_NAME", "eks-audit-detector")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env(
-            "AWS_LAMBDA_LOG_GROUP_NAME",
-            "/aws/lambda/eks-audit-detector",
-        )
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_ENDPOINT_URL", endpoint())
-        .env("STATE_TABLE_NAME", table)
-        .env("ALERT_TOPIC_ARN", topic_arn)
-        .stdout(out)
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the function starts");
-    Function(child, log)
+    Function::start(api, table, topic_arn, ("test", "test"))
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -202,23 +166,12 @@ fn the_function_refuses_to_start_without_its_table_and_names_the_variable() {
     assert!(all.contains("STATE_TABLE_NAME"), "{all}");
 }
 
-/// What the function wrote on stdout (stops it first).
-fn output(mut function: Function) -> String {
-    let _ = function.0.kill();
-    let _ = function.0.wait();
-    let mut stdout = String::new();
-    std::fs::File::open(&function.1)
-        .and_then(|mut f| f.read_to_string(&mut stdout))
-        .expect("read the function's stdout");
-    stdout
+fn logs(function: Function) -> Vec<Value> {
+    function.logs()
 }
 
-/// The function's JSON log lines (stops it first).
-fn logs(function: Function) -> Vec<Value> {
-    output(function)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
+fn output(function: Function) -> String {
+    function.output()
 }
 
 fn error_type(outcome: Outcome) -> String {

@@ -6,6 +6,7 @@ input closes, so it ends with the test process that started it, however that
 process exits.
 """
 import logging
+import os
 import socket
 import sys
 import time
@@ -22,6 +23,14 @@ def free_port() -> int:
 
 def main() -> int:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    if os.environ.get("MOTO_IAM_SKIP_SIGNATURES") == "1":
+        # The least-privilege test checks which actions a key may call. moto
+        # recomputes SigV4 for SNS's form bodies differently from the SDK, so
+        # there the signature check would refuse every Publish; the policy
+        # check stays.
+        from moto.iam.access_control import IAMRequestBase
+
+        IAMRequestBase.check_signature = lambda self: None
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
