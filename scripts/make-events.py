@@ -56,43 +56,59 @@ def payload(name, cluster, stream, messages):
     write(name, body)
 
 
-def write(name, body):
+def encode(body):
+    """base64(gzip(JSON)), as CloudWatch Logs sends a subscription payload."""
     raw = json.dumps(body, separators=(",", ":")).encode()
     buf = io.BytesIO()
     with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz:
         gz.write(raw)
-    data = base64.b64encode(buf.getvalue()).decode()
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def write(name, body):
+    data = encode(body)
     with open(os.path.join(OUT, name), "w") as f:
         json.dump({"awslogs": {"data": data}}, f)
         f.write("\n")
 
-    # 8-9. CloudTrail management events that blind the detector, as the
-    # EventBridge rule delivers them.
-    def cloudtrail(name, event_id, source, event_name, params, time):
-        body = {"version": "0", "id": event_id, "detail-type": "AWS API Call via CloudTrail",
-                "source": "aws." + source.split(".")[0], "account": "123456789012", "time": time,
-                "region": "us-east-1", "resources": [],
-                "detail": {"eventVersion": "1.09", "eventTime": time, "eventSource": source,
-                           "eventName": event_name, "awsRegion": "us-east-1",
-                           "userIdentity": {"type": "AssumedRole",
-                                            "arn": "arn:aws:sts::123456789012:assumed-role/ci-deployer/session-7",
-                                            "accountId": "123456789012"},
-                           "sourceIPAddress": "198.51.100.23", "userAgent": "aws-cli/2.17.0",
-                           "requestParameters": params, "responseElements": None,
-                           "eventID": event_id, "readOnly": False, "eventType": "AwsApiCall",
-                           "managementEvent": True, "recipientAccountId": "123456789012"}}
-        with open(os.path.join(OUT, name), "w") as f:
-            json.dump(body, f, separators=(",", ":"))
-            f.write("\n")
 
-    cloudtrail("08-subscription-filter-deleted.json", "0b8c1f7e-3a51-4f7e-9d1a-6a2f41c0e801",
-               "logs.amazonaws.com", "DeleteSubscriptionFilter",
-               {"logGroupName": "/aws/eks/prod-payments/cluster",
-                "filterName": "eks-audit-detector-eks-audit-detector"}, "2024-11-24T09:10:00Z")
-    cloudtrail("09-audit-logging-disabled.json", "0b8c1f7e-3a51-4f7e-9d1a-6a2f41c0e802",
-               "eks.amazonaws.com", "UpdateClusterConfig",
-               {"name": "prod-web", "logging": {"clusterLogging": [{"types": ["audit"], "enabled": False}]}},
-               "2024-11-24T09:12:00Z")
+
+def cloudtrail(name, event_id, source, event_name, params, time):
+    body = {"version": "0", "id": event_id, "detail-type": "AWS API Call via CloudTrail",
+            "source": "aws." + source.split(".")[0], "account": "123456789012", "time": time,
+            "region": "us-east-1", "resources": [],
+            "detail": {"eventVersion": "1.09", "eventTime": time, "eventSource": source,
+                       "eventName": event_name, "awsRegion": "us-east-1",
+                       "userIdentity": {"type": "AssumedRole",
+                                        "arn": "arn:aws:sts::123456789012:assumed-role/ci-deployer/session-7",
+                                        "accountId": "123456789012"},
+                       "sourceIPAddress": "198.51.100.23", "userAgent": "aws-cli/2.17.0",
+                       "requestParameters": params, "responseElements": None,
+                       "eventID": event_id, "readOnly": False, "eventType": "AwsApiCall",
+                       "managementEvent": True, "recipientAccountId": "123456789012"}}
+    with open(os.path.join(OUT, name), "w") as f:
+        json.dump(body, f, separators=(",", ":"))
+        f.write("\n")
+
+
+def kinesis(name, bodies):
+    """A Kinesis event as Lambda's event source mapping delivers it: one
+    record per subscription payload a Logs destination put in the stream."""
+    records = []
+    for i, body in enumerate(bodies):
+        seq = f"49656{i:03d}{'7' * 48}"[:56]
+        records.append({
+            "kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": f"{body['owner']}-{i}",
+                        "sequenceNumber": seq, "data": encode(body),
+                        "approximateArrivalTimestamp": 1732439200.123 + i},
+            "eventSource": "aws:kinesis", "eventVersion": "1.0",
+            "eventID": f"shardId-000000000000:{seq}", "eventName": "aws:kinesis:record",
+            "invokeIdentityArn": "arn:aws:iam::999999999999:role/eks-audit-detector-function",
+            "awsRegion": "us-east-1",
+            "eventSourceARN": "arn:aws:kinesis:us-east-1:999999999999:stream/eks-audit-detector"})
+    with open(os.path.join(OUT, name), "w") as f:
+        json.dump({"Records": records}, f, separators=(",", ":"))
+        f.write("\n")
 
 
 def main():
@@ -171,6 +187,39 @@ def main():
                    "resources": ["arn:aws:events:us-east-1:123456789012:rule/eks-audit-detector-OutboxSweep"],
                    "detail": {}}, f, separators=(",", ":"))
         f.write("\n")
+
+    # 8-9. CloudTrail management events that blind the detector, as the
+    # EventBridge rule delivers them.
+    cloudtrail("08-subscription-filter-deleted.json", "0b8c1f7e-3a51-4f7e-9d1a-6a2f41c0e801",
+               "logs.amazonaws.com", "DeleteSubscriptionFilter",
+               {"logGroupName": "/aws/eks/prod-payments/cluster",
+                "filterName": "eks-audit-detector-eks-audit-detector"}, "2024-11-24T09:10:00Z")
+    cloudtrail("09-audit-logging-disabled.json", "0b8c1f7e-3a51-4f7e-9d1a-6a2f41c0e802",
+               "eks.amazonaws.com", "UpdateClusterConfig",
+               {"name": "prod-web", "logging": {"clusterLogging": [{"types": ["audit"], "enabled": False}]}},
+               "2024-11-24T09:12:00Z")
+
+    # 10. One detector for an organization: a Kinesis batch from a Logs
+    # destination with the same 403 burst on a cluster named prod in two
+    # accounts, and a CONTROL_MESSAGE.
+    def prod_burst(account, first):
+        ms = T0 + 4000000
+        msgs = [(ms + i * 1000, go_json(event(first + i, ms + i * 1000, uri="/api/v1/secrets", verb="list",
+                                              user={"username": "system:serviceaccount:default:default"},
+                                              ips=["185.220.101.47"], ua="kubectl/v1.30.1 (linux/amd64) kubernetes/6911225",
+                                              oref={"resource": "secrets", "apiVersion": "v1"}, code=403)))
+                for i in range(10)]
+        return {"messageType": "DATA_MESSAGE", "owner": account, "logGroup": "/aws/eks/prod/cluster",
+                "logStream": f"kube-apiserver-audit-{account}", "subscriptionFilters": ["to-security-account"],
+                "logEvents": [{"id": f"{m:013d}{j:013d}{int(account) % 10**10:010d}", "timestamp": m, "message": t}
+                              for j, (m, t) in enumerate(msgs)]}
+    kinesis("10-kinesis-two-accounts.json", [
+        prod_burst("111111111111", 9000),
+        prod_burst("222222222222", 9100),
+        {"messageType": "CONTROL_MESSAGE", "owner": "CloudwatchLogs", "logGroup": "", "logStream": "",
+         "subscriptionFilters": [], "logEvents": [{"id": "", "timestamp": T0 + 4100000,
+                                                   "message": "CWL CONTROL MESSAGE: Checking health of destination Kinesis stream."}]},
+    ])
 
 
 if __name__ == "__main__":

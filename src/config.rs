@@ -43,6 +43,9 @@ pub struct DetectorConfig {
     pub pod_scan_match: PodScanMatch,
     /// Which source address Multiple403 keys on.
     pub multiple_403_source: SourceAddress,
+    /// Organization mode (`ORGANIZATION_MODE=true`): cluster labels are
+    /// `{account}/{cluster}`, for one detector fed by many accounts.
+    pub organization_mode: bool,
     /// Clusters whose logging changes are reported (`EKS_CLUSTER_NAMES`);
     /// empty: every `/aws/eks/<cluster>/cluster` log group.
     pub watched_clusters: Vec<String>,
@@ -73,6 +76,7 @@ impl Default for DetectorConfig {
             pod_scan_match: PodScanMatch::Exact,
             multiple_403_source: SourceAddress::First,
             watched_clusters: Vec::new(),
+            organization_mode: false,
             allow_source_cidrs: CidrList::default(),
             disabled_rules: Vec::new(),
             max_decompressed_bytes: 64 * 1024 * 1024,
@@ -144,6 +148,13 @@ impl DetectorConfig {
                         "expected 'first' or 'first-or-last'",
                     ))
                 }
+            };
+        }
+        if let Some(v) = get("ORGANIZATION_MODE") {
+            cfg.organization_mode = match v.trim().to_ascii_lowercase().as_str() {
+                "true" => true,
+                "false" => false,
+                _ => return Err(err("ORGANIZATION_MODE", &v, "expected 'true' or 'false'")),
             };
         }
         if let Some(v) = get("EKS_CLUSTER_NAMES") {

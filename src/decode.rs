@@ -80,10 +80,39 @@ struct InvokeEvent<'a> {
     /// The CloudTrail record of a management event.
     #[serde(borrow)]
     detail: Option<&'a RawValue>,
+    /// Kinesis records (`eventSource` `aws:kinesis`), each the same gzipped
+    /// subscription payload a Logs destination put in the stream.
+    #[serde(rename = "Records", default, borrow)]
+    records: Vec<KinesisRecord<'a>>,
     /// A Lambda on-failure destination record wraps the original event, so
     /// a payload taken from the failure queue can be replayed as it is.
     #[serde(rename = "requestPayload", borrow)]
     request_payload: Option<Box<InvokeEvent<'a>>>,
+}
+
+/// One record of a Kinesis event.
+#[derive(Debug, Clone, Deserialize)]
+pub struct KinesisRecord<'a> {
+    /// `aws:kinesis` for a Kinesis stream.
+    #[serde(rename = "eventSource", borrow, default)]
+    pub event_source: Option<Cow<'a, str>>,
+    /// `shardId-…:sequenceNumber`, for logs.
+    #[serde(rename = "eventID", borrow, default)]
+    pub event_id: Option<Cow<'a, str>>,
+    /// The record itself.
+    #[serde(borrow)]
+    pub kinesis: KinesisData<'a>,
+}
+
+/// The `kinesis` object of a record.
+#[derive(Debug, Clone, Deserialize)]
+pub struct KinesisData<'a> {
+    /// Base64 of the gzipped subscription payload.
+    #[serde(borrow, default)]
+    pub data: Cow<'a, str>,
+    /// What `batchItemFailures` reports a failed record by.
+    #[serde(rename = "sequenceNumber", borrow, default)]
+    pub sequence_number: Cow<'a, str>,
 }
 
 #[derive(Deserialize)]
@@ -97,6 +126,9 @@ struct AwsLogs<'a> {
 pub enum Invocation<'a> {
     /// A CloudWatch Logs subscription batch: its `awslogs.data`.
     Logs(Cow<'a, str>),
+    /// Records from a Kinesis stream fed by a CloudWatch Logs destination
+    /// (one detector for many accounts).
+    Kinesis(Vec<KinesisRecord<'a>>),
     /// A CloudTrail management event delivered by EventBridge: its
     /// `detail`, the CloudTrail record.
     CloudTrail(&'a RawValue),
@@ -114,6 +146,15 @@ pub fn classify_invoke(body: &[u8]) -> Result<Invocation<'_>, DecodeError> {
         && ev.detail_type.as_deref() == Some("Scheduled Event")
     {
         return Ok(Invocation::Schedule);
+    }
+    if ev.awslogs.is_none()
+        && !ev.records.is_empty()
+        && ev
+            .records
+            .iter()
+            .all(|r| r.event_source.as_deref() == Some("aws:kinesis"))
+    {
+        return Ok(Invocation::Kinesis(ev.records));
     }
     if ev.awslogs.is_none() && ev.detail_type.as_deref() == Some("AWS API Call via CloudTrail") {
         if let Some(detail) = ev.detail {
@@ -341,6 +382,17 @@ impl<'a> Batch<'a> {
     /// Cluster label from the log group.
     pub fn cluster(&self) -> &str {
         cluster_label(&self.log_group)
+    }
+
+    /// The label keys, titles and alerts use: the cluster, or in
+    /// organization mode `{account}/{cluster}`, so two accounts' clusters of
+    /// one name never share a key.
+    pub fn label(&self, with_account: bool) -> Cow<'_, str> {
+        if with_account {
+            Cow::Owned(format!("{}/{}", self.owner, self.cluster()))
+        } else {
+            Cow::Borrowed(self.cluster())
+        }
     }
 
     /// Deterministic id of the batch: the same delivery, redelivered, has the

@@ -137,6 +137,12 @@ pub struct Report {
     pub corrupt_states: u64,
     /// Undelivered alerts found by an outbox sweep.
     pub outbox_found: u64,
+    /// Kinesis records handled.
+    pub records: u64,
+    /// Kinesis records that can never be decoded (skipped, logged).
+    pub poison_records: u64,
+    /// Sequence numbers of Kinesis records to retry.
+    pub batch_item_failures: Vec<String>,
     /// Wall time in ms.
     pub duration_ms: u64,
 }
@@ -158,6 +164,10 @@ impl Report {
         self.key_failures += other.key_failures;
         self.corrupt_states += other.corrupt_states;
         self.outbox_found += other.outbox_found;
+        self.records += other.records;
+        self.poison_records += other.poison_records;
+        self.batch_item_failures
+            .extend(other.batch_item_failures.iter().cloned());
         self.duration_ms += other.duration_ms;
     }
 }
@@ -248,13 +258,14 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
             return Ok(report);
         }
         let scanner = Scanner::new(&self.detector);
+        let label = batch.label(self.detector.config().organization_mode);
         let slices = batch.log_events.chunks(EVENTS_PER_SLICE);
         let sliced = slices.len() > 1;
         let mut matches = Vec::new();
         let mut result = Ok(());
         for (n, slice) in slices.enumerate() {
             matches.clear();
-            scanner.scan_events(batch.cluster(), slice, &mut matches, &mut report.scan);
+            scanner.scan_events(&label, slice, &mut matches, &mut report.scan);
             if matches.is_empty() {
                 // Nothing to count: no state, no batch id needed.
                 continue;
@@ -271,7 +282,7 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
             };
             let info = BatchInfo {
                 id: &id,
-                cluster: batch.cluster(),
+                cluster: &label,
                 log_group: &batch.log_group,
                 account: &batch.owner,
                 now_ms: self.now_ms(),
@@ -296,7 +307,45 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
             decode::Invocation::Logs(data) => self.handle_data(&data).await,
             decode::Invocation::Schedule => self.handle_schedule().await,
             decode::Invocation::CloudTrail(detail) => self.handle_cloudtrail(detail.get()).await,
+            decode::Invocation::Kinesis(records) => Ok(self.handle_kinesis(&records).await),
         }
+    }
+
+    /// Records of a Kinesis stream fed by a CloudWatch Logs destination: each
+    /// is one subscription batch, handled exactly as the subscription path
+    /// handles it. A record whose state or alert failed for a reason a retry
+    /// can fix is reported in `batch_item_failures` (Lambda retries from the
+    /// lowest one; the records after it are safe to see again). A record
+    /// that can never be decoded is logged and counted, never reported: it
+    /// must not block its shard.
+    pub async fn handle_kinesis(&self, records: &[decode::KinesisRecord<'_>]) -> Report {
+        let started = Instant::now();
+        let mut report = Report {
+            message_type: "KINESIS".into(),
+            ..Report::default()
+        };
+        for record in records {
+            report.records += 1;
+            let seq = &record.kinesis.sequence_number;
+            match self.handle_data(&record.kinesis.data).await {
+                Ok(r) => report.merge(&r),
+                Err(HandlerError::InvalidPayload(e)) => {
+                    report.poison_records += 1;
+                    tracing::error!(
+                        event_id = record.event_id.as_deref().unwrap_or_default(),
+                        sequence_number = %seq,
+                        error = %e,
+                        "record can never be decoded; skipped (it stays in the stream for its retention)"
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(sequence_number = %seq, error_type = e.error_type(), error = %e, "record failed; reported for retry");
+                    report.batch_item_failures.push(seq.to_string());
+                }
+            }
+        }
+        report.duration_ms = elapsed_ms(started);
+        report
     }
 
     /// A CloudTrail management event: an alert when it blinds the detector

@@ -209,6 +209,9 @@ fn log_summary(request_id: &str, result: Result<&Report, &HandlerError>) {
             key_failures = r.key_failures,
             corrupt_states = r.corrupt_states,
             outbox_found = r.outbox_found,
+            records = r.records,
+            poison_records = r.poison_records,
+            records_failed = r.batch_item_failures.len(),
             fanout_dropped = r.scan.fanout_dropped.values().sum::<u64>(),
             peak_rss_mb = peak_rss_mb(),
             duration_ms = r.duration_ms,
@@ -300,8 +303,18 @@ fn emf_doc(
     doc.to_string()
 }
 
-/// What the function returns on success (visible in synchronous invokes).
+/// What the function returns on success: for Kinesis records the partial
+/// batch response (`ReportBatchItemFailures`), else a summary (visible in
+/// synchronous invokes).
 pub fn summary_json(r: &Report) -> Value {
+    if r.message_type == "KINESIS" {
+        let failures: Vec<Value> = r
+            .batch_item_failures
+            .iter()
+            .map(|seq| json!({"itemIdentifier": seq}))
+            .collect();
+        return json!({"batchItemFailures": failures});
+    }
     json!({
         "batch_id": r.batch_id,
         "message_type": r.message_type,

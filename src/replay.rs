@@ -152,8 +152,11 @@ pub async fn run<S: StateStore, P: AlertSink>(
             Ok(reports) => {
                 for r in reports {
                     // A scheduled event (the outbox sweep) is no batch.
-                    if r.message_type != "SCHEDULE" && r.message_type != "CLOUDTRAIL" {
-                        summary.batches += 1;
+                    match r.message_type.as_str() {
+                        // Not batches: the sweep and CloudTrail events.
+                        "SCHEDULE" | "CLOUDTRAIL" => {}
+                        "KINESIS" => summary.batches += r.records,
+                        _ => summary.batches += 1,
                     }
                     if r.message_type == "CONTROL_MESSAGE" {
                         summary.control_messages += 1;

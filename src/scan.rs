@@ -145,7 +145,8 @@ impl<'d> Scanner<'d> {
 
     /// Scans a decoded CloudWatch batch, appending matches to `out`.
     pub fn scan_batch(&self, batch: &Batch<'_>, out: &mut Vec<Match>, stats: &mut ScanStats) {
-        self.scan_events(batch.cluster(), &batch.log_events, out, stats);
+        let label = batch.label(self.detector.config().organization_mode);
+        self.scan_events(&label, &batch.log_events, out, stats);
     }
 
     /// Scans some of a batch's log events (the handler takes a large batch

@@ -79,13 +79,33 @@ fn control_messages_are_recognised() {
     );
 }
 
-/// The samples that are EventBridge events, not subscription batches.
+/// The samples that are not one subscription batch (EventBridge events,
+/// Kinesis records).
 fn is_schedule(body: &[u8]) -> bool {
-    matches!(
+    !matches!(
         eks_audit_detector::decode::classify_invoke(body),
-        Ok(eks_audit_detector::decode::Invocation::Schedule
-            | eks_audit_detector::decode::Invocation::CloudTrail(_))
+        Ok(eks_audit_detector::decode::Invocation::Logs(_))
     )
+}
+
+#[test]
+fn every_kinesis_sample_record_is_padded_base64_of_gzip() {
+    let body = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/events/10-kinesis-two-accounts.json"
+    ))
+    .expect("read");
+    let Ok(eks_audit_detector::decode::Invocation::Kinesis(records)) =
+        eks_audit_detector::decode::classify_invoke(&body)
+    else {
+        panic!("a Kinesis event");
+    };
+    assert_eq!(records.len(), 3);
+    for r in records {
+        assert_eq!(r.kinesis.data.len() % 4, 0, "padded");
+        let json = inflate(&r.kinesis.data, 1 << 20).expect("gzip");
+        Batch::parse(&json).expect("a subscription payload");
+    }
 }
 
 #[test]

@@ -62,7 +62,16 @@ fn the_binary_as_a_lambda_function_turns_the_sample_events_into_alerts() {
         match api.invoke(&body, TIMEOUT) {
             Outcome::Response(r) => {
                 let summary: Value = serde_json::from_str(&r).expect("summary JSON");
-                assert!(summary.get("events").is_some(), "{name}: {r}");
+                if name.contains("kinesis") {
+                    // the partial batch response: nothing to retry
+                    assert_eq!(
+                        summary,
+                        serde_json::json!({"batchItemFailures": []}),
+                        "{name}"
+                    );
+                } else {
+                    assert!(summary.get("events").is_some(), "{name}: {r}");
+                }
             }
             other => panic!("{name} failed: {other:?}"),
         }
@@ -81,6 +90,9 @@ fn the_binary_as_a_lambda_function_turns_the_sample_events_into_alerts() {
             ("Amazon.EKS.Audit.PodScan".to_owned(), "HIGH"),
             ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
             ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
+            // two accounts' `prod` through Kinesis: one key without
+            // organization mode
+            ("Amazon.EKS.Audit.Multiple403".to_owned(), "INFO"),
         ]
     );
 
@@ -136,8 +148,8 @@ fn the_binary_as_a_lambda_function_turns_the_sample_events_into_alerts() {
                     == serde_json::json!([["RuleId"]])),
         "{stdout}"
     );
-    assert_eq!(summaries, 11, "{stdout}");
-    assert_eq!(emf, 11, "{stdout}");
+    assert_eq!(summaries, 12, "{stdout}");
+    assert_eq!(emf, 12, "{stdout}");
     assert!(
         lines
             .iter()
@@ -486,4 +498,99 @@ fn a_sustained_scanner_costs_at_most_a_tenth_of_a_state_request_per_batch() {
         "sustained scanner through the binary: {requests} state requests, {per_batch:.3} per batch"
     );
     assert!(per_batch <= 0.1, "{per_batch}");
+}
+
+#[test]
+fn kinesis_records_through_the_binary_report_only_what_a_retry_can_fix() {
+    let rt = runtime();
+    let stack = rt.block_on(Stack::new());
+    let api = RuntimeApi::start();
+    // GIVEN organization mode and a topic that does not exist yet
+    let name = common::aws::unique("org-topic");
+    let topic_arn = format!("arn:aws:sns:us-east-1:123456789012:{name}");
+    let function = Function::start_with(
+        &api,
+        &stack.table,
+        &topic_arn,
+        ("test", "test"),
+        &[("ORGANIZATION_MODE", "true")],
+    );
+    let burst = |ip: &str| -> Vec<(i64, String)> {
+        (0..10)
+            .map(|i| {
+                let id = format!("{ip}-{i}");
+                (
+                    T0 + i,
+                    common::with(common::event("forbidden_public.json"), &id, ip),
+                )
+            })
+            .collect()
+    };
+    // WHEN a batch holds two accounts' alerts around a poison record
+    let body = common::kinesis_event(&[
+        Some(common::account_batch(
+            "111111111111",
+            "a",
+            &burst("5.5.5.5"),
+        )),
+        None,
+        Some(common::account_batch(
+            "222222222222",
+            "b",
+            &burst("5.5.5.5"),
+        )),
+    ]);
+    let failures = |outcome: Outcome| -> Vec<String> {
+        match outcome {
+            Outcome::Response(r) => {
+                let v: Value = serde_json::from_str(&r).expect("JSON");
+                v["batchItemFailures"]
+                    .as_array()
+                    .expect("partial batch response")
+                    .iter()
+                    .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned))
+                    .collect()
+            }
+            other => panic!("a partial batch response, got {other:?}"),
+        }
+    };
+    // THEN with SNS down the two good records are reported, the poison one not
+    let reported = failures(api.invoke(body.as_bytes(), TIMEOUT));
+    assert_eq!(reported.len(), 2, "{reported:?}");
+    assert!(
+        reported.iter().all(|s| !s.starts_with("49650001")),
+        "{reported:?}"
+    );
+    // AND redelivered once SNS is back, each account's alert arrives once
+    let (created, queue_url) = rt.block_on(common::aws::create_topic_with_queue(
+        &stack.sns, &stack.sqs, &name,
+    ));
+    assert_eq!(created, topic_arn);
+    assert!(failures(api.invoke(body.as_bytes(), TIMEOUT)).is_empty());
+    let received = rt
+        .block_on(
+            stack
+                .sqs
+                .receive_message()
+                .queue_url(&queue_url)
+                .max_number_of_messages(10)
+                .send(),
+        )
+        .expect("receive")
+        .messages
+        .unwrap_or_default();
+    let mut clusters: Vec<String> = received
+        .iter()
+        .map(|m| {
+            let a: Value = serde_json::from_str(m.body.as_deref().unwrap_or("{}")).expect("alert");
+            a["cluster"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect();
+    clusters.sort();
+    assert_eq!(clusters, ["111111111111/prod", "222222222222/prod"]);
+    let logs = function.logs();
+    assert!(
+        logs.iter().any(|l| l["fields"]["poison_records"] == 1),
+        "the poison record is counted"
+    );
 }

@@ -230,6 +230,13 @@ fn sample_events_raise_the_documented_alerts() {
                 false,
                 "198.51.100.23".into()
             ),
+            // the Kinesis sample: two accounts' `prod`, one key here
+            (
+                eks_audit_detector::rules::multiple_403::META.id,
+                Severity::Info,
+                false,
+                "185.220.101.47".into()
+            ),
         ]
     );
     // the escalation shows the request that succeeded

@@ -57,11 +57,12 @@ fn replay_of_the_sample_events_prints_their_alerts_and_a_summary() {
             ("Amazon.EKS.Audit.PodScan", "HIGH"),
             ("EksAuditDetector.LoggingTampered", "HIGH"),
             ("EksAuditDetector.LoggingTampered", "HIGH"),
+            ("Amazon.EKS.Audit.Multiple403", "INFO"),
         ]
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("batches 6 (control messages 1)"),
+        stderr.contains("batches 9 (control messages 1)"),
         "{stderr}"
     );
     assert!(stderr.contains("skipped truncated        1"), "{stderr}");
@@ -111,7 +112,8 @@ fn replay_reads_ndjson_from_stdin_with_stage_timestamps() {
 #[test]
 fn replay_honours_rule_settings_and_rejects_bad_ones() {
     let out = bin()
-        .env("MULTIPLE_403_THRESHOLD", "13")
+        // above the samples' largest burst (20: two accounts' `prod` merged)
+        .env("MULTIPLE_403_THRESHOLD", "21")
         .args(["replay", concat!(env!("CARGO_MANIFEST_DIR"), "/events")])
         .output()
         .expect("runs");

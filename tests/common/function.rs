@@ -24,6 +24,17 @@ impl Drop for Function {
 impl Function {
     /// Starts the binary serving `api`, with the given AWS access key.
     pub fn start(api: &RuntimeApi, table: &str, topic_arn: &str, key: (&str, &str)) -> Self {
+        Self::start_with(api, table, topic_arn, key, &[])
+    }
+
+    /// As [`Function::start`], with more environment variables.
+    pub fn start_with(
+        api: &RuntimeApi,
+        table: &str,
+        topic_arn: &str,
+        key: (&str, &str),
+        env: &[(&str, &str)],
+    ) -> Self {
         let log = std::env::temp_dir().join(unique("function-stdout"));
         let out = std::fs::File::create(&log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_eks-audit-detector"))
@@ -44,6 +55,7 @@ impl Function {
             .env("AWS_ENDPOINT_URL", endpoint())
             .env("STATE_TABLE_NAME", table)
             .env("ALERT_TOPIC_ARN", topic_arn)
+            .envs(env.iter().copied())
             .stdout(out)
             .stderr(Stdio::null())
             .spawn()

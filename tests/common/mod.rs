@@ -195,3 +195,37 @@ pub fn scanner_batch(log_group: &str, b: i64, t0: i64) -> String {
         .collect();
     invoke_body(log_group, &format!("stream-{b}"), &msgs)
 }
+
+/// A Kinesis event with one record per subscription payload (`None`: a
+/// record that is not gzip at all), as Lambda's event source mapping
+/// delivers records a CloudWatch Logs destination put in the stream.
+pub fn kinesis_event(payloads: &[Option<String>]) -> String {
+    let records: Vec<Value> = payloads
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let seq = format!("4965{i:04}{}", "1".repeat(48));
+            serde_json::json!({
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0", "partitionKey": format!("k{i}"),
+                    "sequenceNumber": seq,
+                    "data": p.as_deref().map_or_else(|| "bm90IGd6aXA=".to_owned(), encode_data),
+                    "approximateArrivalTimestamp": 1_732_439_200.5,
+                },
+                "eventSource": "aws:kinesis", "eventVersion": "1.0",
+                "eventID": format!("shardId-000000000000:{seq}"),
+                "eventName": "aws:kinesis:record", "awsRegion": "us-east-1",
+                "eventSourceARN": "arn:aws:kinesis:us-east-1:999999999999:stream/eks-audit-detector",
+            })
+        })
+        .collect();
+    serde_json::json!({"Records": records}).to_string()
+}
+
+/// A subscription payload of `account`'s cluster `prod`.
+pub fn account_batch(account: &str, stream: &str, messages: &[(i64, String)]) -> String {
+    let mut batch: Value =
+        serde_json::from_str(&batch_json("/aws/eks/prod/cluster", stream, messages)).expect("json");
+    batch["owner"] = Value::from(account);
+    batch.to_string()
+}

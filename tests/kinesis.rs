@@ -1,0 +1,125 @@
+//! One detector for a whole organization: Kinesis records from a CloudWatch
+//! Logs destination, each a subscription batch of some account, with partial
+//! batch failures reported so a poison record never blocks its shard.
+
+mod common;
+
+use common::{account_batch, event, kinesis_event, with, RecordingSink};
+use eks_audit_detector::config::DetectorConfig;
+use eks_audit_detector::handler::Processor;
+use eks_audit_detector::lambda::summary_json;
+use eks_audit_detector::rules::Detector;
+use eks_audit_detector::store::memory::MemoryStore;
+use serde_json::json;
+
+const T0: i64 = 1_715_644_800_000;
+
+fn burst(ip: &str, tag: &str) -> Vec<(i64, String)> {
+    (0..10)
+        .map(|i| {
+            let id = format!("{tag}-{i}");
+            (T0 + i * 1000, with(event("forbidden_public.json"), &id, ip))
+        })
+        .collect()
+}
+
+fn processor(organization_mode: bool) -> Processor<MemoryStore, RecordingSink> {
+    Processor::new(
+        Detector::new(DetectorConfig {
+            organization_mode,
+            ..DetectorConfig::default()
+        }),
+        MemoryStore::new(),
+        RecordingSink::default(),
+    )
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+/// Two accounts, each with a cluster named `prod`, the same burst.
+fn clashing() -> String {
+    kinesis_event(&[
+        Some(account_batch("111111111111", "a", &burst("5.5.5.5", "a"))),
+        Some(account_batch("222222222222", "b", &burst("5.5.5.5", "b"))),
+    ])
+}
+
+#[test]
+fn in_organization_mode_clusters_of_one_name_in_two_accounts_never_merge() {
+    let p = processor(true);
+    let report = block_on(p.handle_invoke_body(clashing().as_bytes())).expect("handled");
+    let mut dedups: Vec<String> = p.sink().published().into_iter().map(|a| a.dedup).collect();
+    dedups.sort();
+    assert_eq!(
+        dedups,
+        [
+            "111111111111/prod_403_5.5.5.5",
+            "222222222222/prod_403_5.5.5.5"
+        ]
+    );
+    assert!(p.sink().published()[0]
+        .title
+        .contains("on [111111111111/prod]"));
+    assert_eq!(summary_json(&report), json!({"batchItemFailures": []}));
+}
+
+#[test]
+fn a_single_account_deployment_keeps_todays_labels() {
+    let p = processor(false);
+    block_on(p.handle_invoke_body(clashing().as_bytes())).expect("handled");
+    let alerts = p.sink().published();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].dedup, "prod_403_5.5.5.5");
+}
+
+#[test]
+fn a_poison_record_is_skipped_and_counted_and_blocks_nothing() {
+    let p = processor(true);
+    let body = kinesis_event(&[
+        Some(account_batch("111111111111", "a", &burst("5.5.5.5", "a"))),
+        None,
+        Some(account_batch("222222222222", "b", &burst("6.6.6.6", "b"))),
+    ]);
+    let report = block_on(p.handle_invoke_body(body.as_bytes())).expect("handled");
+    assert_eq!((report.records, report.poison_records), (3, 1));
+    assert!(
+        report.batch_item_failures.is_empty(),
+        "never reported: it would block the shard"
+    );
+    assert_eq!(p.sink().published().len(), 2);
+}
+
+#[test]
+fn a_record_whose_alert_failed_is_reported_and_its_redelivery_counts_nothing_twice() {
+    let p = processor(true);
+    let body = clashing();
+    // GIVEN SNS down: both records' alerts fail
+    p.sink().fail(true);
+    let report = block_on(p.handle_invoke_body(body.as_bytes())).expect("handled");
+    let failed = summary_json(&report);
+    let seqs: Vec<&str> = failed["batchItemFailures"]
+        .as_array()
+        .expect("failures")
+        .iter()
+        .filter_map(|f| f["itemIdentifier"].as_str())
+        .collect();
+    assert_eq!(seqs.len(), 2, "{failed}");
+    assert!(seqs[0].starts_with("4965"));
+    // WHEN Lambda redelivers the batch with SNS back
+    p.sink().fail(false);
+    let again = block_on(p.handle_invoke_body(body.as_bytes())).expect("redelivered");
+    // THEN each alert arrives once and nothing is counted twice
+    assert!(again.batch_item_failures.is_empty());
+    assert_eq!(p.sink().published().len(), 2);
+    for v in p.store().snapshot().values() {
+        assert_eq!(v.state.count, 10);
+    }
+    block_on(p.handle_invoke_body(body.as_bytes())).expect("third");
+    assert_eq!(p.sink().published().len(), 2);
+}
