@@ -44,13 +44,14 @@ rust-version:
 	$(PYTHON) scripts/check-rust-version.py
 
 cfn-lint: $(LINT_STAMP)
-	$(TOOLS)/bin/cfn-lint template.yaml
+	$(TOOLS)/bin/cfn-lint template.yaml member.yaml
 	$(TOOLS)/bin/sam validate --region us-east-1
+	$(TOOLS)/bin/sam validate --lint --region us-east-1 --template-file member.yaml
 
 # Thin layers over SAM's own commands; samconfig.toml holds their defaults.
 # Skipped checks are documented in template.yaml next to the resource.
 checkov: $(CHECKOV_STAMP)
-	$(CHECKOV)/bin/checkov --file template.yaml --framework cloudformation \
+	$(CHECKOV)/bin/checkov --file template.yaml --file member.yaml --framework cloudformation \
 		--skip-download --compact --quiet
 
 build: $(TOOLS_STAMP) ## sam build: the arm64 bootstrap with cargo-lambda (release build, several minutes)
