@@ -72,9 +72,60 @@ fn bench_profile(c: &mut Criterion, name: &str, profile: Profile) {
     group.finish();
 }
 
+/// One second of a full Kinesis shard (1 MB/s of records): 5 records of
+/// ~200 KB of messages each, from 5 accounts, in organization mode; the
+/// whole path per record as the Lambda runs it, next to the same bytes as
+/// one subscription batch.
+fn bench_kinesis_shard_second(c: &mut Criterion) {
+    let mut rng = Rng::new(11);
+    let mut message_bytes = 0;
+    let records: Vec<serde_json::Value> = (0..5)
+        .map(|i| {
+            let (body, bytes) = payload(&mut rng, 1_715_644_800_000, 200_000, Profile::Metadata);
+            message_bytes += bytes;
+            let mut data = extract_data(&body).expect("envelope").into_owned();
+            // a different account per record
+            let json = inflate(&data, 64 << 20).expect("inflates");
+            let text = String::from_utf8(json)
+                .expect("utf-8")
+                .replacen("123456789012", &format!("10000000000{i}"), 1);
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+            std::io::Write::write_all(&mut enc, text.as_bytes()).expect("in-memory");
+            data = base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                enc.finish().expect("in-memory"),
+            );
+            serde_json::json!({
+                "kinesis": {"data": data, "sequenceNumber": format!("4965{i:04}{}", "1".repeat(48))},
+                "eventSource": "aws:kinesis", "eventID": format!("shardId-000000000000:{i}"),
+            })
+        })
+        .collect();
+    let body = serde_json::json!({"Records": records}).to_string().into_bytes();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let config = DetectorConfig {
+        organization_mode: true,
+        ..DetectorConfig::default()
+    };
+    let mut group = c.benchmark_group("kinesis_shard_second");
+    group.throughput(Throughput::Bytes(message_bytes as u64));
+    group.sample_size(30);
+    group.bench_function("five_records_1mb", |b| {
+        b.iter_batched(
+            || Processor::new(Detector::new(config.clone()), MemoryStore::new(), Discard),
+            |p| runtime.block_on(p.handle_invoke_body(&body)).expect("handled").records,
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
 fn pipeline(c: &mut Criterion) {
     bench_profile(c, "metadata_1mb", Profile::Metadata);
     bench_profile(c, "mixed_1mb", Profile::Mixed);
+    bench_kinesis_shard_second(c);
 }
 
 criterion_group!(benches, pipeline);
