@@ -101,7 +101,9 @@ fn bench_kinesis_shard_second(c: &mut Criterion) {
             })
         })
         .collect();
-    let body = serde_json::json!({"Records": records}).to_string().into_bytes();
+    let body = serde_json::json!({"Records": records})
+        .to_string()
+        .into_bytes();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
@@ -115,7 +117,12 @@ fn bench_kinesis_shard_second(c: &mut Criterion) {
     group.bench_function("five_records_1mb", |b| {
         b.iter_batched(
             || Processor::new(Detector::new(config.clone()), MemoryStore::new(), Discard),
-            |p| runtime.block_on(p.handle_invoke_body(&body)).expect("handled").records,
+            |p| {
+                runtime
+                    .block_on(p.handle_invoke_body(&body))
+                    .expect("handled")
+                    .records
+            },
             BatchSize::SmallInput,
         )
     });

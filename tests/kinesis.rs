@@ -123,3 +123,66 @@ fn a_record_whose_alert_failed_is_reported_and_its_redelivery_counts_nothing_twi
     block_on(p.handle_invoke_body(body.as_bytes())).expect("third");
     assert_eq!(p.sink().published().len(), 2);
 }
+
+#[test]
+fn kinesis_records_give_exactly_the_alerts_of_the_same_payloads_subscribed() {
+    let payloads = [
+        account_batch("123456789012", "a", &burst("5.5.5.5", "a")),
+        account_batch("123456789012", "b", &burst("6.6.6.6", "b")),
+    ];
+    // through the subscription path
+    let direct = processor(false);
+    for p in &payloads {
+        let body = json!({"awslogs": {"data": common::encode_data(p)}}).to_string();
+        block_on(direct.handle_invoke_body(body.as_bytes())).expect("subscription");
+    }
+    // through Kinesis
+    let streamed = processor(false);
+    let body = kinesis_event(&payloads.iter().cloned().map(Some).collect::<Vec<_>>());
+    block_on(streamed.handle_invoke_body(body.as_bytes())).expect("kinesis");
+    let ids = |p: &Processor<MemoryStore, RecordingSink>| {
+        let mut v: Vec<String> = p
+            .sink()
+            .published()
+            .into_iter()
+            .map(|a| a.to_json())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(ids(&direct).len(), 2);
+    assert_eq!(ids(&direct), ids(&streamed));
+}
+
+#[test]
+fn racing_instances_on_one_kinesis_batch_alert_once_per_account() {
+    let shared = std::sync::Arc::new(MemoryStore::new());
+    let instance = || {
+        Processor::new(
+            Detector::new(DetectorConfig {
+                organization_mode: true,
+                ..DetectorConfig::default()
+            }),
+            std::sync::Arc::clone(&shared),
+            RecordingSink::default(),
+        )
+    };
+    let (a, b, c) = (instance(), instance(), instance());
+    let body = clashing();
+    let (ra, rb, rc) = block_on(async {
+        futures_util::join!(
+            a.handle_invoke_body(body.as_bytes()),
+            b.handle_invoke_body(body.as_bytes()),
+            c.handle_invoke_body(body.as_bytes())
+        )
+    });
+    for r in [ra, rb, rc] {
+        assert!(r.expect("handled").batch_item_failures.is_empty());
+    }
+    let total =
+        a.sink().published().len() + b.sink().published().len() + c.sink().published().len();
+    assert_eq!(total, 2, "one alert per account");
+    for v in shared.snapshot().values() {
+        assert_eq!(v.state.count, 10, "each batch counted once");
+    }
+}
