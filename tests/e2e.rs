@@ -308,11 +308,7 @@ fn hostile_batches_cost_no_alert_and_stay_within_aws_limits() {
     assert!(largest_message < 32 * 1024, "{largest_message}");
     assert!(largest_item < 16 * 1024, "{largest_item}");
     // AND the function stayed inside 128 MB
-    let peak = logs(function)
-        .iter()
-        .filter_map(|l| l["fields"]["peak_rss_mb"].as_u64())
-        .max()
-        .unwrap_or(0);
+    let peak = function.peak_rss_mb();
     eprintln!("hostile: peak RSS {peak} MB");
     assert!(peak > 0 && peak < 128, "{peak} MB");
 }
@@ -460,11 +456,7 @@ fn memory_stays_inside_the_default_128_mb_for_the_largest_batches() {
     // THEN one Multiple403 alert and 16 pod-scan alerts
     assert_eq!(rt.block_on(stack.drain()).len(), 1 + 16);
     // AND the function never came near its 128 MB
-    let peak = logs(function)
-        .iter()
-        .filter_map(|l| l["fields"]["peak_rss_mb"].as_u64())
-        .max()
-        .unwrap_or(0);
+    let peak = function.peak_rss_mb();
     eprintln!("largest batches: peak RSS {peak} MB");
     assert!(peak > 0 && peak < 100, "{peak} MB");
 }

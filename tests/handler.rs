@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::block_on;
+
 use eks_audit_detector::time::{Clock, ManualClock};
 
 use common::store::CountingStore;
@@ -49,14 +51,6 @@ fn stored(p: &Processor<MemoryStore, RecordingSink>, pk: &str) -> Versioned {
 }
 
 const KEY: &str = "Amazon.EKS.Audit.Multiple403#prod_403_5.5.5.5";
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f)
-}
 
 #[test]
 fn threshold_crossing_publishes_exactly_one_alert() {

@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::block_on;
+
 use common::{account_batch, event, kinesis_event, with, RecordingSink};
 use eks_audit_detector::config::DetectorConfig;
 use eks_audit_detector::handler::Processor;
@@ -32,14 +34,6 @@ fn processor(organization_mode: bool) -> Processor<MemoryStore, RecordingSink> {
         MemoryStore::new(),
         RecordingSink::default(),
     )
-}
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f)
 }
 
 /// Two accounts, each with a cluster named `prod`, the same burst.

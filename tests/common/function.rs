@@ -74,6 +74,15 @@ impl Function {
         stdout
     }
 
+    /// The highest peak RSS the function reported, in MB (stops it first).
+    pub fn peak_rss_mb(self) -> u64 {
+        self.logs()
+            .iter()
+            .filter_map(|l| l["fields"]["peak_rss_mb"].as_u64())
+            .max()
+            .unwrap_or(0)
+    }
+
     /// The function's JSON log lines (stops it first).
     pub fn logs(self) -> Vec<Value> {
         self.output()

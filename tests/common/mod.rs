@@ -229,3 +229,12 @@ pub fn account_batch(account: &str, stream: &str, messages: &[(i64, String)]) ->
     batch["owner"] = Value::from(account);
     batch.to_string()
 }
+
+/// Runs a future to completion on a fresh single-threaded runtime.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
