@@ -1,15 +1,17 @@
-//! Orchestration only: decode → detect → state → publish.
+//! Orchestration only: decode → detect → state → publish, for every kind of
+//! invocation (a subscription batch, Kinesis records, the scheduled sweep, a
+//! CloudTrail event).
 //!
 //! Per touched key the handler reads the state (in bulk, 100 keys a
 //! request) and, when the batch changes it, writes it once with a condition
 //! on the version it read (a lost race re-reads and re-applies after a
 //! jittered backoff). An alert goes into the key's outbox in the same
 //! conditional write that decides it, claimed by this invocation; it is then
-//! published (many at a time) and a second write removes it from the outbox,
-//! or gives the claim up so a retry or the scheduled sweep delivers it. A batch applied before changes
-//! nothing, and a window that has alerted at its rule's highest severity
-//! absorbs further matches without a write (a warm instance remembers it and
-//! skips the read too).
+//! published (many at a time) and a second write removes it from the
+//! outbox, or gives the claim up so a retry or the scheduled sweep delivers
+//! it. A batch applied before changes nothing, and a window that has alerted
+//! at its rule's highest severity absorbs further matches without a write (a
+//! warm instance remembers it and skips the read too).
 //!
 //! One key's permanent failure (DynamoDB refusing its item) is logged and
 //! counted and costs no other key its alert; the invocation fails only for
