@@ -29,9 +29,16 @@ if [[ -z "${STATE_TABLE_NAME:-}" || -z "${ALERT_TOPIC_ARN:-}" ]]; then
   exports=$("$testpy" - <<'PY'
 import boto3
 ddb, sns, sqs = (boto3.client(s) for s in ("dynamodb", "sns", "sqs"))
+# As template.yaml declares it: key pk, the sparse outbox index.
 ddb.create_table(TableName="eks-audit-state", BillingMode="PAY_PER_REQUEST",
-                 AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                 KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
+                 AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                       {"AttributeName": "outbox", "AttributeType": "S"},
+                                       {"AttributeName": "since", "AttributeType": "N"}],
+                 KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                 GlobalSecondaryIndexes=[{"IndexName": "outbox",
+                                          "KeySchema": [{"AttributeName": "outbox", "KeyType": "HASH"},
+                                                        {"AttributeName": "since", "KeyType": "RANGE"}],
+                                          "Projection": {"ProjectionType": "ALL"}}])
 topic = sns.create_topic(Name="eks-audit-alerts")["TopicArn"]
 queue = sqs.create_queue(QueueName="eks-audit-alerts")["QueueUrl"]
 arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
