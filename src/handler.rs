@@ -41,10 +41,10 @@ use crate::window::{apply_batch, BatchInfo, Claim, Outcome, WindowState};
 pub const MAX_CAS_ATTEMPTS: u32 = 8;
 
 /// Keys whose state is written at the same time.
-pub const KEY_CONCURRENCY: usize = 16;
+pub const KEY_CONCURRENCY: usize = 64;
 
 /// Alerts published at the same time.
-pub const PUBLISH_CONCURRENCY: usize = 16;
+pub const PUBLISH_CONCURRENCY: usize = 64;
 
 /// How long a claim on an alert lasts: Lambda's longest timeout, so a claim
 /// outlives the invocation that took it and no two invocations publish one
