@@ -403,3 +403,60 @@ fn requests_aws_refuses_for_good_are_told_apart_from_outages() {
         sink.publish(&alert).await.expect("published");
     });
 }
+
+#[test]
+fn racing_instances_on_one_kinesis_batch_against_dynamodb_alert_once_per_account() {
+    runtime().block_on(async {
+        let stack = Stack::new().await;
+        // GIVEN one Kinesis batch with two accounts' `prod`, delivered to four
+        // instances at once (a retry overlapping the first attempt)
+        let body = common::kinesis_event(&[
+            Some(common::account_batch(
+                "111111111111",
+                "a",
+                &burst("5.5.5.5", 10, T0, "a"),
+            )),
+            Some(common::account_batch(
+                "222222222222",
+                "b",
+                &burst("5.5.5.5", 10, T0, "b"),
+            )),
+        ]);
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let p = Arc::new(Processor::new(
+                Detector::new(DetectorConfig {
+                    organization_mode: true,
+                    ..DetectorConfig::default()
+                }),
+                DynamoStore::new(aws_sdk_dynamodb::Client::new(&stack.config), &stack.table),
+                SnsSink::new(aws_sdk_sns::Client::new(&stack.config), &stack.topic_arn),
+            ));
+            let b = body.clone().into_bytes();
+            tasks.push(tokio::spawn(async move { p.handle_invoke_body(&b).await }));
+        }
+        for t in tasks {
+            let r = t.await.expect("joined").expect("handled");
+            assert!(
+                r.batch_item_failures.is_empty(),
+                "{:?}",
+                r.batch_item_failures
+            );
+        }
+        // THEN one alert per account, each counted exactly once
+        let mut clusters: Vec<String> = stack
+            .alerts()
+            .await
+            .into_iter()
+            .map(|a| a.cluster)
+            .collect();
+        clusters.sort();
+        assert_eq!(clusters, ["111111111111/prod", "222222222222/prod"]);
+        for pk in [
+            "Amazon.EKS.Audit.Multiple403#111111111111/prod_403_5.5.5.5",
+            "Amazon.EKS.Audit.Multiple403#222222222222/prod_403_5.5.5.5",
+        ] {
+            assert_eq!(stack.state(pk).await.expect("state")["count"], 10);
+        }
+    });
+}
