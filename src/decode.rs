@@ -167,8 +167,10 @@ pub fn classify_invoke(body: &[u8]) -> Result<Invocation<'_>, DecodeError> {
 /// Pulls `awslogs.data` out of a raw Lambda invoke body (or out of the
 /// `requestPayload` of an on-failure destination record).
 pub fn extract_data(body: &[u8]) -> Result<Cow<'_, str>, DecodeError> {
-    let ev: InvokeEvent<'_> = serde_json::from_slice(body).map_err(DecodeError::EventNotJson)?;
-    data_of(ev)
+    match classify_invoke(body)? {
+        Invocation::Logs(data) => Ok(data),
+        _ => Err(DecodeError::MissingData),
+    }
 }
 
 fn data_of(mut ev: InvokeEvent<'_>) -> Result<Cow<'_, str>, DecodeError> {

@@ -517,7 +517,12 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
         claim: &Claim,
         report: &mut Report,
     ) -> Result<KeyDone, StoreError> {
-        let params = self.detector.window_params(rule);
+        let Some(rule) = self.detector.rule(rule) else {
+            // A rule disabled since: its keys are left as they are.
+            return Ok(KeyDone::default());
+        };
+        let params = rule.window();
+        let render = |st: &WindowState, d| Alert::render(rule, st, d);
         for attempt in 0..MAX_CAS_ATTEMPTS {
             if attempt > 0 {
                 tokio::time::sleep(self.backoff(attempt)).await;
@@ -533,11 +538,6 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
                     (None, Some(version))
                 }
             };
-            let Some(rule) = self.detector.rule(rule) else {
-                // A rule disabled since: its keys are left as they are.
-                return Ok(KeyDone::default());
-            };
-            let render = |st: &WindowState, d| Alert::render(rule, st, d);
             let Some(applied) = apply_batch(state, params, batch, matches, &render) else {
                 return Ok(KeyDone::default());
             };
@@ -554,7 +554,7 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
             if applied.outcome != Outcome::Changed && due.is_empty() {
                 self.remember_hot(pk, &state, params);
                 return Ok(KeyDone {
-                    claimed: Vec::new(),
+                    claimed: None,
                     duplicate,
                 });
             }
@@ -563,16 +563,12 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
                     report.state_writes += 1;
                     report.alerts_raised += applied.alerts.len() as u64;
                     self.remember_hot(pk, &state, params);
-                    let stored = Versioned { state, version };
                     return Ok(KeyDone {
-                        claimed: due
-                            .into_iter()
-                            .map(|alert| Claimed {
-                                pk: pk.to_owned(),
-                                alert,
-                                stored: stored.clone(),
-                            })
-                            .collect(),
+                        claimed: (!due.is_empty()).then(|| Claimed {
+                            pk: pk.to_owned(),
+                            alerts: due,
+                            stored: Versioned { state, version },
+                        }),
                         duplicate,
                     });
                 }
@@ -635,10 +631,11 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
         if claimed.is_empty() {
             return Ok(());
         }
-        let attempted = claimed.len();
+        let alerts: Vec<&Alert> = claimed.iter().flat_map(|c| &c.alerts).collect();
+        let attempted = alerts.len();
         // Collected first: a stream holding the closure would make this
         // future's lifetimes too specific to be spawned.
-        let jobs: Vec<_> = claimed.iter().map(|c| self.publish_one(&c.alert)).collect();
+        let jobs: Vec<_> = alerts.into_iter().map(|a| self.publish_one(a)).collect();
         let outcomes: Vec<(String, Delivery)> = stream::iter(jobs)
             .buffer_unordered(PUBLISH_CONCURRENCY)
             .collect()
@@ -664,13 +661,9 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
         }
         report.alerts_failed += failed as u64;
         // One settling write per key.
-        let mut per_key: BTreeMap<String, Versioned> = BTreeMap::new();
-        for c in claimed {
-            per_key.entry(c.pk).or_insert(c.stored);
-        }
-        let jobs: Vec<_> = per_key
+        let jobs: Vec<_> = claimed
             .into_iter()
-            .map(|(pk, stored)| self.settle_key(pk, stored, &delivered, &claim.token))
+            .map(|c| self.settle_key(c.pk, c.stored, &delivered, &claim.token))
             .collect();
         let settled: Vec<(Report, Result<(), StoreError>)> = stream::iter(jobs)
             .buffer_unordered(KEY_CONCURRENCY)
@@ -733,36 +726,60 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
         token: &str,
     ) -> (Report, Result<(), StoreError>) {
         let mut report = Report::default();
-        let mut known = Some(stored);
+        let updated = self
+            .update_key(&pk, stored, &mut report, |state| {
+                state.settle(delivered, token).then_some(())
+            })
+            .await;
+        let result = match updated {
+            Ok(Updated::Saved((), v)) => {
+                if let Some(rule) = self.detector.rule(v.state.rule) {
+                    self.remember_hot(&pk, &v.state, rule.window());
+                }
+                Ok(())
+            }
+            Ok(Updated::Nothing) => Ok(()),
+            Ok(Updated::GaveUp) => Err(StoreError::Transient(format!(
+                "gave up settling {} after {MAX_CAS_ATTEMPTS} conflicting writes",
+                crate::bounded::cap(&pk)
+            ))),
+            Err(e) => Err(e),
+        };
+        (report, result)
+    }
+
+    /// Changes a stored key with `change` and writes it conditionally,
+    /// starting from `known` (no read), re-reading after a lost race.
+    /// `change` returns `None` when there is nothing to write.
+    async fn update_key<T>(
+        &self,
+        pk: &str,
+        known: Versioned,
+        report: &mut Report,
+        mut change: impl FnMut(&mut WindowState) -> Option<T>,
+    ) -> Result<Updated<T>, StoreError> {
+        let mut known = Some(known);
         for attempt in 0..MAX_CAS_ATTEMPTS {
             let current = match known.take() {
                 Some(v) => v,
-                None => match self.reload(&pk, attempt, &mut report).await {
-                    Ok(Some(v)) => v,
-                    Ok(None) => return (report, Ok(())),
-                    Err(e) => return (report, Err(e)),
+                None => match self.reload(pk, attempt, report).await? {
+                    Some(v) => v,
+                    None => return Ok(Updated::Nothing),
                 },
             };
             let mut state = current.state;
-            if !state.settle(delivered, token) {
-                return (report, Ok(()));
-            }
-            match self.store.save(&pk, &state, Some(current.version)).await {
-                Ok(SaveOutcome::Saved(_)) => {
+            let Some(out) = change(&mut state) else {
+                return Ok(Updated::Nothing);
+            };
+            match self.store.save(pk, &state, Some(current.version)).await? {
+                SaveOutcome::Saved(version) => {
                     report.state_writes += 1;
-                    let params = self.detector.window_params(state.rule);
-                    self.remember_hot(&pk, &state, params);
-                    return (report, Ok(()));
+                    return Ok(Updated::Saved(out, Versioned { state, version }));
                 }
-                Ok(SaveOutcome::Conflict) => report.state_conflicts += 1,
-                Err(e) => return (report, Err(e)),
+                SaveOutcome::Conflict => report.state_conflicts += 1,
             }
         }
-        let e = StoreError::Transient(format!(
-            "gave up settling {} after {MAX_CAS_ATTEMPTS} conflicting writes",
-            crate::bounded::cap(&pk)
-        ));
-        (report, Err(e))
+        Ok(Updated::GaveUp)
     }
 
     /// Reads a key again after a lost race (backing off first); `None` when
@@ -806,33 +823,15 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
         let claim = self.claim(now);
         let mut claimed = Vec::new();
         for (pk, current) in found {
-            let mut known = Some(current);
-            for attempt in 0..MAX_CAS_ATTEMPTS {
-                let current = match known.take() {
-                    Some(v) => v,
-                    None => match self.reload(&pk, attempt, report).await? {
-                        Some(v) => v,
-                        None => break,
-                    },
-                };
-                let mut state = current.state;
-                let due = state.claim_due(&claim, now);
-                if due.is_empty() {
-                    break;
-                }
-                match self.store.save(&pk, &state, Some(current.version)).await? {
-                    SaveOutcome::Saved(version) => {
-                        report.state_writes += 1;
-                        let stored = Versioned { state, version };
-                        claimed.extend(due.into_iter().map(|alert| Claimed {
-                            pk: pk.clone(),
-                            alert,
-                            stored: stored.clone(),
-                        }));
-                        break;
-                    }
-                    SaveOutcome::Conflict => report.state_conflicts += 1,
-                }
+            let updated = self
+                .update_key(&pk, current, report, |state| {
+                    let due = state.claim_due(&claim, now);
+                    (!due.is_empty()).then_some(due)
+                })
+                .await?;
+            // Nothing due, or the key kept changing: the next sweep tries again.
+            if let Updated::Saved(alerts, stored) = updated {
+                claimed.push(Claimed { pk, alerts, stored });
             }
         }
         self.owes.store(false, Ordering::Relaxed);
@@ -840,19 +839,32 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
     }
 }
 
-/// An alert this invocation holds the claim on, and its key as stored.
+/// The alerts this invocation holds the claim on in one key, and the key as
+/// stored with those claims.
 #[derive(Debug)]
 struct Claimed {
     pk: String,
-    alert: Alert,
+    alerts: Vec<Alert>,
     stored: Versioned,
+}
+
+/// What a conditional update of a key did (returned once per update, so
+/// the stored key is not boxed).
+#[allow(clippy::large_enum_variant)]
+enum Updated<T> {
+    /// Written; what the change returned and the key as stored.
+    Saved(T, Versioned),
+    /// Nothing to change (or the key is gone).
+    Nothing,
+    /// The key kept changing under us.
+    GaveUp,
 }
 
 /// What a key's work left to publish.
 #[derive(Debug, Default)]
 struct KeyDone {
     /// Alerts this invocation claimed on the key.
-    claimed: Vec<Claimed>,
+    claimed: Option<Claimed>,
     /// The batch had been applied to the key before (a redelivery).
     duplicate: bool,
 }

@@ -308,15 +308,17 @@ impl WindowState {
     /// outbox; `token`'s claims on the others are given up. Returns whether
     /// anything changed.
     pub fn settle(&mut self, delivered: &[String], token: &str) -> bool {
-        let before = self.outbox.clone();
+        let before = self.outbox.len();
         self.outbox
             .retain(|p| !delivered.contains(&p.alert.alert_id));
+        let mut changed = self.outbox.len() != before;
         for p in &mut self.outbox {
             if p.claim.as_ref().is_some_and(|c| c.token == token) {
                 p.claim = None;
+                changed = true;
             }
         }
-        self.outbox != before
+        changed
     }
 
     /// Wall-clock time the oldest undelivered alert was decided.

@@ -163,19 +163,6 @@ impl Detector {
         self.rules().find(|r| r.meta().id == id)
     }
 
-    /// Window parameters of a rule (a disabled or unknown one counts with
-    /// defaults that never alert, so stored state of it is left alone).
-    pub fn window_params(&self, id: RuleId) -> WindowParams {
-        self.rule(id).map_or(
-            WindowParams {
-                threshold: u64::MAX,
-                window_ms: 60 * 60_000,
-                max_severity: Severity::Critical,
-            },
-            |r| r.window(),
-        )
-    }
-
     /// Evaluates every enabled rule, appending matches to `out` and handing
     /// each rule's verdict to `record`.
     pub fn evaluate(
