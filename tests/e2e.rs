@@ -362,35 +362,7 @@ fn an_sns_outage_then_a_scheduled_run_delivers_every_alert_exactly_once() {
         ));
     }
     // THEN each alert arrived exactly once
-    let mut received = Vec::new();
-    loop {
-        let out = rt
-            .block_on(
-                stack
-                    .sqs
-                    .receive_message()
-                    .queue_url(&queue_url)
-                    .max_number_of_messages(10)
-                    .send(),
-            )
-            .expect("receive");
-        let batch = out.messages.unwrap_or_default();
-        if batch.is_empty() {
-            break;
-        }
-        for m in batch {
-            received.push(m.body.unwrap_or_default());
-            rt.block_on(
-                stack
-                    .sqs
-                    .delete_message()
-                    .queue_url(&queue_url)
-                    .receipt_handle(m.receipt_handle.unwrap_or_default())
-                    .send(),
-            )
-            .expect("delete");
-        }
-    }
+    let received = rt.block_on(stack.bodies_from(&queue_url));
     let mut ids: Vec<String> = received
         .iter()
         .map(|b| {
@@ -559,22 +531,11 @@ fn kinesis_records_through_the_binary_report_only_what_a_retry_can_fix() {
     ));
     assert_eq!(created, topic_arn);
     assert!(failures(api.invoke(body.as_bytes(), TIMEOUT)).is_empty());
-    let received = rt
-        .block_on(
-            stack
-                .sqs
-                .receive_message()
-                .queue_url(&queue_url)
-                .max_number_of_messages(10)
-                .send(),
-        )
-        .expect("receive")
-        .messages
-        .unwrap_or_default();
-    let mut clusters: Vec<String> = received
+    let mut clusters: Vec<String> = rt
+        .block_on(stack.bodies_from(&queue_url))
         .iter()
-        .map(|m| {
-            let a: Value = serde_json::from_str(m.body.as_deref().unwrap_or("{}")).expect("alert");
+        .map(|body| {
+            let a: Value = serde_json::from_str(body).expect("alert");
             a["cluster"].as_str().unwrap_or_default().to_owned()
         })
         .collect();

@@ -218,12 +218,26 @@ impl Stack {
 
     /// Every message on the queue so far, removed from it: (body, attributes).
     pub async fn drain(&self) -> Vec<(String, Vec<(String, String)>)> {
+        self.drain_from(&self.queue_url).await
+    }
+
+    /// The bodies of every message on another queue so far, removed from it.
+    pub async fn bodies_from(&self, queue_url: &str) -> Vec<String> {
+        self.drain_from(queue_url)
+            .await
+            .into_iter()
+            .map(|(body, _)| body)
+            .collect()
+    }
+
+    /// Every message on `queue_url` so far, removed from it.
+    async fn drain_from(&self, queue_url: &str) -> Vec<(String, Vec<(String, String)>)> {
         let mut out = Vec::new();
         loop {
             let resp = self
                 .sqs
                 .receive_message()
-                .queue_url(&self.queue_url)
+                .queue_url(queue_url)
                 .max_number_of_messages(10)
                 .message_attribute_names("All")
                 .wait_time_seconds(0)
@@ -246,7 +260,7 @@ impl Stack {
                 if let Some(handle) = m.receipt_handle {
                     self.sqs
                         .delete_message()
-                        .queue_url(&self.queue_url)
+                        .queue_url(queue_url)
                         .receipt_handle(handle)
                         .send()
                         .await
