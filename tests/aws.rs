@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::runtime;
+
 use std::sync::Arc;
 
 use common::aws::{create_topic_with_queue, Stack};
@@ -48,14 +50,6 @@ fn burst(ip: &str, n: usize, start: i64, tag: &str) -> Vec<(i64, String)> {
 
 fn body(stream: &str, msgs: &[(i64, String)]) -> Vec<u8> {
     invoke_body(GROUP, stream, msgs).into_bytes()
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
 }
 
 #[test]

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::runtime;
+
 use std::process::Command;
 use std::time::Duration;
 
@@ -17,14 +19,6 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 
 fn start_function(api: &RuntimeApi, table: &str, topic_arn: &str) -> Function {
     Function::start(api, table, topic_arn, ("test", "test"))
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
 }
 
 /// A fresh table, topic and queue, and the function serving them.

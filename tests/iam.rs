@@ -63,11 +63,7 @@ fn burst(ip: &str) -> Vec<u8> {
 
 #[test]
 fn the_function_role_in_the_template_is_enough_and_every_action_in_it_is_needed() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = common::runtime();
     // (read by tests/support/moto_server.py when this binary starts moto)
     std::env::set_var("MOTO_IAM_SKIP_SIGNATURES", "1");
     let stack = rt.block_on(Stack::new());
