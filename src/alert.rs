@@ -257,6 +257,7 @@ mod tests {
             log_group: "/aws/eks/prod/cluster",
             account: "1",
             now_ms: 0,
+            horizon_ms: crate::window::DEFAULT_HORIZON_MS,
         };
         let params = WindowParams {
             threshold: 1,

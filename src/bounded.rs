@@ -17,6 +17,23 @@ pub const MAX_FIELD_BYTES: usize = 256;
 /// The longest subject SNS accepts is "less than 100 characters".
 pub const MAX_SUBJECT_CHARS: usize = 99;
 
+/// `text` cut into pieces of at most `size` bytes (4 at least), on
+/// character boundaries: how data too long for one log event is logged.
+pub fn pieces(text: &str, size: usize) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let mut cut = rest.len().min(size.max(4));
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let (chunk, tail) = rest.split_at(cut);
+        out.push(chunk);
+        rest = tail;
+    }
+    out
+}
+
 /// `text` cut to [`MAX_FIELD_BYTES`] on a character boundary, with a marker
 /// saying how long it was, so a reader knows the value is not whole.
 pub fn cap(text: &str) -> String {
@@ -114,6 +131,15 @@ pub fn subject_text(text: &str, max_chars: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pieces_put_back_together_give_the_text() {
+        let text = "é".repeat(1000) + &"A".repeat(999);
+        let p = pieces(&text, 7);
+        assert!(p.iter().all(|c| c.len() <= 7 && !c.is_empty()));
+        assert_eq!(p.concat(), text);
+        assert!(pieces("", 7).is_empty());
+    }
 
     #[test]
     fn cap_keeps_short_values_and_marks_cut_ones_with_their_length() {

@@ -17,16 +17,23 @@ pub enum PodScanMatch {
     Broad,
 }
 
-/// Which address of `sourceIPs` Multiple403 keys a 403 on.
+/// Which address of `sourceIPs` the rules key on (`MULTIPLE_403_SOURCE`;
+/// the name predates PodScan following it too). Either way the allowlist
+/// looks at the connection address only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SourceAddress {
-    /// `sourceIPs[0]`, as Panther does: a client that sends a private
-    /// address first in `X-Forwarded-For` is not counted.
+    /// As the originals: Multiple403 counts a 403 when `sourceIPs[0]` is
+    /// global and keys it on that address (Panther); PodScan makes one key
+    /// per address (Splunk). A client chooses its `X-Forwarded-For`, so it
+    /// can hide behind a private first entry, or rotate forged public ones
+    /// to keep every key under the threshold.
     #[default]
     First,
-    /// As `First`, and when the first address is not global but the last one
-    /// (the connection's, which a client cannot forge) is, that last one.
-    /// Only adds matches.
+    /// Hardened (`first-or-last`): every rule keys a request on its
+    /// connection address (the last entry, which a client cannot forge),
+    /// one key per rule per request. Multiple403 counts a 403 when the first
+    /// or the last address is global; the forwarded addresses are only
+    /// tallied for the alert.
     FirstOrLast,
 }
 
@@ -41,7 +48,7 @@ pub struct DetectorConfig {
     pub pod_scan_window_minutes: u64,
     /// Pod-scan URI comparison.
     pub pod_scan_match: PodScanMatch,
-    /// Which source address Multiple403 keys on.
+    /// Which source address the rules key on (Multiple403 and PodScan).
     pub multiple_403_source: SourceAddress,
     /// Organization mode (`ORGANIZATION_MODE=true`): cluster labels are
     /// `{account}/{cluster}`, for one detector fed by many accounts.
@@ -49,14 +56,24 @@ pub struct DetectorConfig {
     /// Clusters whose logging changes are reported (`EKS_CLUSTER_NAMES`);
     /// empty: every `/aws/eks/<cluster>/cluster` log group.
     pub watched_clusters: Vec<String>,
-    /// Source addresses that never match any rule (own scanners, VPN egress).
+    /// Connection addresses (the last entry of `sourceIPs`) whose requests
+    /// never match any rule (own scanners, VPN egress).
     pub allow_source_cidrs: CidrList,
     /// Ids of rules that do not run (checked against the registry by
     /// [`crate::rules::check_disabled`]).
     pub disabled_rules: Vec<String>,
     /// Largest decompressed payload accepted, in bytes.
     pub max_decompressed_bytes: usize,
+    /// How far back a late match still counts in its own window, in
+    /// minutes (`LATE_HORIZON_MINUTES`; at least the longest a batch can
+    /// come back, which the default covers).
+    pub late_horizon_minutes: u64,
 }
+
+/// Default of `LATE_HORIZON_MINUTES`: 6 hours of Lambda's asynchronous
+/// retries (and the stack's Kinesis `MaximumRecordAgeInSeconds`) plus the
+/// longest timeout.
+pub const DEFAULT_LATE_HORIZON_MINUTES: u64 = 375;
 
 /// Largest decompressed batch when the function's memory is unknown (`replay`).
 pub const DEFAULT_MAX_DECOMPRESSED_MB: u64 = 64;
@@ -80,6 +97,7 @@ impl Default for DetectorConfig {
             allow_source_cidrs: CidrList::default(),
             disabled_rules: Vec::new(),
             max_decompressed_bytes: 64 * 1024 * 1024,
+            late_horizon_minutes: DEFAULT_LATE_HORIZON_MINUTES,
         }
     }
 }
@@ -116,6 +134,11 @@ fn positive(variable: &'static str, value: &str, max: u64) -> Result<u64, Config
 }
 
 impl DetectorConfig {
+    /// [`Self::late_horizon_minutes`] in milliseconds.
+    pub fn late_horizon_ms(&self) -> crate::time::Millis {
+        i64::try_from(self.late_horizon_minutes).unwrap_or(i64::MAX / 60_000) * 60_000
+    }
+
     /// Reads the settings through `lookup` (e.g. `|k| std::env::var(k).ok()`);
     /// unset or empty variables keep their defaults.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
@@ -126,6 +149,9 @@ impl DetectorConfig {
         }
         if let Some(v) = get("MULTIPLE_403_WINDOW_MINUTES") {
             cfg.multiple_403_window_minutes = positive("MULTIPLE_403_WINDOW_MINUTES", &v, 10_080)?;
+        }
+        if let Some(v) = get("LATE_HORIZON_MINUTES") {
+            cfg.late_horizon_minutes = positive("LATE_HORIZON_MINUTES", &v, 20_160)?;
         }
         if let Some(v) = get("POD_SCAN_WINDOW_MINUTES") {
             cfg.pod_scan_window_minutes = positive("POD_SCAN_WINDOW_MINUTES", &v, 10_080)?;

@@ -147,7 +147,9 @@ pub async fn run(config: LambdaConfig) -> Result<(), lambda_runtime::Error> {
             .ok()
             .and_then(|mut b| b.remove(&event.context.request_id))
             .unwrap_or_default();
-        async move { handle(&processor, &event.context.request_id, &body).await }
+        // The runtime's deadline, in epoch milliseconds.
+        let deadline_ms = i64::try_from(event.context.deadline).unwrap_or(i64::MAX);
+        async move { handle(&processor, &event.context.request_id, &body, deadline_ms).await }
     });
     lambda_runtime::Runtime::new(handler)
         .layer(KeepRawBodyLayer { bodies })
@@ -155,20 +157,21 @@ pub async fn run(config: LambdaConfig) -> Result<(), lambda_runtime::Error> {
         .await
 }
 
-/// Handles one invocation's raw body.
+/// Handles one invocation's raw body, to be done by `deadline_ms`. The log
+/// line and the metrics are written whether it succeeds or fails, so what
+/// an outage delays or drops is always counted.
 pub async fn handle<S: StateStore, P: AlertSink>(
     processor: &Processor<S, P>,
     request_id: &str,
     body: &[u8],
+    deadline_ms: crate::time::Millis,
 ) -> Result<Value, HandlerError> {
-    let result = processor.handle_invoke_body(body).await;
-    log_summary(request_id, result.as_ref());
-    if let Ok(report) = &result {
-        for line in emf_lines(report, processor.now_ms()) {
-            println!("{line}");
-        }
+    let handled = processor.handle_invocation(body, deadline_ms).await;
+    log_summary(request_id, &handled.report, handled.error.as_ref());
+    for line in emf_lines(&handled.report, processor.now_ms()) {
+        println!("{line}");
     }
-    result.map(|r| summary_json(&r))
+    handled.into_result().map(|r| summary_json(&r))
 }
 
 /// Peak resident memory of this process in MB (Linux), for the logs.
@@ -183,46 +186,62 @@ pub fn peak_rss_mb() -> u64 {
         .map_or(0, |kb| kb.div_ceil(1024))
 }
 
-fn log_summary(request_id: &str, result: Result<&Report, &HandlerError>) {
-    match result {
-        Ok(r) => tracing::info!(
-            request_id,
-            log_group = %r.log_group,
-            log_stream = %r.log_stream,
-            message_type = %r.message_type,
-            batch_id = %r.batch_id,
-            events = r.scan.events,
-            prefiltered = r.scan.prefiltered,
-            skipped = %serde_json::to_string(&r.scan.skipped).unwrap_or_default(),
-            matches = %by_rule(&r.scan.matches),
-            rule_errors = %by_rule(&r.scan.rule_errors),
-            keys = r.keys,
-            state_reads = r.state_reads,
-            state_writes = r.state_writes,
-            state_conflicts = r.state_conflicts,
-            duplicate_keys = r.duplicate_keys,
-            alerts_raised = r.alerts_raised,
-            alerts_published = r.alerts_published,
-            alerts_failed = r.alerts_failed,
-            late_matches = r.late_matches,
-            hot_keys = r.hot_keys,
-            key_failures = r.key_failures,
-            corrupt_states = r.corrupt_states,
-            outbox_found = r.outbox_found,
-            records = r.records,
-            poison_records = r.poison_records,
-            records_failed = r.batch_item_failures.len(),
-            fanout_dropped = r.scan.fanout_dropped.values().sum::<u64>(),
-            peak_rss_mb = peak_rss_mb(),
-            duration_ms = r.duration_ms,
-            "invocation done"
-        ),
-        Err(e) => tracing::error!(
-            request_id,
-            error_type = e.error_type(),
-            error = %e,
-            "invocation failed"
-        ),
+fn log_summary(request_id: &str, r: &Report, error: Option<&HandlerError>) {
+    let (error_type, error) = match error {
+        Some(e) => (e.error_type(), e.to_string()),
+        None => ("", String::new()),
+    };
+    let message = if error_type.is_empty() {
+        "invocation done"
+    } else {
+        "invocation failed"
+    };
+    macro_rules! summary {
+        ($level:ident) => {
+            tracing::$level!(
+                request_id,
+                error_type,
+                error = %error,
+                log_group = %r.log_group,
+                log_stream = %r.log_stream,
+                message_type = %r.message_type,
+                batch_id = %r.batch_id,
+                events = r.scan.events,
+                prefiltered = r.scan.prefiltered,
+                skipped = %serde_json::to_string(&r.scan.skipped).unwrap_or_default(),
+                matches = %by_rule(&r.scan.matches),
+                rule_errors = %by_rule(&r.scan.rule_errors),
+                keys = r.keys,
+                state_reads = r.state_reads,
+                state_writes = r.state_writes,
+                state_conflicts = r.state_conflicts,
+                duplicate_keys = r.duplicate_keys,
+                alerts_raised = r.alerts_raised,
+                alerts_published = r.alerts_published,
+                alerts_failed = r.alerts_failed,
+                alerts_dropped = r.alerts_dropped,
+                late_matches = r.late_matches,
+                future_matches = r.future_matches,
+                hot_keys = r.hot_keys,
+                key_failures = r.key_failures,
+                corrupt_states = r.corrupt_states,
+                outbox_found = r.outbox_found,
+                sweep_stopped_early = r.sweep_stopped_early,
+                sweep_key_errors = r.sweep_key_errors,
+                records = r.records,
+                poison_records = r.poison_records,
+                records_failed = r.batch_item_failures.len(),
+                fanout_dropped = r.scan.fanout_dropped.values().sum::<u64>(),
+                peak_rss_mb = peak_rss_mb(),
+                duration_ms = r.duration_ms,
+                "{message}"
+            )
+        };
+    }
+    if error_type.is_empty() {
+        summary!(info);
+    } else {
+        summary!(error);
     }
 }
 
@@ -245,6 +264,12 @@ pub fn emf_lines(r: &Report, timestamp_ms: i64) -> Vec<String> {
         ("KeyFailures", r.key_failures),
         ("FanoutDropped", r.scan.fanout_dropped.values().sum()),
         ("LateMatches", r.late_matches),
+        ("FutureMatches", r.future_matches),
+        ("AlertsDropped", r.alerts_dropped),
+        ("PoisonRecords", r.poison_records),
+        ("RecordsFailed", r.batch_item_failures.len() as u64),
+        ("CorruptStates", r.corrupt_states),
+        ("SweepKeyErrors", r.sweep_key_errors),
         ("StateConflicts", r.state_conflicts),
     ];
     let mut lines = vec![emf_doc(&totals, None, &r.log_group, timestamp_ms)];

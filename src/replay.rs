@@ -217,6 +217,7 @@ async fn replay_ndjson<S: StateStore, P: AlertSink>(
             log_group: "",
             account: "",
             now_ms: processor.now_ms(),
+            horizon_ms: processor.detector().config().late_horizon_ms(),
         };
         processor.apply(&info, &matches, &mut report).await?;
         report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);

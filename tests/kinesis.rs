@@ -90,31 +90,76 @@ fn a_poison_record_is_skipped_and_counted_and_blocks_nothing() {
 }
 
 #[test]
-fn a_record_whose_alert_failed_is_reported_and_its_redelivery_counts_nothing_twice() {
+fn an_sns_outage_never_stalls_the_shard_and_the_schedule_delivers_each_alert_once() {
     let p = processor(true);
     let body = clashing();
-    // GIVEN SNS down: both records' alerts fail
+    // GIVEN SNS refusing every publish, the batch delivered four times
     p.sink().fail(true);
-    let report = block_on(p.handle_invoke_body(body.as_bytes())).expect("handled");
-    let failed = summary_json(&report);
-    let seqs: Vec<&str> = failed["batchItemFailures"]
-        .as_array()
-        .expect("failures")
-        .iter()
-        .filter_map(|f| f["itemIdentifier"].as_str())
-        .collect();
-    assert_eq!(seqs.len(), 2, "{failed}");
-    assert!(seqs[0].starts_with("4965"));
-    // WHEN Lambda redelivers the batch with SNS back
-    p.sink().fail(false);
-    let again = block_on(p.handle_invoke_body(body.as_bytes())).expect("redelivered");
-    // THEN each alert arrives once and nothing is counted twice
-    assert!(again.batch_item_failures.is_empty());
-    assert_eq!(p.sink().published().len(), 2);
-    for v in p.store().snapshot().values() {
-        assert_eq!(v.state.count, 10);
+    for delivery in 0..4 {
+        let report = block_on(p.handle_invoke_body(body.as_bytes())).expect("handled");
+        // THEN no record is ever reported: the shard moves on
+        assert_eq!(
+            summary_json(&report),
+            json!({"batchItemFailures": []}),
+            "delivery {delivery}"
+        );
     }
-    block_on(p.handle_invoke_body(body.as_bytes())).expect("third");
+    // AND each key counted its 10 matches once, its alert waiting
+    let states = p.store().snapshot();
+    assert_eq!(states.len(), 2);
+    for v in states.values() {
+        assert_eq!(v.state.count, 10);
+        assert_eq!(v.state.outbox.len(), 1);
+    }
+    // WHEN SNS is back and the schedule runs (twice)
+    p.sink().fail(false);
+    block_on(p.handle_schedule()).expect("sweep");
+    block_on(p.handle_schedule()).expect("sweep again");
+    // THEN each alert arrives once
+    let mut ids: Vec<String> = p
+        .sink()
+        .published()
+        .into_iter()
+        .map(|a| a.alert_id)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!((ids.len(), p.sink().published().len()), (2, 2));
+    assert!(p.store().undelivered().is_empty());
+}
+
+#[test]
+fn a_record_too_large_for_the_configured_memory_is_retried_and_names_the_setting() {
+    let p = processor(true);
+    let big = account_batch("111111111111", "a", &burst("5.5.5.5", "a"));
+    let mut config = p.detector().config().clone();
+    config.max_decompressed_bytes = big.len() / 2;
+    let small = Processor::new(
+        Detector::new(config),
+        MemoryStore::new(),
+        RecordingSink::default(),
+    );
+    let body = kinesis_event(&[Some(big)]);
+    let report = block_on(small.handle_invoke_body(body.as_bytes())).expect("handled");
+    // THEN it is reported for retry (raising the setting lets it through),
+    // not skipped as poison
+    assert_eq!(report.batch_item_failures.len(), 1);
+    assert_eq!(report.poison_records, 0);
+    let err = eks_audit_detector::decode::DecodeError::TooLarge { limit: 1 };
+    assert!(err.to_string().contains("MAX_DECOMPRESSED_MB"));
+}
+
+#[test]
+fn a_record_whose_state_cannot_be_written_is_reported_for_retry() {
+    let p = processor(true);
+    p.store().set_unavailable(true);
+    let body = clashing();
+    let report = block_on(p.handle_invoke_body(body.as_bytes())).expect("handled");
+    assert_eq!(report.batch_item_failures.len(), 2);
+    // AND the retry, with DynamoDB back, counts everything once
+    p.store().set_unavailable(false);
+    let again = block_on(p.handle_invoke_body(body.as_bytes())).expect("retry");
+    assert!(again.batch_item_failures.is_empty());
     assert_eq!(p.sink().published().len(), 2);
 }
 

@@ -6,12 +6,13 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::{event, fixture, run, run_with};
-use eks_audit_detector::config::{DetectorConfig, PodScanMatch};
+use eks_audit_detector::config::{DetectorConfig, PodScanMatch, SourceAddress};
 use eks_audit_detector::decode::{extract_data, inflate, Batch};
 use eks_audit_detector::net::CidrList;
 use eks_audit_detector::rules::Detector;
+use eks_audit_detector::rules::{multiple_403, pod_scan};
 use eks_audit_detector::scan::{ScanStats, Scanner};
-use eks_audit_detector::vocab::{RuleId, Severity, Verdict};
+use eks_audit_detector::vocab::{Match, RuleId, Severity, Verdict};
 use serde_json::{json, Value};
 
 // ---------------------------------------------------------------- Panther cases
@@ -148,34 +149,337 @@ fn multiple403_needs_a_global_first_source_ip() {
 }
 
 #[test]
-fn multiple403_hardened_source_keys_a_forged_private_first_entry_on_the_connection() {
-    let hardened = DetectorConfig {
-        multiple_403_source: eks_audit_detector::config::SourceAddress::FirstOrLast,
-        ..DetectorConfig::default()
-    };
+fn multiple403_hardened_source_keys_every_403_on_the_connection() {
     for (ips, expected) in [
-        // a private first entry no longer hides a public connection...
+        // a private first entry no longer hides a public connection
         (json!(["10.0.0.1", "5.5.5.5"]), Some("prod_403_5.5.5.5")),
-        // ...while Panther's matches are kept as they were
-        (json!(["5.5.5.5", "10.0.0.1"]), Some("prod_403_5.5.5.5")),
-        (json!(["6.6.6.6", "5.5.5.5"]), Some("prod_403_6.6.6.6")),
-        // and private traffic stays out
+        // a 403 Panther counts is still counted, under the connection's key
+        (json!(["5.5.5.5", "10.0.0.1"]), Some("prod_403_10.0.0.1")),
+        (json!(["6.6.6.6", "5.5.5.5"]), Some("prod_403_5.5.5.5")),
+        // one entry: first and connection are the same, Panther's key
+        (json!(["5.5.5.5"]), Some("prod_403_5.5.5.5")),
+        // private traffic stays out
         (json!(["10.0.0.1", "10.0.0.2"]), None),
         (json!(["10.0.0.1"]), None),
     ] {
         let mut ev = forbidden();
         ev["sourceIPs"] = ips.clone();
-        let (_, _, matches) = run_with(hardened.clone(), &ev, "prod");
+        let (_, _, matches) = run_with(hardened(), &ev, "prod");
         assert_eq!(matches.first().map(|m| m.dedup.as_str()), expected, "{ips}");
     }
-    // the allowlist applies to the address keyed on
+    // a missing list stays Panther's 0.0.0.0 (no match); an unusable
+    // connection address is a rule error, as an unusable first one is
+    let mut ev = forbidden();
+    ev.as_object_mut().expect("object").remove("sourceIPs");
+    assert_eq!(run_with(hardened(), &ev, "prod").0, Verdict::NoMatch);
+    ev["sourceIPs"] = json!(["5.5.5.5", "not-an-ip"]);
+    assert_eq!(run_with(hardened(), &ev, "prod").0, Verdict::RuleError);
+    // the allowlist applies to the connection
     let allowed = DetectorConfig {
         allow_source_cidrs: CidrList::parse("5.5.5.0/24").expect("cidr"),
-        ..hardened
+        ..hardened()
     };
     let mut ev = forbidden();
     ev["sourceIPs"] = json!(["10.0.0.1", "5.5.5.5"]);
     assert!(run_with(allowed, &ev, "prod").2.is_empty());
+}
+
+// ------------------------------------------------- forged X-Forwarded-For chains
+
+/// The hardened source-address setting (`MULTIPLE_403_SOURCE=first-or-last`).
+fn hardened() -> DetectorConfig {
+    DetectorConfig {
+        multiple_403_source: SourceAddress::FirstOrLast,
+        ..DetectorConfig::default()
+    }
+}
+
+/// `config` with our CI runners' egress range allowlisted.
+fn allowing_ci(config: DetectorConfig) -> DetectorConfig {
+    DetectorConfig {
+        allow_source_cidrs: CidrList::parse(CI_EGRESS).expect("valid"),
+        ..config
+    }
+}
+
+const CI_EGRESS: &str = "52.94.133.0/24";
+const CI_RUNNER: &str = "52.94.133.7";
+/// The connection addresses of the fixtures' attackers.
+const ATTACKER_403: &str = "185.220.101.47";
+const ATTACKER_PODS: &str = "186.96.216.108";
+
+/// `n` distinct public addresses an attacker might put in X-Forwarded-For.
+fn forged(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("45.{}.{}.{}", 80 + i / 65_536, (i / 256) % 256, i % 256))
+        .collect()
+}
+
+/// The fixture with its `sourceIPs` (forwarded entries, then the connection).
+fn from_chain(mut ev: Value, chain: &[&str]) -> Value {
+    ev["sourceIPs"] = json!(chain);
+    ev
+}
+
+fn of_rule(matches: &[Match], rule: RuleId) -> Vec<&Match> {
+    matches.iter().filter(|m| m.rule == rule).collect()
+}
+
+fn keys(matches: &[Match], rule: RuleId) -> BTreeSet<String> {
+    of_rule(matches, rule)
+        .iter()
+        .map(|m| m.dedup.clone())
+        .collect()
+}
+
+/// Values an event's matches tally under `field` for the alert summary.
+fn tallied<'m>(m: &'m Match, field: &str) -> Vec<&'m str> {
+    m.event
+        .facts
+        .iter()
+        .chain(&m.facts)
+        .filter(|(f, _)| *f == field)
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+#[test]
+fn a_forged_allowlisted_first_address_does_not_hide_the_connection() {
+    for config in [DetectorConfig::default(), hardened()] {
+        let mode = config.multiple_403_source;
+        // GIVEN an attacker who puts our CI runner first in X-Forwarded-For
+        let ev = from_chain(forbidden(), &[CI_RUNNER, ATTACKER_403]);
+        // WHEN the rules run with the CI range allowlisted
+        let (a, _, matches) = run_with(allowing_ci(config.clone()), &ev, "prod");
+        // THEN the 403 still counts: Panther's key (the first address as
+        // written) by default, the connection's when hardened; either way
+        // the alert shows both addresses
+        assert_eq!(a, Verdict::matched(1), "{mode:?}");
+        let m = of_rule(&matches, multiple_403::META.id)[0];
+        let key_ip = match mode {
+            SourceAddress::First => CI_RUNNER,
+            SourceAddress::FirstOrLast => ATTACKER_403,
+        };
+        assert_eq!(m.dedup, format!("prod_403_{key_ip}"), "{mode:?}");
+        assert_eq!(
+            tallied(m, "p_any_ip_addresses"),
+            [CI_RUNNER, ATTACKER_403],
+            "{mode:?}"
+        );
+
+        // and the same for an anonymous pod listing
+        let ev = from_chain(refused(), &[CI_RUNNER, ATTACKER_PODS]);
+        let (_, b, matches) = run_with(allowing_ci(config), &ev, "prod");
+        let connection_key =
+            format!("prod_{ATTACKER_PODS}_system:anonymous_system:unauthenticated");
+        let got = keys(&matches, pod_scan::META.id);
+        assert!(got.contains(&connection_key), "{mode:?}: {got:?}");
+        let expected_keys = match mode {
+            // Splunk's rows: one per address, the forged one included
+            SourceAddress::First => 2,
+            SourceAddress::FirstOrLast => 1,
+        };
+        assert_eq!(b, Verdict::matched(expected_keys), "{mode:?}");
+    }
+}
+
+#[test]
+fn an_allowlisted_connection_is_suppressed_whatever_it_forwards() {
+    let long: Vec<String> = forged(5_000);
+    let mut long_chain: Vec<&str> = long.iter().map(String::as_str).collect();
+    long_chain.push(CI_RUNNER);
+    for config in [DetectorConfig::default(), hardened()] {
+        let mode = config.multiple_403_source;
+        for chain in [
+            // our runner, directly
+            vec![CI_RUNNER],
+            // our runner relaying a request that claims a public client
+            vec![ATTACKER_403, CI_RUNNER],
+            // or thousands of them
+            long_chain.clone(),
+        ] {
+            let (a, _, matches) = run_with(
+                allowing_ci(config.clone()),
+                &from_chain(forbidden(), &chain),
+                "prod",
+            );
+            assert_eq!(a, Verdict::NoMatch, "{mode:?} {}", chain.len());
+            assert!(matches.is_empty());
+            let (_, b, _) = run_with(
+                allowing_ci(config.clone()),
+                &from_chain(refused(), &chain),
+                "prod",
+            );
+            assert_eq!(b, Verdict::NoMatch, "{mode:?} {}", chain.len());
+        }
+    }
+    // and without the allowlist the same requests match
+    let (a, b, _) = run_with(
+        hardened(),
+        &from_chain(refused(), &[ATTACKER_403, CI_RUNNER]),
+        "prod",
+    );
+    assert_eq!((a, b), (Verdict::matched(1), Verdict::matched(1)));
+}
+
+#[test]
+fn rotating_forged_first_addresses_share_the_connections_key_when_hardened() {
+    // GIVEN ten 403s from one connection, each claiming another public client
+    let claimed = forged(10);
+    let events: Vec<Value> = claimed
+        .iter()
+        .enumerate()
+        .map(|(i, ip)| {
+            let mut ev = from_chain(forbidden(), &[ip, ATTACKER_403]);
+            ev["auditID"] = json!(format!("8f2c1e77-0b4a-4c59-a3a5-5d1f0e6b2c{i:02}"));
+            ev
+        })
+        .collect();
+    let run_all = |config: &DetectorConfig| -> Vec<Match> {
+        events
+            .iter()
+            .flat_map(|ev| run_with(config.clone(), ev, "prod").2)
+            .collect()
+    };
+    // WHEN Panther's keying is used THEN each 403 is alone under its key,
+    // so no key reaches the threshold (the evasion)
+    let threshold = DetectorConfig::default().multiple_403_threshold;
+    assert_eq!(threshold, 10);
+    let panther = run_all(&DetectorConfig::default());
+    assert_eq!(keys(&panther, multiple_403::META.id).len(), 10);
+    // WHEN hardened THEN all ten share the connection's key: the threshold
+    // is reached, and the alert's tallies show what each request claimed
+    let matches = run_all(&hardened());
+    let ours = of_rule(&matches, multiple_403::META.id);
+    assert_eq!(ours.len() as u64, threshold);
+    assert_eq!(
+        keys(&matches, multiple_403::META.id),
+        BTreeSet::from([format!("prod_403_{ATTACKER_403}")])
+    );
+    for (m, ip) in ours.iter().zip(&claimed) {
+        assert_eq!(m.source_ip, ATTACKER_403);
+        assert!(m
+            .event
+            .title
+            .starts_with(&format!("[{ATTACKER_403}] received [403]")));
+        assert_eq!(
+            tallied(m, "p_any_ip_addresses"),
+            [ip.as_str(), ATTACKER_403]
+        );
+    }
+}
+
+#[test]
+fn a_5000_entry_forwarded_chain_makes_one_key_per_rule_when_hardened() {
+    // GIVEN one refused anonymous pod listing (also a 403 on /api/) whose
+    // X-Forwarded-For names 5,000 public addresses
+    let claimed = forged(5_000);
+    let mut chain: Vec<&str> = claimed.iter().map(String::as_str).collect();
+    chain.push(ATTACKER_PODS);
+    let ev = from_chain(refused(), &chain);
+
+    // WHEN Splunk's keying is used THEN it fans out (bounded) over the chain
+    let (a, b, matches) = run(&ev, "prod");
+    assert_eq!(a, Verdict::matched(1));
+    assert_eq!(
+        b,
+        Verdict::Matched {
+            matches: 4,
+            dropped: 4_997
+        }
+    );
+    assert_eq!(keys(&matches, pod_scan::META.id).len(), 4);
+
+    // WHEN hardened THEN exactly one key per rule, on the connection
+    let (a, b, matches) = run_with(hardened(), &ev, "prod");
+    assert_eq!(a, Verdict::matched(1));
+    assert_eq!(
+        b,
+        Verdict::Matched {
+            matches: 1,
+            dropped: 4_997
+        }
+    );
+    assert_eq!(matches.len(), 2);
+    assert_eq!(
+        keys(&matches, multiple_403::META.id),
+        BTreeSet::from([format!("prod_403_{ATTACKER_PODS}")])
+    );
+    assert_eq!(
+        keys(&matches, pod_scan::META.id),
+        BTreeSet::from([format!(
+            "prod_{ATTACKER_PODS}_system:anonymous_system:unauthenticated"
+        )])
+    );
+    // AND the alert shows a bounded sample of what it claimed
+    let pods = of_rule(&matches, pod_scan::META.id)[0];
+    assert_eq!(pods.source_ip, ATTACKER_PODS);
+    assert_eq!(
+        tallied(pods, pod_scan::CLAIMED_FIELD),
+        [chain[0], chain[1], chain[2], ATTACKER_PODS]
+    );
+    assert_eq!(pods.event.dropped, 4_997);
+}
+
+#[test]
+fn hardened_pod_scan_makes_one_key_per_request_whatever_the_groups() {
+    // GIVEN a listing with several addresses and groups
+    let mut ev = from_chain(refused(), &["10.0.1.9", "45.80.0.1", ATTACKER_PODS]);
+    ev["user"]["groups"] = json!(["system:unauthenticated", "g2", "g3", "g4", "g5"]);
+    // WHEN hardened THEN one key: the connection and the first group, the
+    // other groups counted as left without a key
+    let (_, b, matches) = run_with(hardened(), &ev, "prod");
+    assert_eq!(
+        b,
+        Verdict::Matched {
+            matches: 1,
+            dropped: 4
+        }
+    );
+    let m = of_rule(&matches, pod_scan::META.id)[0];
+    assert_eq!(
+        m.dedup,
+        format!("prod_{ATTACKER_PODS}_system:anonymous_system:unauthenticated")
+    );
+    assert_eq!(
+        tallied(m, pod_scan::GROUP_FIELD),
+        ["system:unauthenticated"]
+    );
+    // AND Splunk's conditions still hold: no key without a group, for a
+    // signed-in user, or for a missing or empty address list
+    for change in ["no groups", "signed in", "no sourceIPs", "empty sourceIPs"] {
+        let mut ev = refused();
+        match change {
+            "no groups" => ev["user"]["groups"] = json!([]),
+            "signed in" => ev["user"]["username"] = json!("kubernetes-admin"),
+            "no sourceIPs" => {
+                ev.as_object_mut().expect("object").remove("sourceIPs");
+            }
+            _ => ev["sourceIPs"] = json!([]),
+        }
+        assert_eq!(
+            run_with(hardened(), &ev, "prod").1,
+            Verdict::NoMatch,
+            "{change}"
+        );
+    }
+}
+
+#[test]
+fn default_mode_keys_on_the_first_address_as_panther_does() {
+    // a private first entry hides the 403 from Panther's rule (README: the
+    // hardened setting is what closes it)...
+    let ev = from_chain(forbidden(), &["10.0.0.1", ATTACKER_403]);
+    assert_eq!(run(&ev, "prod").0, Verdict::NoMatch);
+    // ...and a public one is the key, as written, with the connection shown
+    let ev = from_chain(forbidden(), &["45.80.0.1", ATTACKER_403]);
+    let (_, _, matches) = run(&ev, "prod");
+    let m = of_rule(&matches, multiple_403::META.id)[0];
+    assert_eq!(m.dedup, "prod_403_45.80.0.1");
+    assert_eq!(
+        tallied(m, "p_any_ip_addresses"),
+        ["45.80.0.1", ATTACKER_403]
+    );
 }
 
 #[test]

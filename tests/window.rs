@@ -10,7 +10,7 @@ use eks_audit_detector::config::DetectorConfig;
 use eks_audit_detector::rules::registry;
 use eks_audit_detector::vocab::{Match, MatchedEvent, RuleId, Severity, WindowParams};
 use eks_audit_detector::window::{
-    apply_batch, Applied, BatchInfo, Decision, Outcome, WindowState, BATCH_MEMORY_MS,
+    apply_batch, Applied, BatchInfo, Decision, Outcome, WindowState, DEFAULT_HORIZON_MS,
     MAX_TALLY_BYTES,
 };
 use proptest::prelude::*;
@@ -49,6 +49,7 @@ fn batch(id: &str) -> BatchInfo<'_> {
         log_group: "/aws/eks/prod/cluster",
         account: "123456789012",
         now_ms: 0,
+        horizon_ms: DEFAULT_HORIZON_MS,
     }
 }
 
@@ -159,41 +160,78 @@ fn a_match_just_inside_the_period_joins_the_window() {
 }
 
 #[test]
-fn matches_older_than_the_open_window_are_late_and_not_counted() {
-    // GIVEN a window opened at T0+10m
-    let r1 = apply(None, P403, "b1", &[info(T0 + 10 * MIN)]);
-    // WHEN a batch brings matches from before it (a retry hours late, or a
-    // stream lagging behind)
+fn matches_older_than_the_horizon_are_late_and_not_counted() {
+    // GIVEN a window opened 7 hours after T0
+    let r1 = apply(None, P403, "b1", &[info(T0 + 420 * MIN)]);
+    // WHEN a batch brings matches from T0 (older than the 6h15m horizon)
     let r2 = apply(
         Some(r1.state.clone()),
         P403,
         "b2",
         &[info(T0), info(T0 + MIN)],
     );
-    // THEN they are counted as late and the window is untouched
+    // THEN they are counted as late and the key is untouched
     assert_eq!(r2.late, 2);
     assert_eq!(r2.outcome, Outcome::Unchanged);
     assert_eq!(r2.state, r1.state);
     // AND a batch mixing late and current matches counts only the current
-    let r3 = apply(Some(r1.state), P403, "b3", &[info(T0), info(T0 + 11 * MIN)]);
+    let r3 = apply(
+        Some(r1.state),
+        P403,
+        "b3",
+        &[info(T0), info(T0 + 421 * MIN)],
+    );
     assert_eq!((r3.late, r3.state.count), (1, 2));
-    assert_eq!(r3.state.first_seen, T0 + 10 * MIN);
+    assert_eq!(r3.state.first_seen, T0 + 420 * MIN);
 }
 
 #[test]
-fn a_match_a_little_before_the_window_joins_it_unless_an_earlier_window_covered_it() {
+fn an_earlier_match_moves_the_start_of_a_window_that_decided_nothing_yet() {
     // GIVEN a window opened at T0+10m by one API server's stream
     let r1 = apply(None, P403, "b1", &[info(T0 + 10 * MIN)]);
-    // WHEN the other stream's batch arrives with matches 2 minutes earlier
+    // WHEN the other stream's batch arrives with a match 2 minutes earlier
     let r2 = apply(Some(r1.state), P403, "b2", &[info(T0 + 8 * MIN)]);
-    // THEN they join the open window
+    // THEN the window starts there, as if the matches had come in order
     assert_eq!((r2.late, r2.state.count), (0, 2));
-    assert_eq!(r2.state.first_seen, T0 + 8 * MIN);
-    // BUT after a new window opened, matches from the time of the previous
-    // one are late, however close
+    assert_eq!(r2.state.window_start, T0 + 8 * MIN);
+    // AND after the next window opened, a match between the two windows
+    // starts that window earlier too: [8, 38) then [39, 69), as in order
     let r3 = apply(Some(r2.state), P403, "b3", &[info(T0 + 40 * MIN)]);
     let r4 = apply(Some(r3.state), P403, "b4", &[info(T0 + 39 * MIN)]);
-    assert_eq!((r4.late, r4.state.count), (1, 1));
+    assert_eq!((r4.late, r4.state.count), (0, 2));
+    assert_eq!(r4.state.window_start, T0 + 39 * MIN);
+    assert_eq!(r4.state.past.len(), 1);
+    assert_eq!(r4.state.past[0].count, 2);
+}
+
+#[test]
+fn a_retried_match_still_completes_the_window_it_belongs_to() {
+    // GIVEN 9 of 10 matches in the window starting at T0
+    let nine: Vec<Match> = (0..9).map(|i| info(T0 + i * MIN)).collect();
+    let r1 = apply(None, P403, "b1", &nine);
+    assert!(r1.alerts.is_empty());
+    // AND a later batch opened the next window at T0+31m
+    let r2 = apply(Some(r1.state), P403, "b3", &[info(T0 + 31 * MIN)]);
+    assert_eq!(r2.state.window_start, T0 + 31 * MIN);
+    // WHEN the batch holding the 10th match (T0+25m) is retried now
+    let r3 = apply(Some(r2.state), P403, "b2", &[info(T0 + 25 * MIN)]);
+    // THEN it counts in its own window and raises that window's alert
+    assert_eq!(r3.late, 0);
+    assert_eq!(r3.alerts.len(), 1);
+    let alert = &r3.alerts[0];
+    assert_eq!(alert.event_count, 10);
+    assert_eq!(alert.window_start, "2024-05-14T00:00:00.000Z");
+    // AND the alert is the one sequential order would have raised
+    let all: Vec<Match> = (0..9)
+        .map(|i| info(T0 + i * MIN))
+        .chain([info(T0 + 25 * MIN)])
+        .collect();
+    let in_order = apply(None, P403, "x", &all);
+    assert_eq!(in_order.alerts[0].alert_id, alert.alert_id);
+    // AND the open window is untouched, and a redelivery counts nothing
+    assert_eq!(r3.state.count, 1);
+    let again = apply(Some(r3.state), P403, "b2", &[info(T0 + 25 * MIN)]);
+    assert_eq!(again.outcome, Outcome::Duplicate);
 }
 
 #[test]
@@ -254,7 +292,8 @@ fn pod_scan_escalates_once_from_low_to_high() {
     assert_eq!(r3.alerts.len(), 1);
     assert_eq!(r3.alerts[0].severity, Severity::High);
     assert!(r3.alerts[0].escalation);
-    assert_eq!(r3.alerts[0].event_count, 3);
+    // (the second refusal changed nothing: the window had alerted at LOW)
+    assert_eq!(r3.alerts[0].event_count, 2);
     // and no more after that: HIGH is as far as PodScan goes
     let r4 = apply(
         Some(r3.state),
@@ -305,46 +344,38 @@ fn alert_ids_are_deterministic() {
 }
 
 #[test]
-fn remembered_batches_expire_after_lambdas_retry_window_of_wall_time() {
+fn a_batch_is_remembered_until_its_matches_are_late_whatever_the_wall_clock_says() {
     fn at(now_ms: i64, id: &str) -> BatchInfo<'_> {
         BatchInfo {
             now_ms,
             ..batch(id)
         }
     }
-    let one = [info(T0)];
-    let refs: Vec<&Match> = one.iter().collect();
-    let st = apply_batch(None, P403, &at(1000, "first-batch-id-0001"), &refs, &render)
-        .expect("applied")
-        .state;
-    assert!(st.has_applied("first-batch-id-0001"));
-    let two = [info(T0 + 1)];
-    let refs: Vec<&Match> = two.iter().collect();
-    // Still remembered 6 hours later (Lambda's longest retry)...
-    let st = apply_batch(
-        Some(st),
-        P403,
-        &at(1000 + 6 * 60 * MIN, "b2"),
-        &refs,
-        &render,
-    )
-    .expect("applied")
-    .state;
-    assert!(st.has_applied("first-batch-id-0001"));
-    // ...forgotten once the memory has passed.
-    let three = [info(T0 + 2)];
-    let refs: Vec<&Match> = three.iter().collect();
-    let st = apply_batch(
-        Some(st),
-        P403,
-        &at(1001 + BATCH_MEMORY_MS, "b3"),
-        &refs,
-        &render,
-    )
-    .expect("applied")
-    .state;
-    assert!(!st.has_applied("first-batch-id-0001"));
-    assert!(st.has_applied("b3"));
+    let apply_at = |st: Option<WindowState>, now: i64, id: &str, ms: &[Match]| {
+        let refs: Vec<&Match> = ms.iter().collect();
+        apply_batch(st, P403, &at(now, id), &refs, &render).expect("applied")
+    };
+    let first = [info(T0), info(T0 + MIN)];
+    let st = apply_at(None, 1000, "first-batch-id-0001", &first).state;
+    // GIVEN a failure-queue replay of the same batch 14 days (wall clock) later
+    let replay = apply_at(
+        Some(st.clone()),
+        14 * 24 * 60 * MIN,
+        "first-batch-id-0001",
+        &first,
+    );
+    // THEN it changes nothing
+    assert_eq!(replay.outcome, Outcome::Duplicate);
+    assert_eq!(replay.state.count, 2);
+    // GIVEN the key moved on past the horizon (event time)
+    let later = T0 + DEFAULT_HORIZON_MS + 60 * MIN;
+    let moved = apply_at(Some(st), 2000, "b2", &[info(later)]).state;
+    // THEN the first batch is forgotten, and its redelivery is late, not counted
+    assert!(!moved.has_applied("first-batch-id-0001"));
+    let again = apply_at(Some(moved), 3000, "first-batch-id-0001", &first);
+    assert_eq!(again.late, 2);
+    assert_eq!(again.outcome, Outcome::Unchanged);
+    assert!(again.alerts.is_empty());
 }
 
 #[test]
@@ -518,7 +549,9 @@ proptest! {
 fn a_state_record_stays_under_64_kb_whatever_the_requests_and_sns_do() {
     use eks_audit_detector::bounded::cap;
     use eks_audit_detector::vocab::{Sample, SampleStatus};
-    use eks_audit_detector::window::{MAX_OUTBOX_BYTES, MAX_RECORD_BYTES};
+    use eks_audit_detector::window::{
+        MAX_OUTBOX_BYTES, MAX_PAST_WINDOWS, MAX_RECORD_BYTES, MAX_REMEMBERED_BATCHES,
+    };
     // GIVEN requests whose every field is 100 KB, distinct each time
     // (1 KB is as good as 100 KB: both are cut)
     let huge = |tag: usize| cap(&format!("{tag:06}{}", "\u{202e}<!here>\u{1}".repeat(100)));
@@ -598,6 +631,23 @@ fn a_state_record_stays_under_64_kb_whatever_the_requests_and_sns_do() {
         st.enqueue(&r.alerts, b as i64);
         state = Some(st);
     }
+    // AND 400 more batches, one a minute, each counting one match in
+    // 10-minute windows that never reach their threshold (every batch id
+    // and every past window is kept while inside the horizon)
+    let slow = WindowParams {
+        threshold: 1_000_000,
+        window_ms: 10 * MIN,
+        max_severity: Severity::High,
+    };
+    let start = T0 + 300 * MIN;
+    for b in 0..400usize {
+        let one = [hostile(start + b as i64 * MIN, Severity::Low, 90_000 + b)];
+        let refs: Vec<&Match> = one.iter().collect();
+        let id = format!("{b:04}-slow-batch");
+        let r = apply_batch(state, slow, &batch(&id), &refs, &render).expect("applied");
+        assert!(r.alerts.is_empty());
+        state = Some(r.state);
+    }
     let state = state.expect("state");
     // THEN the record holds everything it may, and stays small
     let outbox: usize = state.outbox.iter().map(|p| p.alert.to_json().len()).sum();
@@ -605,7 +655,9 @@ fn a_state_record_stays_under_64_kb_whatever_the_requests_and_sns_do() {
         outbox <= MAX_OUTBOX_BYTES && state.outbox.len() > 4,
         "{outbox}"
     );
-    assert_eq!(state.applied.len(), 256);
+    assert_eq!(state.applied.len(), MAX_REMEMBERED_BATCHES);
+    // (the batch-id cap binds first: 256 one-minute batches span 26 windows)
+    assert!(state.past.len() > 20 && state.past.len() <= MAX_PAST_WINDOWS);
     let size = serde_json::to_string(&state).expect("json").len();
     eprintln!(
         "worst state record: {size} bytes ({} undelivered alerts); largest alert JSON {largest_alert} bytes",

@@ -57,8 +57,9 @@ pub trait Rule: std::fmt::Debug + Send + Sync {
     fn anchor(&self) -> Anchor;
 
     /// Evaluates one event (early-return guards, one comment each); on a
-    /// match appends one [`Match`] per group to `out`. A source inside
-    /// `allow` never matches.
+    /// match appends one [`Match`] per group to `out`. A request whose
+    /// connection address is inside `allow` never matches (see
+    /// [`connection_allowlisted`]).
     fn evaluate(
         &self,
         ev: &AuditEvent<'_>,
@@ -95,6 +96,22 @@ impl Sample {
             stage_timestamp: own(opt(&ev.stage_timestamp)),
         }
     }
+}
+
+/// The address that connected to the API server: the last entry of
+/// `sourceIPs`. The API server lists the `X-Forwarded-For` and `X-Real-Ip`
+/// entries a client sent first and appends the connection's address, so the
+/// last entry is the only one a client cannot choose. `None` when the list is
+/// missing, unusable or empty.
+pub fn connection_address<'e>(ev: &'e AuditEvent<'_>) -> Option<&'e str> {
+    ev.source_ips.list().last().map(Str::as_str)
+}
+
+/// True when the request's connection address is inside the user's
+/// allowlist. Only that address may suppress a request: a forged
+/// `X-Forwarded-For` entry naming an allowlisted address hides nothing.
+pub fn connection_allowlisted(ev: &AuditEvent<'_>, allow: &CidrList) -> bool {
+    connection_address(ev).is_some_and(|ip| allow.contains_text(ip))
 }
 
 /// At most `first` distinct values of `items` plus the last one: the bounded

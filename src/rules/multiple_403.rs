@@ -6,12 +6,18 @@
 //! `sourceIPs[0]` global per CPython's `ipaddress`. A missing `sourceIPs`
 //! counts as `["0.0.0.0"]` (never global); an empty, null or unparsable list
 //! is where Panther's rule raises, which we count as a rule error.
+//!
+//! Two departures, both because the first entries of `sourceIPs` are the
+//! client's `X-Forwarded-For`: the allowlist only looks at the connection
+//! address (the last entry), and the hardened setting
+//! (`MULTIPLE_403_SOURCE=first-or-last`) keys every 403 on that address, so
+//! rotating forged first entries cannot keep each key under the threshold.
 
 use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::{first_and_last, Anchor, Rule};
+use super::{connection_address, connection_allowlisted, first_and_last, Anchor, Rule};
 use crate::audit::{opt, AuditEvent, SourceIps};
 use crate::bounded::cap;
 use crate::config::{DetectorConfig, SourceAddress};
@@ -99,7 +105,8 @@ impl Multiple403 {
     }
 }
 
-/// `{cluster}_403_{sourceIPs[0] as written}`, as Panther's `dedup()`.
+/// `{cluster}_403_{ip as written}`: Panther's `dedup()` with `sourceIPs[0]`,
+/// or the connection address under the hardened setting.
 pub fn dedup_key(cluster: &str, ip: &str) -> String {
     format!("{}_403_{}", cap(cluster), cap(ip))
 }
@@ -126,19 +133,6 @@ pub fn title(ev: &AuditEvent<'_>, cluster: &str, ip: &str) -> String {
     format!(
         "[{ip}] received [403] when executing [{verb}] for resource [{resource}] in ns [{ns}] on [{cluster}] as [{user}]"
     )
-}
-
-impl Multiple403 {
-    /// Under `MULTIPLE_403_SOURCE=first-or-last`, the last address when it is
-    /// global (the first one was not).
-    fn hardened_source<'e>(&self, ev: &'e AuditEvent<'_>) -> Option<(&'e str, std::net::IpAddr)> {
-        if self.source != SourceAddress::FirstOrLast {
-            return None;
-        }
-        let last = ev.source_ips.list().last()?.as_str();
-        let ip = net::parse_ip(last)?;
-        net::is_global(ip).then_some((last, ip))
-    }
 }
 
 /// Minutes as milliseconds, saturating.
@@ -186,7 +180,7 @@ impl Rule for Multiple403 {
         if !(uri.starts_with("/api/") || uri.starts_with("/apis/")) {
             return Verdict::NoMatch;
         }
-        // The first source IP must be a public address.
+        // The first source IP as Panther reads it.
         let first = match &ev.source_ips {
             SourceIps::Missing => MISSING_SOURCE_IP,
             SourceIps::Invalid => return Verdict::RuleError,
@@ -195,21 +189,37 @@ impl Rule for Multiple403 {
                 None => return Verdict::RuleError,
             },
         };
-        let Some(ip) = net::parse_ip(first) else {
+        let Some(first_ip) = net::parse_ip(first) else {
             return Verdict::RuleError;
         };
-        let (key_ip, ip) = if net::is_global(ip) {
-            (first, ip)
-        } else {
-            // Hardened setting: a private first entry (a forged
-            // X-Forwarded-For) does not hide a public connection address.
-            match self.hardened_source(ev) {
-                Some(last) => last,
-                None => return Verdict::NoMatch,
+        let key_ip = match self.source {
+            // Panther: a public first address, keyed as written.
+            SourceAddress::First => {
+                if !net::is_global(first_ip) {
+                    return Verdict::NoMatch;
+                }
+                first
+            }
+            // Hardened: keyed on the connection, which the client cannot
+            // choose; counted when Panther would count it or when the
+            // connection is public (a forged private first entry hides
+            // nothing).
+            SourceAddress::FirstOrLast => {
+                // Only a missing list (Panther's 0.0.0.0) has no connection.
+                let Some(last) = connection_address(ev) else {
+                    return Verdict::NoMatch;
+                };
+                let Some(last_ip) = net::parse_ip(last) else {
+                    return Verdict::RuleError;
+                };
+                if !(net::is_global(first_ip) || net::is_global(last_ip)) {
+                    return Verdict::NoMatch;
+                }
+                last
             }
         };
-        // The user's own allowlist.
-        if allow.contains(ip) {
+        // The user's own allowlist, on the connection address only.
+        if connection_allowlisted(ev, allow) {
             return Verdict::NoMatch;
         }
         out.push(self.to_match(ev, ctx, key_ip));

@@ -8,16 +8,22 @@
 //! cluster_name user.username user.groups{}`: one row per distinct source IP
 //! and per distinct group of the event, and an event missing either field
 //! falls out of the `stats`. There is no stage, status or IP condition.
+//!
+//! The first entries of `sourceIPs` are the client's `X-Forwarded-For`, so
+//! the allowlist only looks at the connection address (the last entry), and
+//! under the hardened setting (`MULTIPLE_403_SOURCE=first-or-last`) a request
+//! makes one key, on its connection address, whatever it forwards.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
 
 use super::multiple_403::minutes;
-use super::{first_and_last, Anchor, Rule};
-use crate::audit::{opt, AuditEvent, SourceIps};
+use super::{connection_allowlisted, first_and_last, Anchor, Rule};
+use crate::audit::{opt, AuditEvent, SourceIps, Str};
 use crate::bounded::cap;
-use crate::config::{DetectorConfig, PodScanMatch};
+use crate::config::{DetectorConfig, PodScanMatch, SourceAddress};
 use crate::net::CidrList;
 use crate::time::format_rfc3339;
 use crate::vocab::{
@@ -53,6 +59,10 @@ pub const SUMMARY_FIELDS: [&str; 5] = [
 /// The `user.groups{}` value of the group, tallied to render the title.
 pub const GROUP_FIELD: &str = "user.groups{}";
 
+/// The addresses a request claimed, tallied under the hardened setting
+/// (where they are not part of the key) and shown as `values(sourceIPs{})`.
+pub const CLAIMED_FIELD: &str = "sourceIPs{}";
+
 const ANONYMOUS: &str = "system:anonymous";
 
 /// Keys one event can make: its first distinct source addresses plus the
@@ -69,14 +79,17 @@ pub const MAX_GROUPS_PER_EVENT: usize = 4;
 #[derive(Debug, Clone)]
 pub struct PodScan {
     uri_match: PodScanMatch,
+    source: SourceAddress,
     window: WindowParams,
 }
 
 impl PodScan {
-    /// Builds the rule with its URI comparison mode and window.
+    /// Builds the rule with its URI comparison mode, source-address choice
+    /// and window.
     pub fn new(config: &DetectorConfig) -> Self {
         Self {
             uri_match: config.pod_scan_match,
+            source: config.multiple_403_source,
             window: WindowParams {
                 threshold: THRESHOLD,
                 window_ms: minutes(config.pod_scan_window_minutes),
@@ -109,9 +122,10 @@ impl PodScan {
     }
 }
 
-/// What every match of the event shares: its sample and summary values.
-fn matched_event(ev: &AuditEvent<'_>, dropped: usize) -> MatchedEvent {
-    let mut facts = Vec::with_capacity(5);
+/// What every match of the event shares: its sample and summary values
+/// (with the `claimed` addresses when they are not in the key).
+fn matched_event(ev: &AuditEvent<'_>, claimed: &[&str], dropped: usize) -> MatchedEvent {
+    let mut facts = Vec::with_capacity(SUMMARY_FIELDS.len() + claimed.len());
     let mut fact = |field: &'static str, value: Option<&str>| {
         if let Some(v) = value {
             facts.push((field, cap(v)));
@@ -125,11 +139,90 @@ fn matched_event(ev: &AuditEvent<'_>, dropped: usize) -> MatchedEvent {
     fact(SUMMARY_FIELDS[2], opt(&ev.user_agent));
     fact(SUMMARY_FIELDS[3], opt(&ev.verb));
     fact(SUMMARY_FIELDS[4], opt(&ev.request_uri));
+    for ip in claimed {
+        fact(CLAIMED_FIELD, Some(ip));
+    }
     MatchedEvent {
         title: String::new(),
         sample: Sample::of(ev),
         facts,
         dropped: dropped as u64,
+    }
+}
+
+/// A listing that passed the guards, ready to be keyed.
+struct Found<'e, 'a> {
+    /// `sourceIPs`, not empty: the forwarded entries, then the connection's.
+    ips: &'e [Str<'a>],
+    /// `user.groups`, not empty.
+    groups: &'e [Str<'a>],
+    username: &'e str,
+    severity: Severity,
+}
+
+impl Found<'_, '_> {
+    /// Splunk's rows: one key per address and group, bounded (see
+    /// [`MAX_ADDRESSES_PER_EVENT`]).
+    fn per_address_and_group(
+        &self,
+        ev: &AuditEvent<'_>,
+        ctx: EventContext<'_>,
+        out: &mut Vec<Match>,
+    ) -> Verdict {
+        let (ips, dropped_ips) = first_and_last(self.ips, MAX_ADDRESSES_PER_EVENT - 1);
+        let (groups, dropped_groups) = first_and_last(self.groups, MAX_GROUPS_PER_EVENT - 1);
+        let dropped = dropped_ips + dropped_groups;
+        let shared = Arc::new(matched_event(ev, &[], dropped));
+        for ip in &ips {
+            for group in &groups {
+                out.push(self.to_match(ctx, ip, group, &shared));
+            }
+        }
+        Verdict::Matched {
+            matches: ips.len() * groups.len(),
+            dropped,
+        }
+    }
+
+    /// Hardened: one key, on the connection address (the last entry) and the
+    /// first group; the claimed addresses are tallied, not keyed.
+    fn on_the_connection(
+        &self,
+        ev: &AuditEvent<'_>,
+        ctx: EventContext<'_>,
+        out: &mut Vec<Match>,
+    ) -> Verdict {
+        let (Some(connection), Some(group)) = (self.ips.last(), self.groups.first()) else {
+            return Verdict::NoMatch;
+        };
+        let (claimed, dropped_ips) = first_and_last(self.ips, MAX_ADDRESSES_PER_EVENT - 1);
+        // Other groups get no key of their own (anonymous requests have one).
+        let dropped_groups = self.groups.iter().filter(|g| *g != group).count();
+        let dropped = dropped_ips + dropped_groups;
+        let shared = Arc::new(matched_event(ev, &claimed, dropped));
+        out.push(self.to_match(ctx, connection.as_str(), group.as_str(), &shared));
+        Verdict::Matched {
+            matches: 1,
+            dropped,
+        }
+    }
+
+    fn to_match(
+        &self,
+        ctx: EventContext<'_>,
+        ip: &str,
+        group: &str,
+        shared: &Arc<MatchedEvent>,
+    ) -> Match {
+        Match {
+            rule: META.id,
+            dedup: dedup_key(ctx.cluster, ip, self.username, group),
+            at_ms: ctx.at_ms,
+            source_ip: cap(ip),
+            severity: self.severity,
+            event: Arc::clone(shared),
+            facts: vec![(GROUP_FIELD, cap(group))],
+        }
     }
 }
 
@@ -205,36 +298,23 @@ impl Rule for PodScan {
         let SourceIps::List(ips) = &ev.source_ips else {
             return Verdict::NoMatch;
         };
-        // Bounded fan-out: a few addresses and groups per event, see
-        // MAX_ADDRESSES_PER_EVENT.
-        let (ips, dropped_ips) = first_and_last(ips, MAX_ADDRESSES_PER_EVENT - 1);
         let groups = ev.groups();
-        let (groups, dropped_groups) = first_and_last(groups, MAX_GROUPS_PER_EVENT - 1);
-        let dropped = dropped_ips + dropped_groups;
-        let severity = severity_of(ev.status_code());
-        let before = out.len();
-        let mut event: Option<Arc<MatchedEvent>> = None;
-        for ip in ips {
-            // The user's own allowlist.
-            if allow.contains_text(ip) {
-                continue;
-            }
-            for group in &groups {
-                let shared = event.get_or_insert_with(|| Arc::new(matched_event(ev, dropped)));
-                out.push(Match {
-                    rule: META.id,
-                    dedup: dedup_key(ctx.cluster, ip, username, group),
-                    at_ms: ctx.at_ms,
-                    source_ip: cap(ip),
-                    severity,
-                    event: Arc::clone(shared),
-                    facts: vec![(GROUP_FIELD, cap(group))],
-                });
-            }
+        if ips.is_empty() || groups.is_empty() {
+            return Verdict::NoMatch;
         }
-        match out.len() - before {
-            0 => Verdict::NoMatch,
-            matches => Verdict::Matched { matches, dropped },
+        // The user's own allowlist, on the connection address only.
+        if connection_allowlisted(ev, allow) {
+            return Verdict::NoMatch;
+        }
+        let found = Found {
+            ips,
+            groups,
+            username,
+            severity: severity_of(ev.status_code()),
+        };
+        match self.source {
+            SourceAddress::First => found.per_address_and_group(ev, ctx, out),
+            SourceAddress::FirstOrLast => found.on_the_connection(ev, ctx, out),
         }
     }
     fn title(&self, state: &WindowState, severity: Severity) -> String {
@@ -263,15 +343,65 @@ impl Rule for PodScan {
         out.insert("count".into(), json!(state.count));
         out.insert("firstTime".into(), json!(format_rfc3339(state.first_seen)));
         out.insert("lastTime".into(), json!(format_rfc3339(state.last_seen)));
-        for field in SUMMARY_FIELDS {
-            // BTreeMap keys: distinct and sorted, as Splunk's values().
-            let values: Vec<&String> = state
-                .tallies
-                .get(field)
-                .map(|m| m.keys().collect())
-                .unwrap_or_default();
-            out.insert(format!("values({field})"), json!(values));
-        }
+        values_columns(&state.tallies, &mut out);
         Value::Object(out)
+    }
+}
+
+/// Splunk's `values(...)` columns from a window's tallies (BTreeMap keys:
+/// distinct and sorted, as `values()`), plus, under the hardened setting
+/// only, the addresses the requests claimed.
+fn values_columns(tallies: &Tallies, out: &mut serde_json::Map<String, Value>) {
+    for field in SUMMARY_FIELDS {
+        let values: Vec<&String> = tallies
+            .get(field)
+            .map(|m| m.keys().collect())
+            .unwrap_or_default();
+        out.insert(format!("values({field})"), json!(values));
+    }
+    if let Some(claimed) = tallies.get(CLAIMED_FIELD) {
+        let values: Vec<&String> = claimed.keys().collect();
+        out.insert(format!("values({CLAIMED_FIELD})"), json!(values));
+    }
+}
+
+/// A window's summary tallies: field → value → count.
+type Tallies = BTreeMap<String, BTreeMap<String, u64>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tallies(fields: &[(&str, &str)]) -> Tallies {
+        let mut t = Tallies::new();
+        for (field, value) in fields {
+            *t.entry((*field).to_owned())
+                .or_default()
+                .entry((*value).to_owned())
+                .or_default() += 1;
+        }
+        t
+    }
+
+    #[test]
+    fn claimed_addresses_are_a_column_only_when_tallied() {
+        // GIVEN a default-mode window: its address is in the key
+        let mut out = serde_json::Map::new();
+        values_columns(&tallies(&[("verb", "list")]), &mut out);
+        assert!(!out.contains_key("values(sourceIPs{})"));
+        assert_eq!(out["values(verb)"], json!(["list"]));
+        // GIVEN a hardened window: the forwarded addresses are shown
+        let mut out = serde_json::Map::new();
+        values_columns(
+            &tallies(&[
+                (CLAIMED_FIELD, "52.94.133.7"),
+                (CLAIMED_FIELD, "186.96.216.108"),
+            ]),
+            &mut out,
+        );
+        assert_eq!(
+            out["values(sourceIPs{})"],
+            json!(["186.96.216.108", "52.94.133.7"])
+        );
     }
 }

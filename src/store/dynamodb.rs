@@ -6,9 +6,11 @@
 //! people browsing the table. Writes are `PutItem` conditioned on the version
 //! read (or on the item not existing), so racing invocations cannot
 //! overwrite each other. An item holding undelivered alerts carries
-//! `outbox` = `pending` and `since` (N), the keys of the sparse index
-//! [`OUTBOX_INDEX`], and no `expires_at`: TTL never removes an undelivered
-//! alert, and the scheduled sweep finds it without a scan. Expiry is never
+//! `outbox` = `pending` and `since` (N: when its first alert is due, that is
+//! when it was decided or when the live claim on it ends), the keys of the
+//! sparse index [`OUTBOX_INDEX`], and no `expires_at`: TTL never removes an
+//! undelivered alert, and the scheduled sweep finds due ones without a scan
+//! and without seeing those other invocations hold. Expiry is never
 //! inferred from TTL: DynamoDB deletes expired items lazily, so the handler
 //! decides from the stored window times.
 
@@ -20,14 +22,18 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_sdk_dynamodb::Client;
 use tracing::instrument;
 
-use super::{Loaded, SaveOutcome, StateStore, StoreError, Versioned};
-use crate::time::format_rfc3339;
-use crate::window::WindowState;
+use super::{Loaded, OutboxCursor, OutboxPage, SaveOutcome, StateStore, StoreError, Versioned};
+use crate::time::{format_rfc3339, Millis};
+use crate::window::{salvage_outbox, WindowState};
 
-/// How long a state item outlives its window and its last change: long
-/// enough to recognise any redelivery Lambda can make (6 hours at most) and
-/// to keep a quiet key's history for a while.
-pub const RETENTION_SECS: i64 = 2 * 24 * 3600;
+/// How long a state item outlives its window and its last change: longer
+/// than anything can bring a batch back (Lambda's retries, 6 hours; a
+/// failure-queue message replayed within the queue's 14-day retention), so
+/// a replay finds the key that counted it and changes nothing.
+pub const RETENTION_SECS: i64 = 15 * 24 * 3600;
+
+/// Bytes of an unreadable item written to the log for the operator.
+pub const MAX_RAW_BYTES: usize = 400 * 1024;
 
 /// The sparse global secondary index over keys with undelivered alerts
 /// (declared in `template.yaml`): hash key `outbox`, range key `since`.
@@ -91,7 +97,7 @@ fn to_item(
     item.insert("pk".into(), s(pk));
     item.insert("version".into(), n(version));
     item.insert("state".into(), s(json));
-    match state.outbox_since() {
+    match state.outbox_due() {
         // Undelivered alerts: in the sweep's index, and never expired.
         Some(since) => {
             item.insert("outbox".into(), s(OUTBOX_PENDING));
@@ -116,12 +122,15 @@ fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i64> {
 }
 
 fn from_item(item: &HashMap<String, AttributeValue>) -> Loaded {
+    let raw = || crate::bounded::cap_to(&format!("{item:?}"), MAX_RAW_BYTES);
     let Some(version) = number(item, "version").and_then(|v| u64::try_from(v).ok()) else {
-        // Without a version the item cannot be overwritten conditionally;
-        // version 0 never matches, so the write conflicts and is retried.
+        // Without a version the overwrite is conditional on there being
+        // none (see `save`).
         return Loaded::Corrupt {
             version: 0,
             reason: "no numeric version attribute".into(),
+            outbox: salvage(item),
+            raw: raw(),
         };
     };
     match item.get("state") {
@@ -130,12 +139,24 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Loaded {
             Err(e) => Loaded::Corrupt {
                 version,
                 reason: format!("state: {e}"),
+                outbox: salvage_outbox(json),
+                raw: raw(),
             },
         },
         _ => Loaded::Corrupt {
             version,
             reason: "no state attribute".into(),
+            outbox: Vec::new(),
+            raw: raw(),
         },
+    }
+}
+
+/// The undelivered alerts readable from an item's `state`, if any.
+fn salvage(item: &HashMap<String, AttributeValue>) -> Vec<crate::window::PendingAlert> {
+    match item.get("state") {
+        Some(AttributeValue::S(json)) => salvage_outbox(json),
+        _ => Vec::new(),
     }
 }
 
@@ -256,6 +277,8 @@ impl StateStore for DynamoStore {
         expected: Option<u64>,
     ) -> Result<SaveOutcome, StoreError> {
         let version = expected.unwrap_or(0) + 1;
+        // Version 0 is an unreadable item without a version: overwritten
+        // only while it still has none.
         let mut put = self
             .client
             .put_item()
@@ -263,6 +286,7 @@ impl StateStore for DynamoStore {
             .set_item(Some(to_item(pk, state, version)?));
         put = match expected {
             None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(0) => put.condition_expression("attribute_not_exists(version)"),
             Some(v) => put
                 .condition_expression("version = :expected")
                 .expression_attribute_values(":expected", n(v)),
@@ -274,10 +298,22 @@ impl StateStore for DynamoStore {
         }
     }
 
-    #[instrument(skip(self), fields(table = %self.table))]
-    async fn with_outbox(&self, limit: usize) -> Result<Vec<(String, Versioned)>, StoreError> {
+    #[instrument(skip(self, after), fields(table = %self.table))]
+    async fn with_outbox(
+        &self,
+        due_by: Millis,
+        after: Option<&OutboxCursor>,
+        limit: usize,
+    ) -> Result<OutboxPage, StoreError> {
         let mut found = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        let mut start: Option<HashMap<String, AttributeValue>> = after.map(|a| {
+            HashMap::from([
+                ("pk".to_owned(), s(&a.pk)),
+                ("outbox".to_owned(), s(OUTBOX_PENDING)),
+                ("since".to_owned(), n(a.due_ms)),
+            ])
+        });
+        let mut last: Option<OutboxCursor> = None;
         loop {
             let page =
                 i32::try_from(limit.saturating_sub(found.len()).clamp(1, 100)).unwrap_or(100);
@@ -286,8 +322,9 @@ impl StateStore for DynamoStore {
                 .query()
                 .table_name(&self.table)
                 .index_name(OUTBOX_INDEX)
-                .key_condition_expression("outbox = :pending")
+                .key_condition_expression("outbox = :pending AND since <= :due")
                 .expression_attribute_values(":pending", s(OUTBOX_PENDING))
+                .expression_attribute_values(":due", n(due_by))
                 .limit(page)
                 .set_exclusive_start_key(start.take())
                 .send()
@@ -297,16 +334,38 @@ impl StateStore for DynamoStore {
                 let Some(AttributeValue::S(pk)) = item.get("pk") else {
                     continue;
                 };
+                let due_ms = number(&item, "since").unwrap_or(0);
+                last = Some(OutboxCursor {
+                    due_ms,
+                    pk: pk.clone(),
+                });
                 match from_item(&item) {
                     Loaded::Found(v) => found.push((pk.clone(), v)),
-                    Loaded::Corrupt { reason, .. } => {
-                        tracing::error!(pk = %crate::bounded::cap(pk), %reason, "key with undelivered alerts cannot be read back");
+                    Loaded::Corrupt {
+                        version,
+                        reason,
+                        outbox,
+                        raw,
+                    } => {
+                        super::log_corrupt(pk, &reason, &raw, outbox.len());
+                        if let Some(state) = WindowState::holding(outbox, due_ms) {
+                            found.push((pk.clone(), Versioned { state, version }));
+                        }
                     }
                 }
             }
             start = out.last_evaluated_key;
-            if start.is_none() || found.len() >= limit {
-                return Ok(found);
+            if start.is_none() {
+                return Ok(OutboxPage {
+                    keys: found,
+                    next: None,
+                });
+            }
+            if found.len() >= limit {
+                return Ok(OutboxPage {
+                    keys: found,
+                    next: last,
+                });
             }
         }
     }

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use super::{Loaded, SaveOutcome, StateStore, StoreError, Versioned};
+use super::{Loaded, OutboxCursor, OutboxPage, SaveOutcome, StateStore, StoreError, Versioned};
+use crate::time::Millis;
 use crate::window::{PendingAlert, WindowState};
 
 /// What another writer does to the items, run once just before a save.
@@ -117,15 +118,37 @@ impl StateStore for MemoryStore {
         Ok(SaveOutcome::Saved(version))
     }
 
-    async fn with_outbox(&self, limit: usize) -> Result<Vec<(String, Versioned)>, StoreError> {
+    async fn with_outbox(
+        &self,
+        due_by: Millis,
+        after: Option<&OutboxCursor>,
+        limit: usize,
+    ) -> Result<OutboxPage, StoreError> {
         let items = self.items()?;
-        let mut found: Vec<(String, Versioned)> = items
+        let mut found: Vec<(Millis, &String, &Versioned)> = items
             .iter()
-            .filter(|(_, v)| !v.state.outbox.is_empty())
-            .map(|(pk, v)| (pk.clone(), v.clone()))
+            .filter_map(|(pk, v)| Some((v.state.outbox_due()?, pk, v)))
+            .filter(|(due, pk, _)| {
+                *due <= due_by
+                    && after.is_none_or(|a| (*due, pk.as_str()) > (a.due_ms, a.pk.as_str()))
+            })
             .collect();
-        found.sort_by_key(|(pk, v)| (v.state.outbox_since(), pk.clone()));
+        found.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
         found.truncate(limit);
-        Ok(found)
+        let next = (found.len() == limit)
+            .then(|| {
+                found.last().map(|(due, pk, _)| OutboxCursor {
+                    due_ms: *due,
+                    pk: (*pk).clone(),
+                })
+            })
+            .flatten();
+        Ok(OutboxPage {
+            keys: found
+                .into_iter()
+                .map(|(_, pk, v)| (pk.clone(), v.clone()))
+                .collect(),
+            next,
+        })
     }
 }

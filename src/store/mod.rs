@@ -14,8 +14,9 @@ pub mod memory;
 use std::collections::HashMap;
 use std::future::Future;
 
+use crate::time::Millis;
 use crate::vocab::{stable_hash, RuleId};
-use crate::window::WindowState;
+use crate::window::{PendingAlert, WindowState};
 
 /// A window state and the version it was stored at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,10 +39,17 @@ pub enum Loaded {
     /// or edited by hand). The key starts afresh, overwriting it
     /// conditionally, instead of failing every batch that touches it.
     Corrupt {
-        /// Its version, for the conditional overwrite.
+        /// Its version, for the conditional overwrite (0 when it has none:
+        /// the overwrite is then conditional on there being none).
         version: u64,
         /// What is wrong.
         reason: String,
+        /// The undelivered alerts that could still be read out of it: the
+        /// key starts afresh with them, so they are still delivered.
+        outbox: Vec<PendingAlert>,
+        /// The item as stored (capped), for the operator: the handler
+        /// writes it to the function's log before overwriting it.
+        raw: String,
     },
 }
 
@@ -93,6 +101,40 @@ pub fn state_key(rule: RuleId, dedup: &str) -> String {
     format!("{}#h:{:032x}", rule.as_str(), stable_hash(&[dedup]))
 }
 
+/// Where the next page of keys with undelivered alerts starts: after this
+/// key, in the order of the time its first alert became due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxCursor {
+    /// When the last key's first alert became due.
+    pub due_ms: Millis,
+    /// The last key.
+    pub pk: String,
+}
+
+/// A page of keys with undelivered alerts.
+#[derive(Debug, Default)]
+pub struct OutboxPage {
+    /// Keys and their states, earliest due first.
+    pub keys: Vec<(String, Versioned)>,
+    /// Where the next page starts; `None` when there is no more.
+    pub next: Option<OutboxCursor>,
+}
+
+/// Writes an unreadable item to the function's log, in parts a log event
+/// can hold, before its key starts afresh (with the `salvaged` undelivered
+/// alerts that could be read out of it).
+pub fn log_corrupt(pk: &str, reason: &str, raw: &str, salvaged: usize) {
+    let parts = crate::bounded::pieces(raw, LOG_PART_BYTES);
+    tracing::error!(pk = %crate::bounded::cap(pk), %reason, salvaged, parts = parts.len(), "stored state unreadable; set aside in this log, the key starts afresh with the alerts it still had");
+    for (part, chunk) in parts.iter().enumerate() {
+        tracing::error!(pk = %crate::bounded::cap(pk), part, item = *chunk, "unreadable state item");
+    }
+}
+
+/// Bytes of data per log line when data is logged in parts (a CloudWatch
+/// Logs event holds 256 KB).
+pub const LOG_PART_BYTES: usize = 200 * 1024;
+
 /// Compare-and-set storage of window states.
 pub trait StateStore: Send + Sync {
     /// Reads many keys (strongly consistent); absent keys are left out.
@@ -113,12 +155,17 @@ pub trait StateStore: Send + Sync {
         expected: Option<u64>,
     ) -> impl Future<Output = Result<SaveOutcome, StoreError>> + Send;
 
-    /// Up to `limit` keys holding undelivered alerts, oldest alert first,
-    /// found without scanning the other keys.
+    /// Up to `limit` keys holding an alert due by `due_by` (undelivered and
+    /// not held by a live claim, see [`WindowState::outbox_due`]), earliest
+    /// due first, after `after`; found without scanning the other keys. An
+    /// unreadable key is returned afresh with the alerts that could be
+    /// read out of it.
     fn with_outbox(
         &self,
+        due_by: Millis,
+        after: Option<&OutboxCursor>,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<(String, Versioned)>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<OutboxPage, StoreError>> + Send;
 }
 
 /// A shared store is a store (several processors over one table in tests,
@@ -146,9 +193,11 @@ impl<T: StateStore> StateStore for std::sync::Arc<T> {
 
     fn with_outbox(
         &self,
+        due_by: Millis,
+        after: Option<&OutboxCursor>,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<(String, Versioned)>, StoreError>> + Send {
-        (**self).with_outbox(limit)
+    ) -> impl Future<Output = Result<OutboxPage, StoreError>> + Send {
+        (**self).with_outbox(due_by, after, limit)
     }
 }
 

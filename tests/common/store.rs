@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use eks_audit_detector::store::memory::MemoryStore;
-use eks_audit_detector::store::{Loaded, SaveOutcome, StateStore, StoreError, Versioned};
+use eks_audit_detector::store::{
+    Loaded, OutboxCursor, OutboxPage, SaveOutcome, StateStore, StoreError,
+};
 use eks_audit_detector::window::WindowState;
 
 /// [`MemoryStore`] with request counters and a poisoned-key predicate.
@@ -64,8 +66,13 @@ impl StateStore for CountingStore {
         self.inner.save(pk, state, expected).await
     }
 
-    async fn with_outbox(&self, limit: usize) -> Result<Vec<(String, Versioned)>, StoreError> {
+    async fn with_outbox(
+        &self,
+        due_by: i64,
+        after: Option<&OutboxCursor>,
+        limit: usize,
+    ) -> Result<OutboxPage, StoreError> {
         self.count();
-        self.inner.with_outbox(limit).await
+        self.inner.with_outbox(due_by, after, limit).await
     }
 }

@@ -1,27 +1,35 @@
 //! Windows, thresholds and dedup: a pure state machine per (rule, dedup key).
 //!
-//! One [`WindowState`] is what a key remembers, in three parts: the open
+//! One [`WindowState`] is what a key remembers, in four parts: the open
 //! window (its count, aggregates, and whether it alerted and at what
-//! severity), the recent batches already applied (so a redelivered batch
-//! changes nothing), and the outbox of alerts decided but not yet delivered,
-//! each with the claim of the invocation publishing it. All three live in one
-//! record, written atomically, so deciding an alert and queueing it for
-//! delivery can never be separated.
+//! severity), the earlier windows a late match may still belong to
+//! ([`past`]), the batches already applied (so a redelivered batch changes
+//! nothing), and the outbox of alerts decided but not yet delivered, each
+//! with the claim of the invocation publishing it ([`outbox`]). All of it
+//! lives in one record, written atomically, so deciding an alert and
+//! queueing it for delivery can never be separated.
 //!
 //! Semantics, in event time: a match at `t` joins the open window if
-//! `start <= t < start + period`; a match at or after the end opens a new
-//! window at `t`. A match before the start joins too when it is at most
-//! [`LATE_TOLERANCE_MS`] earlier and after the previous window's end (log
-//! streams of one cluster arrive out of order by seconds); any older match is
-//! *late* and is not counted: it belongs to a window that is gone, and
-//! counting it in the new one would let a retry hours later add to it. A
-//! window alerts once, when
-//! its count reaches the threshold; if a more severe match arrives after that
-//! (a pod scan that succeeded after refused ones), it alerts once more at the
-//! higher severity. Once a window has alerted at the highest severity its
-//! rule can reach it is *saturated*: further matches in it change nothing,
-//! so a sustained scanner costs no writes. Time only ever comes from the
-//! matches and the caller: no clock is read here.
+//! `start <= t < start + period`; a match at or after the end closes it and
+//! opens a new window at `t`. A match before the open window's start counts
+//! in the past window that holds it; one in no window opens the window it
+//! would have opened had it come in order (moving the open window's start
+//! back when nothing was decided on it yet). Only a match older than the
+//! horizon (see [`BatchInfo::horizon_ms`]) is *late* and not counted. A
+//! window alerts once, when its count reaches the threshold; if a more
+//! severe match arrives after that (a pod scan that succeeded after refused
+//! ones), it alerts once more at the higher severity. A window that has
+//! alerted absorbs matches no more severe than its alert: they change
+//! nothing, so a sustained scanner costs no writes. Time only ever comes
+//! from the matches and the caller: no clock is read here.
+
+mod outbox;
+mod past;
+
+pub use outbox::{salvage_outbox, Claim, PendingAlert, MAX_OUTBOX_BYTES, MAX_PENDING_ALERTS};
+pub use past::{PastWindow, MAX_PAST_SAMPLES, MAX_PAST_WINDOWS};
+
+use past::Place;
 
 use std::collections::BTreeMap;
 
@@ -39,29 +47,25 @@ pub const MAX_DISTINCT_VALUES: usize = 20;
 /// agents).
 pub const MAX_TALLY_BYTES: usize = 1024;
 
-/// How long (wall clock) a batch id is remembered. Lambda retries an
-/// asynchronous event for at most 6 hours, plus the 15-minute longest timeout.
-pub const BATCH_MEMORY_MS: Millis = (6 * 60 + 30) * 60 * 1000;
+/// How far back (event time, from the open window's start) a late match
+/// still counts, unless configured otherwise (`LATE_HORIZON_MINUTES`): the
+/// longest a batch can come back, Lambda's 6 hours of asynchronous retries
+/// and Kinesis' `MaximumRecordAgeInSeconds` of 6 hours, plus the 15-minute
+/// longest timeout.
+pub const DEFAULT_HORIZON_MS: Millis = (6 * 60 + 15) * 60 * 1000;
 
-/// Hard cap on remembered batch ids per key (bounds the record size). Only
-/// batches that changed the key are remembered, at most a threshold's worth
-/// per window, so this covers 6 hours of any key with the default settings.
+/// Hard cap on remembered batch ids per key (bounds the record size). A
+/// batch is remembered only when it changed the key, which a window allows
+/// at most its threshold plus the severities above its first alert times,
+/// and only while its matches are inside the horizon; past the cap the
+/// oldest ids go and the horizon shrinks to match, so a redelivery never
+/// counts twice (it is late instead).
 pub const MAX_REMEMBERED_BATCHES: usize = 256;
 
 /// How much earlier than the open window's start a match may be and still
-/// join it (different API servers' log streams arrive out of order).
+/// join it when the window has alerted (different API servers' log streams
+/// arrive out of order by seconds).
 pub const LATE_TOLERANCE_MS: Millis = 5 * 60 * 1000;
-
-/// Undelivered alerts a key keeps, and their bytes as JSON. Past the bytes,
-/// the oldest alerts are kept without their request sample and summary;
-/// past both, the oldest is dropped from the record and written whole to the
-/// function's log. Only an SNS outage long enough for one key to raise many
-/// alerts gets there (see the README).
-pub const MAX_PENDING_ALERTS: usize = 32;
-
-/// See [`MAX_PENDING_ALERTS`]; with the window and the remembered batches,
-/// a record stays under [`MAX_RECORD_BYTES`].
-pub const MAX_OUTBOX_BYTES: usize = 24 * 1024;
 
 /// The most a key's record can take as JSON, whatever the requests and SNS
 /// do (checked by a test with the worst inputs).
@@ -69,6 +73,7 @@ pub const MAX_RECORD_BYTES: usize = 64 * 1024;
 
 /// Characters of a batch id kept in the record (64 bits).
 pub const REMEMBERED_ID_CHARS: usize = 16;
+
 /// The batch whose matches are being applied.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchInfo<'a> {
@@ -80,37 +85,11 @@ pub struct BatchInfo<'a> {
     pub log_group: &'a str,
     /// AWS account that owns the log group.
     pub account: &'a str,
-    /// Wall-clock time of the invocation (ages remembered batches).
+    /// Wall-clock time of the invocation.
     pub now_ms: Millis,
-}
-
-/// A lease on an undelivered alert: whoever holds a live one is the only
-/// one to publish it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Claim {
-    /// Who holds it (one value per function instance and invocation).
-    pub token: String,
-    /// Wall-clock time the lease ends.
-    pub until_ms: Millis,
-}
-
-/// An alert decided but not yet confirmed delivered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PendingAlert {
-    /// The alert.
-    pub alert: Alert,
-    /// Wall-clock time it was decided.
-    pub since_ms: Millis,
-    /// The live or expired lease, if any.
-    #[serde(default)]
-    pub claim: Option<Claim>,
-}
-
-impl PendingAlert {
-    /// True when nobody holds a live lease at `now_ms`.
-    pub fn claimable(&self, now_ms: Millis) -> bool {
-        self.claim.as_ref().is_none_or(|c| c.until_ms <= now_ms)
-    }
+    /// How far back from the open window's start a late match still
+    /// counts (event time; [`DEFAULT_HORIZON_MS`] unless configured).
+    pub horizon_ms: Millis,
 }
 
 /// A batch id remembered by a key.
@@ -118,7 +97,8 @@ impl PendingAlert {
 pub struct AppliedBatch {
     /// Batch id (its first [`REMEMBERED_ID_CHARS`] characters).
     pub id: String,
-    /// Wall-clock time it was applied (stored as `at`).
+    /// Event time of the latest match it counted in the key (stored as
+    /// `at`): once that is late, so is all of the batch, and its id can go.
     #[serde(rename = "at")]
     pub at_ms: Millis,
 }
@@ -168,11 +148,13 @@ pub struct WindowState {
     /// own (bounded fan-out).
     #[serde(default)]
     pub fanout_dropped: u64,
-    /// End of the previous window: matches before it belong to a window
-    /// that is gone.
+    /// Earlier windows a late match may still count in, oldest first.
     #[serde(default)]
-    pub closed_until: Millis,
-    /// Recently applied batches, oldest first.
+    pub past: Vec<PastWindow>,
+    /// Matches before this time are late; it only moves forward.
+    #[serde(default)]
+    pub late_before: Millis,
+    /// Batches applied, while their matches are inside the horizon.
     pub applied: Vec<AppliedBatch>,
     /// Alerts decided but not yet delivered, oldest first.
     #[serde(default)]
@@ -220,7 +202,7 @@ pub struct Applied {
 
 impl WindowState {
     fn open(m: &Match, params: WindowParams, batch: &BatchInfo<'_>) -> Self {
-        Self {
+        let mut st = Self {
             rule: m.rule,
             dedup: m.dedup.clone(),
             window_start: m.at_ms,
@@ -231,112 +213,94 @@ impl WindowState {
             severity: m.severity,
             alerted: None,
             source_ip: m.source_ip.clone(),
-            cluster: crate::bounded::cap(batch.cluster),
-            log_group: crate::bounded::cap(batch.log_group),
-            account: crate::bounded::cap(batch.account),
-            title: m.event.title.clone(),
-            sample: m.event.sample.clone(),
+            cluster: String::new(),
+            log_group: String::new(),
+            account: String::new(),
+            title: String::new(),
+            sample: Sample::default(),
             escalation_sample: None,
             tallies: BTreeMap::new(),
             overflow: 0,
             fanout_dropped: 0,
-            closed_until: 0,
+            past: Vec::new(),
+            late_before: 0,
             applied: Vec::new(),
             outbox: Vec::new(),
             updated_ms: batch.now_ms,
+        };
+        st.start_window(m, params, (batch.cluster, batch.log_group, batch.account));
+        st.late_before = m.at_ms.saturating_sub(batch.horizon_ms);
+        st
+    }
+
+    /// Makes the open window a fresh one starting at `m`.
+    fn start_window(&mut self, m: &Match, params: WindowParams, origin: (&str, &str, &str)) {
+        let (cluster, log_group, account) = origin;
+        self.window_start = m.at_ms;
+        self.window_ms = params.window_ms;
+        self.count = 0;
+        self.first_seen = m.at_ms;
+        self.last_seen = m.at_ms;
+        self.severity = m.severity;
+        self.alerted = None;
+        self.source_ip.clone_from(&m.source_ip);
+        self.cluster = crate::bounded::cap(cluster);
+        self.log_group = crate::bounded::cap(log_group);
+        self.account = crate::bounded::cap(account);
+        self.title.clone_from(&m.event.title);
+        self.sample = m.event.sample.clone();
+        self.escalation_sample = None;
+        self.tallies.clear();
+        self.overflow = 0;
+        self.fanout_dropped = 0;
+    }
+
+    /// The key's identity and origin, with an empty window: the base of a
+    /// view on a past window.
+    fn identity(&self) -> Self {
+        Self {
+            rule: self.rule,
+            dedup: self.dedup.clone(),
+            window_start: 0,
+            window_ms: 0,
+            count: 0,
+            first_seen: 0,
+            last_seen: 0,
+            severity: self.severity,
+            alerted: None,
+            source_ip: self.source_ip.clone(),
+            cluster: self.cluster.clone(),
+            log_group: self.log_group.clone(),
+            account: self.account.clone(),
+            title: String::new(),
+            sample: Sample::default(),
+            escalation_sample: None,
+            tallies: BTreeMap::new(),
+            overflow: 0,
+            fanout_dropped: 0,
+            past: Vec::new(),
+            late_before: self.late_before,
+            applied: Vec::new(),
+            outbox: Vec::new(),
+            updated_ms: self.updated_ms,
         }
     }
 
-    /// Start a new window at `m`, keeping what outlives windows.
-    fn reopen(&mut self, m: &Match, params: WindowParams, batch: &BatchInfo<'_>) {
-        let applied = std::mem::take(&mut self.applied);
-        let outbox = std::mem::take(&mut self.outbox);
-        let closed_until = self.window_end();
-        *self = Self::open(m, params, batch);
-        self.applied = applied;
-        self.outbox = outbox;
-        self.closed_until = closed_until;
-    }
-
-    /// Queues newly decided alerts for delivery, within the outbox budget
-    /// (see [`MAX_PENDING_ALERTS`]). Returns the alerts pushed out of a full
-    /// outbox (oldest first), for the caller to log.
-    pub fn enqueue(&mut self, alerts: &[Alert], now_ms: Millis) -> Vec<Alert> {
-        for alert in alerts {
-            self.outbox.push(PendingAlert {
-                alert: alert.clone(),
-                since_ms: now_ms,
-                claim: None,
-            });
-        }
-        let size = |p: &PendingAlert| p.alert.to_json().len();
-        let mut bytes: usize = self.outbox.iter().map(size).sum();
-        // First shrink the oldest alerts, then drop them.
-        for p in &mut self.outbox {
-            if bytes <= MAX_OUTBOX_BYTES {
-                break;
-            }
-            let before = size(p);
-            p.alert = p.alert.minimal();
-            bytes = bytes - before + size(p);
-        }
-        let mut dropped = Vec::new();
-        while !self.outbox.is_empty()
-            && (bytes > MAX_OUTBOX_BYTES || self.outbox.len() > MAX_PENDING_ALERTS)
-        {
-            let p = self.outbox.remove(0);
-            bytes -= size(&p);
-            dropped.push(p.alert);
-        }
-        dropped
-    }
-
-    /// Takes the lease on every undelivered alert nobody holds at `now_ms`
-    /// and returns them.
-    pub fn claim_due(&mut self, claim: &Claim, now_ms: Millis) -> Vec<Alert> {
-        self.outbox
-            .iter_mut()
-            .filter(|p| p.claimable(now_ms))
-            .map(|p| {
-                p.claim = Some(claim.clone());
-                p.alert.clone()
-            })
-            .collect()
-    }
-
-    /// Records the outcome of publishing: `delivered` alerts leave the
-    /// outbox; `token`'s claims on the others are given up. Returns whether
-    /// anything changed.
-    pub fn settle(&mut self, delivered: &[String], token: &str) -> bool {
-        let before = self.outbox.len();
-        self.outbox
-            .retain(|p| !delivered.contains(&p.alert.alert_id));
-        let mut changed = self.outbox.len() != before;
-        for p in &mut self.outbox {
-            if p.claim.as_ref().is_some_and(|c| c.token == token) {
-                p.claim = None;
-                changed = true;
-            }
-        }
-        changed
-    }
-
-    /// Wall-clock time the oldest undelivered alert was decided.
-    pub fn outbox_since(&self) -> Option<Millis> {
-        self.outbox.iter().map(|p| p.since_ms).min()
-    }
-
-    /// True when a match at `at_ms` is too old for the open window.
+    /// True when a match at `at_ms` is too old to count anywhere.
     pub fn is_late(&self, at_ms: Millis) -> bool {
-        at_ms < self.window_start
-            && (at_ms < self.window_start.saturating_sub(LATE_TOLERANCE_MS)
-                || at_ms < self.closed_until)
+        at_ms < self.late_before
     }
 
-    /// True once the window alerted at the highest severity its rule can
-    /// give: nothing in it can change what is or will be published.
+    /// True when the open window has alerted at `severity` or higher: a
+    /// match of that severity would change nothing.
+    pub fn absorbs(&self, severity: Severity) -> bool {
+        self.alerted.is_some_and(|a| severity <= a)
+    }
+
+    /// True once the open window alerted at the highest severity its rule
+    /// can give: nothing in it can change what is or will be published.
     pub fn saturated(&self, params: WindowParams) -> bool {
-        self.alerted.is_some_and(|s| s >= params.max_severity)
+        self.absorbs(params.max_severity)
     }
 
     /// End of the open window.
@@ -350,17 +314,22 @@ impl WindowState {
         self.applied.iter().any(|b| b.id == id)
     }
 
-    fn remember(&mut self, batch: &BatchInfo<'_>) {
+    /// Remembers a batch that counted matches up to `at_ms`, and forgets
+    /// the batches whose matches are all late now.
+    fn remember(&mut self, batch_id: &str, at_ms: Millis) {
         self.applied.push(AppliedBatch {
-            id: remembered_id(batch.id).to_owned(),
-            at_ms: batch.now_ms,
+            id: remembered_id(batch_id).to_owned(),
+            at_ms,
         });
-        let oldest = batch.now_ms.saturating_sub(BATCH_MEMORY_MS);
-        self.applied.retain(|b| b.at_ms >= oldest);
         if self.applied.len() > MAX_REMEMBERED_BATCHES {
+            // Forgetting a batch makes its matches late first.
+            self.applied.sort_by_key(|b| b.at_ms);
             let excess = self.applied.len() - MAX_REMEMBERED_BATCHES;
-            self.applied.drain(..excess);
+            let newest_forgotten = self.applied[excess - 1].at_ms;
+            self.raise_late_before(newest_forgotten.saturating_add(1));
         }
+        let late_before = self.late_before;
+        self.applied.retain(|b| b.at_ms >= late_before);
     }
 
     fn add(&mut self, m: &Match) {
@@ -372,6 +341,10 @@ impl WindowState {
             self.severity = m.severity;
             self.escalation_sample = Some(m.event.sample.clone());
         }
+        self.tally_facts(m);
+    }
+
+    fn tally_facts(&mut self, m: &Match) {
         for (field, value) in m.event.facts.iter().chain(&m.facts) {
             let map = self.tallies.entry((*field).to_owned()).or_default();
             if !tally(map, value, MAX_DISTINCT_VALUES, MAX_TALLY_BYTES) {
@@ -416,27 +389,36 @@ pub fn apply_batch(
     let mut st = state.unwrap_or_else(|| WindowState::open(first, params, batch));
     let mut alerts = Vec::new();
     let mut late = 0;
+    let mut counted_up_to: Option<Millis> = None;
     for m in ordered {
-        if st.is_late(m.at_ms) {
-            late += 1;
-            continue;
-        }
-        if m.at_ms >= st.window_end() {
-            st.reopen(m, params, batch);
-            changed = true;
-        }
-        if st.saturated(params) {
-            continue;
-        }
-        st.add(m);
-        changed = true;
-        if let Some(decision) = decide(&st, params) {
-            st.alerted = Some(decision.severity);
-            alerts.push(render(&st, decision));
+        match place(&mut st, m, params, batch) {
+            Place::Late => late += 1,
+            Place::Absorbed => {}
+            Place::Open => {
+                st.add(m);
+                if let Some(decision) = decide(&st, params) {
+                    st.alerted = Some(decision.severity);
+                    alerts.push(render(&st, decision));
+                }
+                changed = true;
+                counted_up_to = counted_up_to.max(Some(m.at_ms));
+            }
+            Place::Past(i) => {
+                st.past[i].add(m);
+                if let Some(decision) = st.past[i].decide(params) {
+                    st.past[i].alerted = Some(decision.severity);
+                    alerts.push(render(&st.past_view(i, m, decision.escalation), decision));
+                    st.trim_past();
+                }
+                changed = true;
+                counted_up_to = counted_up_to.max(Some(m.at_ms));
+            }
         }
     }
     let outcome = if changed {
-        st.remember(batch);
+        if let Some(at) = counted_up_to {
+            st.remember(batch.id, at);
+        }
         st.updated_ms = batch.now_ms;
         Outcome::Changed
     } else {
@@ -450,18 +432,53 @@ pub fn apply_batch(
     })
 }
 
-/// The alert a window owes now, if any.
+/// Where match `m` goes, opening a new window for it when it is past the
+/// open one.
+fn place(st: &mut WindowState, m: &Match, params: WindowParams, batch: &BatchInfo<'_>) -> Place {
+    if st.is_late(m.at_ms) {
+        return Place::Late;
+    }
+    if m.at_ms < st.window_start {
+        return st.place_early(m);
+    }
+    if m.at_ms >= st.window_end() {
+        st.close_and_open(
+            m,
+            params,
+            batch.horizon_ms,
+            (batch.cluster, batch.log_group, batch.account),
+        );
+    }
+    if st.absorbs(m.severity) {
+        Place::Absorbed
+    } else {
+        Place::Open
+    }
+}
+
+/// The alert the open window owes now, if any.
 fn decide(st: &WindowState, params: WindowParams) -> Option<Decision> {
-    if st.count < params.threshold {
+    decide_on(st.count, st.severity, st.alerted, params)
+}
+
+/// The alert a window with `count` matches of up to `severity`, which last
+/// alerted at `alerted`, owes now.
+fn decide_on(
+    count: u64,
+    severity: Severity,
+    alerted: Option<Severity>,
+    params: WindowParams,
+) -> Option<Decision> {
+    if count < params.threshold {
         return None;
     }
-    let escalation = match st.alerted {
+    let escalation = match alerted {
         None => false,
-        Some(prev) if st.severity > prev => true,
+        Some(prev) if severity > prev => true,
         Some(_) => return None,
     };
     Some(Decision {
-        severity: st.severity,
+        severity,
         escalation,
         threshold: params.threshold,
     })
