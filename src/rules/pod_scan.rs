@@ -156,7 +156,9 @@ struct Found<'e, 'a> {
     ips: &'e [Str<'a>],
     /// `user.groups`, not empty.
     groups: &'e [Str<'a>],
+    /// `user.username` as written (it matched `system:anonymous`).
     username: &'e str,
+    /// LOW or HIGH, from the response code.
     severity: Severity,
 }
 

@@ -37,3 +37,11 @@ pub trait AlertSink: Send + Sync {
     /// Delivers one alert; `Ok` means it is with the destination.
     fn publish(&self, alert: &Alert) -> impl Future<Output = Result<(), PublishError>> + Send;
 }
+
+/// A shared sink is a sink (tests keep a handle on what several processors
+/// delivered).
+impl<T: AlertSink> AlertSink for std::sync::Arc<T> {
+    fn publish(&self, alert: &Alert) -> impl Future<Output = Result<(), PublishError>> + Send {
+        (**self).publish(alert)
+    }
+}
