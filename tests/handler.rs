@@ -383,6 +383,47 @@ fn a_sustained_scanner_costs_almost_no_state_requests() {
 }
 
 #[test]
+fn a_sustained_scanner_delivered_twice_to_two_instances_costs_almost_nothing() {
+    // GIVEN two warm instances over one table, and every batch of a scanner
+    // (5 forbidden requests every 15 s for 100 minutes) delivered to both
+    let store = std::sync::Arc::new(CountingStore::default());
+    let make = || {
+        Processor::new(
+            Detector::new(DetectorConfig::default()),
+            std::sync::Arc::clone(&store),
+            RecordingSink::default(),
+        )
+    };
+    let (a, b) = (make(), make());
+    let batches = 400;
+    for n in 0..batches {
+        let body = common::scanner_batch(GROUP, n, T0);
+        block_on(a.handle_invoke_body(body.as_bytes())).expect("first delivery");
+        block_on(b.handle_invoke_body(body.as_bytes())).expect("second delivery");
+    }
+    // THEN one alert per 30-minute window, none lost, none doubled...
+    let mut alerts: Vec<String> = a
+        .sink()
+        .published()
+        .into_iter()
+        .chain(b.sink().published())
+        .map(|x| x.alert_id)
+        .collect();
+    alerts.sort();
+    let all = alerts.len();
+    alerts.dedup();
+    assert_eq!((all, alerts.len()), (4, 4));
+    // ...for at most 0.1 state requests per delivered batch
+    let per_batch = store.requests() as f64 / (2 * batches) as f64;
+    eprintln!(
+        "sustained scanner, two instances, every batch twice: {} state requests for {} batches ({per_batch:.3} per batch)",
+        store.requests(),
+        2 * batches
+    );
+    assert!(per_batch <= 0.1, "{per_batch} state requests per batch");
+}
+
+#[test]
 fn one_request_with_a_5000_entry_forwarded_chain_makes_a_handful_of_alerts() {
     let p = processor();
     let msg = forwarded_pod_scan("chain", 5000, "curl/8.5.0");
@@ -562,4 +603,155 @@ fn a_write_that_lands_between_our_read_and_write_is_kept_and_ours_is_reapplied()
     assert_eq!(stored(&p, KEY).state.count, 11);
     assert_eq!(p.sink().published().len(), 1);
     assert_eq!(p.sink().published()[0].event_count, 11);
+}
+
+fn sample_event(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{}/events/{name}", env!("CARGO_MANIFEST_DIR"))).expect("sample event")
+}
+
+#[test]
+fn a_tamper_alert_waits_in_the_outbox_when_sns_is_down_and_goes_out_once() {
+    let p = processor();
+    let event = sample_event("08-subscription-filter-deleted.json");
+    // GIVEN SNS down when the subscription filter is deleted
+    p.sink().fail(true);
+    let err = block_on(p.handle_invoke_body(&event)).expect_err("publish fails");
+    assert!(matches!(err, HandlerError::Publish { .. }));
+    // THEN the alert is safe in the outbox
+    assert_eq!(p.store().undelivered().len(), 1);
+    // AND a redelivery of the CloudTrail event adds nothing
+    let _ = block_on(p.handle_invoke_body(&event));
+    assert_eq!(p.store().undelivered().len(), 1);
+    // WHEN SNS is back: the schedule delivers it, once
+    p.sink().fail(false);
+    block_on(p.handle_schedule()).expect("sweep");
+    block_on(p.handle_schedule()).expect("sweep again");
+    block_on(p.handle_invoke_body(&event)).expect("another redelivery");
+    let published = p.sink().published();
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].rule_id, eks_audit_detector::tamper::RULE_ID);
+    assert!(p.store().undelivered().is_empty());
+}
+
+#[test]
+fn a_retried_batch_still_completes_its_window_after_a_later_one_opened_the_next() {
+    // GIVEN 9 of 10 matches in the window starting at T0
+    let p = processor();
+    let nine: Vec<(i64, String)> = burst("5.5.5.5", 9, T0);
+    block_on(p.handle_invoke_body(invoke_body(GROUP, "s1", &nine).as_bytes())).expect("nine");
+    // AND the batch with the 10th (T0+25m) fails on this key...
+    let tenth = burst("5.5.5.5", 1, T0 + 25 * 60_000);
+    let retried = invoke_body(GROUP, "s2", &tenth);
+    p.store().set_unavailable(true);
+    block_on(p.handle_invoke_body(retried.as_bytes())).expect_err("DynamoDB down");
+    p.store().set_unavailable(false);
+    // ...while a later batch (T0+31m) opens the next window
+    let later = burst("5.5.5.5", 1, T0 + 31 * 60_000);
+    block_on(p.handle_invoke_body(invoke_body(GROUP, "s3", &later).as_bytes())).expect("later");
+    // WHEN the failed batch is retried, twice
+    block_on(p.handle_invoke_body(retried.as_bytes())).expect("retry");
+    block_on(p.handle_invoke_body(retried.as_bytes())).expect("retry again");
+    // THEN the first window alerts once, with its exact count
+    let alerts = p.sink().published();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].event_count, 10);
+    assert_eq!(alerts[0].window_start, "2024-05-14T00:00:00.000Z");
+    let state = &p.store().snapshot()[KEY].state;
+    assert_eq!((state.count, state.past[0].count), (1, 10));
+}
+
+#[test]
+fn a_key_that_never_saturates_counts_no_redelivery_twice_however_many_batches_it_sees() {
+    // GIVEN refused pod listings (PodScan alerts LOW, never saturates
+    // without a successful one) in 400 batches within one hour
+    let p = processor();
+    let listing = |n: i64| {
+        let mut ev = event("anonymous_pod_list_refused.json");
+        ev["auditID"] = serde_json::Value::from(format!("scan-{n}"));
+        (T0 + n * 9000, ev.to_string())
+    };
+    let bodies: Vec<String> = (0..400)
+        .map(|n| invoke_body(GROUP, &format!("s{n}"), &[listing(n)]))
+        .collect();
+    for b in &bodies {
+        block_on(p.handle_invoke_body(b.as_bytes())).expect("batch");
+    }
+    let before = p.store().snapshot();
+    let alerted = p.sink().published().len();
+    assert!(alerted >= 1);
+    // WHEN every one of them is delivered again
+    for b in &bodies {
+        block_on(p.handle_invoke_body(b.as_bytes())).expect("redelivery");
+    }
+    // THEN nothing changed and nothing alerted again
+    assert_eq!(p.store().snapshot(), before);
+    assert_eq!(p.sink().published().len(), alerted);
+}
+
+#[test]
+fn a_failure_queue_replay_14_days_later_raises_nothing_again() {
+    let clock = ManualClock::at(T0 + 60_000);
+    let p = processor().with_clock(clock.clone());
+    // GIVEN 9 matches counted (no alert yet) and, in another batch, the 10th
+    let nine = invoke_body(GROUP, "s1", &burst("5.5.5.5", 9, T0));
+    let tenth = invoke_body(GROUP, "s2", &burst("5.5.5.5", 1, T0 + 20_000));
+    block_on(p.handle_invoke_body(nine.as_bytes())).expect("nine");
+    block_on(p.handle_invoke_body(tenth.as_bytes())).expect("tenth");
+    assert_eq!(p.sink().published().len(), 1);
+    // WHEN both are replayed from the failure queue 14 days later
+    clock.advance(14 * 24 * 60 * 60_000);
+    block_on(p.handle_invoke_body(nine.as_bytes())).expect("replay");
+    block_on(p.handle_invoke_body(tenth.as_bytes())).expect("replay");
+    // THEN nothing is counted or raised again
+    assert_eq!(p.sink().published().len(), 1);
+    assert_eq!(p.store().snapshot()[KEY].state.count, 10);
+}
+
+#[test]
+fn a_future_timestamp_cannot_make_real_matches_late() {
+    let clock = ManualClock::at(T0 + 60_000);
+    let p = processor().with_clock(clock.clone());
+    // GIVEN a forged log event stamped a day ahead, from the scanner's address
+    let forged = invoke_body(GROUP, "f", &burst("5.5.5.5", 1, T0 + 24 * 60 * 60_000));
+    let r = block_on(p.handle_invoke_body(forged.as_bytes())).expect("forged");
+    assert_eq!(r.future_matches, 1);
+    // WHEN the real requests arrive
+    let real = invoke_body(GROUP, "s1", &burst("5.5.5.5", 10, T0));
+    let r = block_on(p.handle_invoke_body(real.as_bytes())).expect("real");
+    // THEN they count and alert
+    assert_eq!(r.late_matches, 0);
+    assert_eq!(p.sink().published().len(), 1);
+}
+
+#[test]
+fn a_threshold_above_the_batch_memory_still_counts_no_redelivery_twice() {
+    // GIVEN Multiple403 set to 1,000 and 400 batches of one 403 each, all
+    // in one window (more batches than a key remembers)
+    let p = Processor::new(
+        Detector::new(DetectorConfig {
+            multiple_403_threshold: 1000,
+            ..DetectorConfig::default()
+        }),
+        MemoryStore::new(),
+        RecordingSink::default(),
+    );
+    let bodies: Vec<String> = (0..400)
+        .map(|n| invoke_body(GROUP, &format!("s{n}"), &burst("5.5.5.5", 1, T0 + n * 4000)))
+        .collect();
+    for b in &bodies {
+        block_on(p.handle_invoke_body(b.as_bytes())).expect("batch");
+    }
+    let before = p.store().snapshot();
+    assert_eq!(before[KEY].state.count, 400);
+    // WHEN every batch is delivered again
+    let mut late = 0;
+    for b in &bodies {
+        late += block_on(p.handle_invoke_body(b.as_bytes()))
+            .expect("redelivery")
+            .late_matches;
+    }
+    // THEN no count changed: a batch the key no longer remembers is older
+    // than what it still counts, and is late
+    assert_eq!(p.store().snapshot(), before);
+    assert!(late > 0);
 }
