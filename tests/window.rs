@@ -666,3 +666,89 @@ fn a_state_record_stays_under_64_kb_whatever_the_requests_and_sns_do() {
     assert!(size < MAX_RECORD_BYTES, "{size} bytes");
     assert!(largest_alert < 16 * 1024, "{largest_alert} bytes");
 }
+
+/// Bursts of matches, each shorter than a window, separated by more than
+/// one, all inside the horizon: what a scanner coming back looks like.
+/// Returns the times, in order, and each burst's start.
+fn bursts_strategy() -> impl Strategy<Value = (Vec<i64>, Vec<i64>)> {
+    prop::collection::vec((1usize..14, 31i64..90, 0i64..20), 1..6).prop_map(|bursts| {
+        let mut times = Vec::new();
+        let mut starts = Vec::new();
+        let mut at = T0;
+        for (n, gap, span) in bursts {
+            starts.push(at);
+            for i in 0..n as i64 {
+                times.push(at + (i * span * MIN) / n as i64 + i);
+            }
+            at += (span + gap) * MIN;
+        }
+        (times, starts)
+    })
+}
+
+/// Per burst: matches counted, and alerts raised, read from the final state
+/// (its past and open windows) and the alerts.
+fn per_burst(
+    st: &WindowState,
+    alerts: &[eks_audit_detector::alert::Alert],
+    starts: &[i64],
+) -> Vec<(u64, usize)> {
+    let burst_of = |t: i64| starts.iter().rposition(|s| *s <= t).unwrap_or(0);
+    let mut out = vec![(0u64, 0usize); starts.len()];
+    for w in &st.past {
+        out[burst_of(w.first_seen)].0 += w.count;
+    }
+    out[burst_of(st.first_seen)].0 += st.count;
+    for a in alerts {
+        let first = eks_audit_detector::time::parse_timestamp(&a.first_seen).expect("time");
+        out[burst_of(first)].1 += 1;
+    }
+    out
+}
+
+proptest! {
+    #[test]
+    fn any_order_of_a_keys_batches_gives_the_alerts_of_the_sequential_order(
+        (times, starts) in bursts_strategy(),
+        cuts in prop::collection::vec(0usize..80, 0..8),
+        order in prop::collection::vec(any::<u32>(), 9),
+        threshold in 1u64..12,
+    ) {
+        let p = WindowParams { threshold, window_ms: 30 * MIN, max_severity: Severity::Info };
+        let ms: Vec<Match> = times.iter().map(|t| info(*t)).collect();
+        // The matches, cut into batches in time order...
+        let mut bounds: Vec<usize> = cuts.into_iter().map(|c| c % (ms.len() + 1)).collect();
+        bounds.extend([0, ms.len()]);
+        bounds.sort();
+        bounds.dedup();
+        let batches: Vec<(String, &[Match])> = bounds
+            .windows(2)
+            .enumerate()
+            .map(|(i, w)| (format!("b{i}"), &ms[w[0]..w[1]]))
+            .collect();
+        let run = |sequence: &[usize]| {
+            let mut state = None;
+            let mut alerts = Vec::new();
+            for &i in sequence {
+                let (id, part) = &batches[i];
+                let r = apply(state, p, id, part);
+                prop_assert_eq!(r.late, 0);
+                alerts.extend(r.alerts);
+                state = Some(r.state);
+            }
+            Ok((state.expect("a batch"), alerts))
+        };
+        let sequential: Vec<usize> = (0..batches.len()).collect();
+        // ...applied in order, and in any other order
+        let mut shuffled = sequential.clone();
+        shuffled.sort_by_key(|i| order[i % order.len()].wrapping_mul(*i as u32 + 1));
+        let (s1, a1) = run(&sequential)?;
+        let (s2, a2) = run(&shuffled)?;
+        // THEN every burst alerts the same number of times and counts the same
+        prop_assert_eq!(per_burst(&s1, &a1, &starts), per_burst(&s2, &a2, &starts));
+        // AND in order, exactly one alert per burst that reached the threshold
+        for (count, raised) in per_burst(&s1, &a1, &starts) {
+            prop_assert_eq!(raised, usize::from(count >= threshold));
+        }
+    }
+}

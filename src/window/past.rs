@@ -145,30 +145,50 @@ impl WindowState {
                 Place::Past(i)
             };
         }
-        let after_past = self.past.last().map_or(Millis::MIN, PastWindow::end);
-        if t >= after_past {
-            // Between the past and the open window. Had this match come in
-            // order, the open window would have started at it: move the
-            // start back when nothing was decided on the old one and all
-            // its matches still fit.
-            if self.alerted.is_none() && self.last_seen < t.saturating_add(self.window_ms) {
-                self.window_start = t;
-                return Place::Open;
-            }
-            if self.window_start.saturating_sub(t) <= super::LATE_TOLERANCE_MS {
-                return if self.absorbs(m.severity) {
-                    Place::Absorbed
-                } else {
-                    Place::Open
-                };
+        // The first window after `t`, and the end of the one before it.
+        let next = self.past.iter().position(|w| w.start > t);
+        let prev_end = match next {
+            Some(0) => Millis::MIN,
+            Some(i) => self.past[i - 1].end(),
+            None => self.past.last().map_or(Millis::MIN, PastWindow::end),
+        };
+        if t >= prev_end {
+            // Had this match come in order, the next window would have
+            // started at it. When all that window's matches fit in a
+            // window from `t`, it is the same window: the match joins it,
+            // and its start moves back if nothing was decided on it yet
+            // (a decided window keeps its start: its alert id is out).
+            match next {
+                Some(i) => {
+                    let w = &mut self.past[i];
+                    if w.last_seen < t.saturating_add(w.window_ms) {
+                        if w.alerted.is_none() {
+                            w.start = t;
+                        }
+                        return if w.absorbs(m.severity) {
+                            Place::Absorbed
+                        } else {
+                            Place::Past(i)
+                        };
+                    }
+                }
+                None => {
+                    let fits = self.last_seen < t.saturating_add(self.window_ms);
+                    if fits && self.alerted.is_none() {
+                        self.window_start = t;
+                    }
+                    if fits || self.window_start.saturating_sub(t) <= super::LATE_TOLERANCE_MS {
+                        return if self.absorbs(m.severity) {
+                            Place::Absorbed
+                        } else {
+                            Place::Open
+                        };
+                    }
+                }
             }
         }
         // A gap no window covers: a window of its own, up to the next one.
-        let next = self
-            .past
-            .iter()
-            .position(|w| w.start > t)
-            .unwrap_or(self.past.len());
+        let next = next.unwrap_or(self.past.len());
         let next_start = self.past.get(next).map_or(self.window_start, |w| w.start);
         let window_ms = self.window_ms.min(next_start.saturating_sub(t)).max(1);
         self.past.insert(next, PastWindow::new_at(m, window_ms));
