@@ -127,8 +127,8 @@ fn threshold_crossing_publishes_exactly_one_alert_with_the_documented_json() {
             .expect("clock")
             .as_secs() as i64;
         assert!(
-            expires >= now + 47 * 3600,
-            "expires two days after the write"
+            expires >= now + 14 * 24 * 3600 + 23 * 3600,
+            "expires 15 days after the write, past the failure queue's 14 days"
         );
     });
 }
@@ -444,5 +444,123 @@ fn racing_instances_on_one_kinesis_batch_against_dynamodb_alert_once_per_account
         ] {
             assert_eq!(stack.state(pk).await.expect("state")["count"], 10);
         }
+    });
+}
+
+#[test]
+fn a_retried_batch_completes_its_window_in_dynamodb_after_the_next_window_opened() {
+    runtime().block_on(async {
+        let stack = Stack::new().await;
+        let p = processor(&stack);
+        // GIVEN 9 of 10 matches in the window at T0, and a later batch
+        // (T0+31m) that opened the next window
+        p.handle_invoke_body(&body("s1", &burst("5.5.5.5", 9, T0, "a")))
+            .await
+            .expect("nine");
+        p.handle_invoke_body(&body("s3", &burst("5.5.5.5", 1, T0 + 31 * 60_000, "c")))
+            .await
+            .expect("later");
+        // WHEN the batch with the 10th match (T0+25m) arrives late, twice
+        let late = body("s2", &burst("5.5.5.5", 1, T0 + 25 * 60_000, "b"));
+        p.handle_invoke_body(&late).await.expect("late");
+        p.handle_invoke_body(&late).await.expect("redelivered");
+        // THEN one alert, for the first window, with its exact count
+        let alerts = stack.alerts().await;
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].event_count, 10);
+        assert_eq!(alerts[0].window_start, "2024-05-14T00:00:00.000Z");
+        let state = stack.state(KEY).await.expect("state");
+        assert_eq!(state["count"], 1);
+        assert_eq!(state["past"][0]["count"], 10);
+    });
+}
+
+#[test]
+fn an_unreadable_item_keeps_its_undelivered_alerts_and_the_key_starts_afresh() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    runtime().block_on(async {
+        let stack = Stack::new().await;
+        // GIVEN an alert left undelivered in a key (SNS was down)...
+        let down = processor_for(
+            &stack,
+            &stack.table,
+            "arn:aws:sns:us-east-1:123456789012:gone",
+        );
+        down.handle_invoke_body(&body("s1", &burst("5.5.5.5", 10, T0, "a")))
+            .await
+            .expect_err("publish fails");
+        let mut item = stack.item(KEY).await.expect("item");
+        let Some(AttributeValue::S(json)) = item.get("state") else {
+            panic!("state attribute");
+        };
+        // ...whose record then became unreadable (a field of the wrong type,
+        // as a hand edit or an incompatible version leaves it)
+        let mut state: Value = serde_json::from_str(json).expect("json");
+        state["count"] = Value::from("ten");
+        item.insert("state".into(), AttributeValue::S(state.to_string()));
+        item.remove("version");
+        stack
+            .dynamodb
+            .put_item()
+            .table_name(&stack.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .expect("put");
+        // WHEN the schedule runs with SNS back
+        let p = processor(&stack);
+        let r = p.handle_schedule().await.expect("sweep");
+        // THEN the alert it held is delivered, and the key reads again
+        let alerts = stack.alerts().await;
+        assert_eq!(alerts.len(), 1, "{r:?}");
+        assert_eq!(alerts[0].event_count, 10);
+        assert!(stack.outbox().await.is_empty());
+        // AND new batches on the key work as usual
+        p.handle_invoke_body(&body("s2", &burst("5.5.5.5", 10, T0 + 40 * 60_000, "b")))
+            .await
+            .expect("key usable");
+        assert_eq!(stack.alerts().await.len(), 1);
+    });
+}
+
+#[test]
+fn a_batch_on_an_unreadable_item_sets_its_alerts_aside_and_counts_afresh() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    runtime().block_on(async {
+        let stack = Stack::new().await;
+        let down = processor_for(
+            &stack,
+            &stack.table,
+            "arn:aws:sns:us-east-1:123456789012:gone",
+        );
+        down.handle_invoke_body(&body("s1", &burst("5.5.5.5", 10, T0, "a")))
+            .await
+            .expect_err("publish fails");
+        let mut item = stack.item(KEY).await.expect("item");
+        let Some(AttributeValue::S(json)) = item.get("state") else {
+            panic!("state attribute");
+        };
+        let mut state: Value = serde_json::from_str(json).expect("json");
+        state["window_start"] = Value::from("not a number");
+        item.insert("state".into(), AttributeValue::S(state.to_string()));
+        stack
+            .dynamodb
+            .put_item()
+            .table_name(&stack.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .expect("put");
+        // WHEN the next batch on the key arrives, with SNS back
+        let p = processor(&stack);
+        let r = p
+            .handle_invoke_body(&body("s2", &burst("5.5.5.5", 10, T0 + 40 * 60_000, "b")))
+            .await
+            .expect("handled");
+        assert_eq!(r.corrupt_states, 1);
+        // THEN the old alert is delivered with the new one
+        let alerts = stack.alerts().await;
+        assert_eq!(alerts.len(), 2, "{alerts:?}");
+        assert!(stack.outbox().await.is_empty());
     });
 }

@@ -386,7 +386,18 @@ pub fn apply_batch(
         }
     }
     let mut changed = state.is_none();
-    let mut st = state.unwrap_or_else(|| WindowState::open(first, params, batch));
+    let mut st = match state {
+        None => WindowState::open(first, params, batch),
+        // A record that only held alerts (see `WindowState::holding`): its
+        // first window opens now, its outbox stays.
+        Some(mut s) if s.window_ms == 0 => {
+            s.start_window(first, params, (batch.cluster, batch.log_group, batch.account));
+            s.raise_late_before(first.at_ms.saturating_sub(batch.horizon_ms));
+            changed = true;
+            s
+        }
+        Some(s) => s,
+    };
     let mut alerts = Vec::new();
     let mut late = 0;
     let mut counted_up_to: Option<Millis> = None;

@@ -68,7 +68,8 @@ impl PendingAlert {
 impl WindowState {
     /// A record that only holds undelivered alerts (an alert that belongs to
     /// no window, such as a tamper alert, or the alerts read out of an
-    /// unreadable record); `None` without alerts.
+    /// unreadable record), with no window yet (`window_ms` 0: the next
+    /// match opens its first); `None` without alerts.
     pub fn holding(outbox: Vec<PendingAlert>, now_ms: Millis) -> Option<Self> {
         let first = outbox.first()?.alert.clone();
         Some(Self {
