@@ -15,8 +15,9 @@
 //! - [`vocab`]: the shared words: rule ids and metadata, severities, matches,
 //!   verdicts, window settings, the alert document.
 //! - [`config`]: environment → validated [`config::DetectorConfig`].
-//! - [`window`]: windows, thresholds, dedup, redelivery and the outbox of a
-//!   key, as a state machine that decides alerts without rendering them.
+//! - [`window`]: windows, thresholds, dedup, redelivery, the earlier windows
+//!   late matches still count in, and the outbox of a key, as a state
+//!   machine that decides alerts without rendering them.
 //! - [`rules`]: the rule trait, the [`rules::registry`] (one line per rule),
 //!   one file per rule, and the [`rules::Detector`].
 //! - [`alert`]: renders a decision into the alert document, e-mail text and
@@ -31,8 +32,9 @@
 //! - [`net`]: CPython-exact `is_global` and allowlists.
 //! - [`store`]: state port; DynamoDB and in-memory adapters.
 //! - [`sink`]: alert port; SNS and stdout adapters.
-//! - [`handler`]: orchestration: decode → detect → state → publish, and the
-//!   scheduled sweep of undelivered alerts.
+//! - [`handler`]: orchestration, one file per kind of invocation (logs,
+//!   Kinesis, CloudTrail, the scheduled sweep) and per concern (applying
+//!   matches to state, publishing and settling the outbox, hot keys).
 //! - [`lambda`]: the Lambda function: env, AWS clients, runtime, logs, metrics.
 //! - [`replay`]: the pipeline on local files.
 //! - [`tamper`]: CloudTrail events that blind the detector, as alerts.
