@@ -391,7 +391,11 @@ pub fn apply_batch(
         // A record that only held alerts (see `WindowState::holding`): its
         // first window opens now, its outbox stays.
         Some(mut s) if s.window_ms == 0 => {
-            s.start_window(first, params, (batch.cluster, batch.log_group, batch.account));
+            s.start_window(
+                first,
+                params,
+                (batch.cluster, batch.log_group, batch.account),
+            );
             s.raise_late_before(first.at_ms.saturating_sub(batch.horizon_ms));
             changed = true;
             s
