@@ -752,3 +752,71 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_earlier_match_an_alerted_window_took_in_is_remembered_so_its_redelivery_changes_nothing() {
+    let scan = |at: i64, severity| m(eks_audit_detector::rules::pod_scan::META.id, at, severity);
+    // GIVEN a PodScan window that alerted at T0+100m
+    let r1 = apply(None, PSCAN, "b1", &[scan(T0 + 100 * MIN, Severity::Low)]);
+    assert_eq!(r1.alerts.len(), 1);
+    // AND a batch with a refusal 10 minutes before it, taken in
+    let b2 = [scan(T0 + 90 * MIN, Severity::Low)];
+    let r2 = apply(Some(r1.state), PSCAN, "b2", &b2);
+    assert!(r2.alerts.is_empty());
+    assert_eq!(r2.outcome, Outcome::Changed, "the window's span is stored");
+    // AND a successful listing late in the window escalates it
+    let r3 = apply(
+        Some(r2.state),
+        PSCAN,
+        "b3",
+        &[scan(T0 + 155 * MIN, Severity::High)],
+    );
+    assert_eq!(r3.alerts.len(), 1);
+    // WHEN the second batch is delivered again
+    let again = apply(Some(r3.state.clone()), PSCAN, "b2", &b2);
+    // THEN nothing changes and nothing alerts
+    assert_eq!(again.outcome, Outcome::Duplicate);
+    assert!(again.alerts.is_empty());
+    // AND a new batch at that time is taken in the same way
+    let other = apply(Some(r3.state), PSCAN, "b4", &b2);
+    assert!(other.alerts.is_empty());
+}
+
+proptest! {
+    #[test]
+    fn in_any_order_redelivering_any_batch_changes_nothing(
+        times in times_strategy(),
+        severities in prop::collection::vec(any::<bool>(), 80),
+        cuts in prop::collection::vec(0usize..80, 0..8),
+        order in prop::collection::vec(any::<u32>(), 9),
+        again in 0usize..9,
+    ) {
+        let ms: Vec<Match> = times
+            .iter()
+            .zip(&severities)
+            .map(|(t, high)| m(eks_audit_detector::rules::pod_scan::META.id, *t, if *high { Severity::High } else { Severity::Low }))
+            .collect();
+        let mut bounds: Vec<usize> = cuts.into_iter().map(|c| c % (ms.len() + 1)).collect();
+        bounds.extend([0, ms.len()]);
+        bounds.sort();
+        bounds.dedup();
+        let batches: Vec<(String, &[Match])> = bounds
+            .windows(2)
+            .enumerate()
+            .map(|(i, w)| (format!("b{i}"), &ms[w[0]..w[1]]))
+            .collect();
+        let mut sequence: Vec<usize> = (0..batches.len()).collect();
+        sequence.sort_by_key(|i| order[i % order.len()].wrapping_mul(*i as u32 + 1));
+        let mut state: Option<WindowState> = None;
+        for (n, &i) in sequence.iter().enumerate() {
+            let (id, part) = &batches[i];
+            state = Some(apply(state, PSCAN, id, part).state);
+            // After every step, any batch seen so far comes back: nothing changes.
+            let (id, part) = &batches[sequence[again % (n + 1)]];
+            let st = state.clone().expect("state");
+            let r = apply(Some(st.clone()), PSCAN, id, part);
+            prop_assert!(r.alerts.is_empty());
+            prop_assert_eq!(&r.state, &st);
+        }
+    }
+}

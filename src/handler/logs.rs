@@ -68,7 +68,13 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
             };
             if let Err(e) = self.apply_run(run, &info, &matches, report).await {
                 // Later slices are still applied: their keys are independent.
-                result = result.and(Err(e));
+                // State that could not be written outranks a failed publish:
+                // it is what a retry of the batch must fix.
+                let worse = matches!(result, Ok(()) | Err(HandlerError::Publish { .. }))
+                    && !matches!(e, HandlerError::Publish { .. });
+                if result.is_ok() || worse {
+                    result = Err(e);
+                }
             }
         }
         if report.batch_id.is_empty() {

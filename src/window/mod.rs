@@ -409,6 +409,10 @@ pub fn apply_batch(
         match place(&mut st, m, params, batch) {
             Place::Late => late += 1,
             Place::Absorbed => {}
+            Place::Extended => {
+                changed = true;
+                counted_up_to = counted_up_to.max(Some(m.at_ms));
+            }
             Place::Open => {
                 st.add(m);
                 if let Some(decision) = decide(&st, params) {
@@ -453,7 +457,8 @@ fn place(st: &mut WindowState, m: &Match, params: WindowParams, batch: &BatchInf
     if st.is_late(m.at_ms) {
         return Place::Late;
     }
-    if m.at_ms < st.window_start {
+    // Before the open window (and before any earlier match it took in).
+    if m.at_ms < st.window_start.min(st.first_seen) {
         return st.place_early(m);
     }
     if m.at_ms >= st.window_end() {

@@ -57,9 +57,10 @@ impl PastWindow {
         self.start.saturating_add(self.window_ms)
     }
 
-    /// True when `at_ms` falls in it.
+    /// True when `at_ms` falls in it: from its start (or an earlier match
+    /// it took in after it had alerted) to its end.
     pub fn holds(&self, at_ms: Millis) -> bool {
-        self.start <= at_ms && at_ms < self.end()
+        self.start.min(self.first_seen) <= at_ms && at_ms < self.end()
     }
 
     /// True when a match of `severity` would change nothing in it.
@@ -102,6 +103,10 @@ pub(super) enum Place {
     Late,
     /// Into a window that alerted at its severity or higher: changes nothing.
     Absorbed,
+    /// Taken in by a window that alerted, before its first match: changes
+    /// nothing but the window's span, which is stored (with the batch) so
+    /// that a redelivery decides the same way whatever came since.
+    Extended,
     /// Into the open window.
     Open,
     /// Into this past window.
@@ -165,11 +170,11 @@ impl WindowState {
                         if w.alerted.is_none() {
                             w.start = t;
                         }
-                        return if w.absorbs(m.severity) {
-                            Place::Absorbed
-                        } else {
-                            Place::Past(i)
-                        };
+                        if w.absorbs(m.severity) {
+                            w.first_seen = w.first_seen.min(t);
+                            return Place::Extended;
+                        }
+                        return Place::Past(i);
                     }
                 }
                 None => {
@@ -178,11 +183,11 @@ impl WindowState {
                         self.window_start = t;
                     }
                     if fits || self.window_start.saturating_sub(t) <= super::LATE_TOLERANCE_MS {
-                        return if self.absorbs(m.severity) {
-                            Place::Absorbed
-                        } else {
-                            Place::Open
-                        };
+                        if self.absorbs(m.severity) {
+                            self.first_seen = self.first_seen.min(t);
+                            return Place::Extended;
+                        }
+                        return Place::Open;
                     }
                 }
             }
