@@ -258,6 +258,7 @@ mod tests {
             account: "1",
             now_ms: 0,
             horizon_ms: crate::window::DEFAULT_HORIZON_MS,
+            stamped_until: 0,
         };
         let params = WindowParams {
             threshold: 1,

@@ -218,6 +218,7 @@ async fn replay_ndjson<S: StateStore, P: AlertSink>(
             account: "",
             now_ms: processor.now_ms(),
             horizon_ms: processor.detector().config().late_horizon_ms(),
+            stamped_until: 0,
         };
         processor.apply(&info, &matches, &mut report).await?;
         report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);

@@ -339,6 +339,9 @@ fn one_keys_permanent_failure_costs_no_other_key_its_alert() {
     assert_eq!(ips.len(), 2, "{ips:?}");
     assert!(ips.contains(&"5.5.5.5".to_owned()) && ips.contains(&"7.7.7.7".to_owned()));
     assert_eq!(report.key_failures, 1);
+    // AND the alert the refused key decided is not silently gone: it is
+    // counted (and written whole to the log)
+    assert_eq!(report.alerts_dropped, 1);
 }
 
 #[test]

@@ -225,3 +225,47 @@ fn racing_instances_on_one_kinesis_batch_alert_once_per_account() {
         assert_eq!(v.state.count, 10, "each batch counted once");
     }
 }
+
+#[test]
+fn after_sns_fails_on_one_record_the_next_ones_do_not_wait_on_it_again() {
+    let p = processor(true);
+    p.sink().fail(true);
+    // GIVEN three records with an alert each, SNS down
+    let body = kinesis_event(&[
+        Some(account_batch("111111111111", "a", &burst("5.5.5.5", "a"))),
+        Some(account_batch("222222222222", "b", &burst("5.5.5.5", "b"))),
+        Some(account_batch("333333333333", "c", &burst("5.5.5.5", "c"))),
+    ]);
+    let report = block_on(p.handle_invoke_body(body.as_bytes())).expect("handled");
+    // THEN SNS is tried for the first record only, nothing is reported,
+    // and the three alerts wait in the outbox, unclaimed
+    assert_eq!(
+        p.sink().attempts.load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+    assert!(report.batch_item_failures.is_empty());
+    let waiting = p.store().undelivered();
+    assert_eq!(waiting.len(), 3);
+    assert!(waiting.iter().all(|w| w.claim.is_none()));
+    // AND the schedule delivers them once SNS is back
+    p.sink().fail(false);
+    block_on(p.handle_schedule()).expect("sweep");
+    assert_eq!(p.sink().published().len(), 3);
+}
+
+#[test]
+fn records_that_cannot_start_before_the_deadline_are_reported_for_retry() {
+    let p = processor(true);
+    let body = clashing();
+    // GIVEN an invocation with 10 seconds left
+    let handled = block_on(p.handle_invocation(body.as_bytes(), p.now_ms() + 10_000));
+    // THEN no record is started and both are reported, to be retried
+    assert!(handled.error.is_none());
+    assert_eq!(handled.report.batch_item_failures.len(), 2);
+    assert_eq!(handled.report.records, 0);
+    assert!(p.store().snapshot().is_empty());
+    // AND with time enough, the retry handles them
+    let again = block_on(p.handle_invoke_body(body.as_bytes())).expect("retry");
+    assert!(again.batch_item_failures.is_empty());
+    assert_eq!(p.sink().published().len(), 2);
+}

@@ -43,12 +43,18 @@ struct SlowSink {
     delay: Duration,
     delivered: Mutex<HashMap<String, u32>>,
     failing: AtomicBool,
+    /// Alert ids ending with this fail (one bad message among good ones).
+    failing_suffix: Option<&'static str>,
 }
 
 impl AlertSink for SlowSink {
     async fn publish(&self, alert: &Alert) -> Result<(), PublishError> {
         tokio::time::sleep(self.delay).await;
-        if self.failing.load(Ordering::SeqCst) {
+        if self.failing.load(Ordering::SeqCst)
+            || self
+                .failing_suffix
+                .is_some_and(|x| alert.alert_id.ends_with(x))
+        {
             return Err(PublishError::transient(&alert.alert_id, "injected failure"));
         }
         *self
@@ -293,4 +299,26 @@ fn a_backlog_of_10000_alerts_over_5000_keys_drains_without_duplicates() {
             assert_eq!(duplicates, 0);
         });
     }
+}
+
+#[test]
+fn a_few_failing_publishes_do_not_end_the_sweep() {
+    let rt = paused();
+    rt.block_on(async {
+        // GIVEN 640 keys, and SNS refusing one alert in 16
+        let store = Arc::new(MemoryStore::new());
+        backlog(&store, 640, 1, T0).await;
+        let sink = Arc::new(SlowSink {
+            delay: Duration::from_millis(50),
+            failing_suffix: Some("f0000000000000000"),
+            ..SlowSink::default()
+        });
+        let p = processor(&store, &sink);
+        // WHEN one sweep runs
+        let swept = p.handle_schedule_until(p.now_ms() + 60_000).await;
+        // THEN it went through every round: only the refused ones wait
+        assert!(swept.is_err(), "the failures are reported");
+        assert_eq!(sink.delivered.lock().expect("lock").len(), 600);
+        assert_eq!(store.undelivered().len(), 40);
+    });
 }

@@ -50,6 +50,7 @@ fn batch(id: &str) -> BatchInfo<'_> {
         account: "123456789012",
         now_ms: 0,
         horizon_ms: DEFAULT_HORIZON_MS,
+        stamped_until: 0,
     }
 }
 

@@ -189,7 +189,20 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
                     duplicate,
                 });
             }
-            match self.store.save(pk, &state, version).await? {
+            let saved = match self.store.save(pk, &state, version).await {
+                Ok(saved) => saved,
+                Err(e) => {
+                    if !e.is_transient() {
+                        // Nothing will ever store these: they are kept here.
+                        for alert in &applied.alerts {
+                            report.alerts_dropped += 1;
+                            tracing::error!(alert = %alert.to_json(), "alert decided on a key DynamoDB refuses for good; kept here");
+                        }
+                    }
+                    return Err(e);
+                }
+            };
+            match saved {
                 SaveOutcome::Saved(version) => {
                     report.state_writes += 1;
                     report.alerts_raised += applied.alerts.len() as u64;

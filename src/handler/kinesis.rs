@@ -5,17 +5,24 @@
 //! A record is reported in `batchItemFailures` (Lambda retries from the
 //! lowest one; the records after it are safe to see again) only when its
 //! state could not be written, or when it is too large for the configured
-//! memory (raising the setting lets the retry through). A record whose
+//! memory (raising the setting lets the retry through), or when too little
+//! time is left to start it. A record whose
 //! alerts could not be published is done: its alerts are in the outbox and
 //! the schedule delivers them, so an SNS outage never stalls a shard. A
 //! record that can never be decoded is *poison*: counted, and its data
 //! written to the function's log in parts (the failure destination only
 //! carries shard and sequence numbers), where README's recipe finds it.
 
+use std::sync::atomic::Ordering;
+
 use super::{HandlerError, Processor, Report, Run};
 use crate::decode::{DecodeError, KinesisRecord};
 use crate::sink::AlertSink;
 use crate::store::StateStore;
+
+/// Time kept free before the deadline: a record is started only with more
+/// than this left (the longest a record's DynamoDB and SNS calls take).
+pub const RECORD_RESERVE_MS: crate::time::Millis = 15_000;
 
 impl<S: StateStore, P: AlertSink> Processor<S, P> {
     /// Handles every record into `report`; never fails as a whole.
@@ -26,7 +33,19 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
         report: &mut Report,
     ) {
         report.message_type = "KINESIS".into();
-        for record in records {
+        for (n, record) in records.iter().enumerate() {
+            if self.now_ms().saturating_add(RECORD_RESERVE_MS) > run.deadline_ms {
+                // Out of time: Lambda retries from the first record left.
+                let left = &records[n..];
+                tracing::warn!(
+                    records_left = left.len(),
+                    "deadline near; the records left are reported for retry"
+                );
+                report
+                    .batch_item_failures
+                    .extend(left.iter().map(|r| r.kinesis.sequence_number.to_string()));
+                break;
+            }
             report.records += 1;
             let seq = &record.kinesis.sequence_number;
             let mut one = Report::default();
@@ -36,6 +55,7 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
                 Ok(()) => {}
                 Err(HandlerError::Publish { failed, .. }) => {
                     tracing::warn!(sequence_number = %seq, failed, "record counted; its alerts wait in the outbox for the schedule");
+                    run.hold_publish.store(true, Ordering::Relaxed);
                 }
                 Err(HandlerError::InvalidPayload(e @ DecodeError::TooLarge { .. })) => {
                     tracing::error!(sequence_number = %seq, error = %e, "record too large for this configuration; reported for retry");

@@ -38,8 +38,10 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
             // match late. Times are clamped to arrival plus a little skew.
             let arrived_ms = self.now_ms();
             let latest = arrived_ms.saturating_add(MAX_CLOCK_SKEW_MS);
+            let mut stamped_until = 0;
             for m in &mut matches {
                 if m.at_ms > latest {
+                    stamped_until = stamped_until.max(m.at_ms);
                     m.at_ms = latest;
                     report.future_matches += 1;
                 }
@@ -65,6 +67,7 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
                 account: &batch.owner,
                 now_ms: arrived_ms,
                 horizon_ms: self.detector.config().late_horizon_ms(),
+                stamped_until,
             };
             if let Err(e) = self.apply_run(run, &info, &matches, report).await {
                 // Later slices are still applied: their keys are independent.

@@ -143,10 +143,15 @@ impl Handled {
 /// One invocation's deadline and its claim on the alerts it publishes: the
 /// claim's lease ends [`CLAIM_MARGIN_MS`] after the deadline, so no claim
 /// outlives the invocation that took it by more than that.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Run {
     deadline_ms: Millis,
     claim: Claim,
+    /// Set once SNS failed in this invocation when more batches follow
+    /// (Kinesis records): their alerts stay claimed in the outbox until
+    /// the claim ends, and the schedule delivers them, instead of each
+    /// record waiting on SNS again.
+    hold_publish: AtomicBool,
 }
 
 /// The detector wired to a state store and an alert sink.
@@ -222,6 +227,7 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
                 token: format!("{:016x}-{n}", self.seed),
                 until_ms: deadline_ms.saturating_add(CLAIM_MARGIN_MS),
             },
+            hold_publish: AtomicBool::new(false),
         }
     }
 

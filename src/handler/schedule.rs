@@ -7,10 +7,11 @@
 //! so keys other invocations hold are skipped). Each round claims its keys,
 //! publishes and settles them before the next round starts, and a new round
 //! starts only when the time the last one took still fits before the
-//! invocation's deadline: the sweep never claims what it cannot finish, and
-//! what it claimed is due again [`CLAIM_MARGIN_MS`](super::CLAIM_MARGIN_MS)
+//! invocation's deadline: the sweep claims only what the time its last
+//! round took says it can finish, and what it claimed is due again [`CLAIM_MARGIN_MS`](super::CLAIM_MARGIN_MS)
 //! after its deadline even if the instance dies. One key's error costs only
-//! that key this sweep; SNS failing ends the sweep (the next one resumes).
+//! that key this sweep; a round in which every publish failed ends the sweep
+//! (SNS is down; the next one resumes).
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -100,9 +101,12 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
             // Round time, measured: what the next one is expected to take.
             estimate = self.now_ms().saturating_sub(now).max(1);
             if let Err(e) = published {
-                // SNS is failing: the next sweep tries again.
+                let all = matches!(e, HandlerError::Publish { failed, attempted, .. } if failed == attempted);
                 failed.get_or_insert(e);
-                break;
+                if all {
+                    // SNS is down: the next sweep tries again.
+                    break;
+                }
             }
             if complete || cursor.is_none() {
                 break;

@@ -277,8 +277,8 @@ impl StateStore for DynamoStore {
         expected: Option<u64>,
     ) -> Result<SaveOutcome, StoreError> {
         let version = expected.unwrap_or(0) + 1;
-        // Version 0 is an unreadable item without a version: overwritten
-        // only while it still has none.
+        // Version 0 is an unreadable item without a usable version (none,
+        // not a number, below 1): overwritten only while that is still so.
         let mut put = self
             .client
             .put_item()
@@ -286,7 +286,12 @@ impl StateStore for DynamoStore {
             .set_item(Some(to_item(pk, state, version)?));
         put = match expected {
             None => put.condition_expression("attribute_not_exists(pk)"),
-            Some(0) => put.condition_expression("attribute_not_exists(version)"),
+            Some(0) => put
+                .condition_expression(
+                    "attribute_not_exists(version) OR NOT attribute_type(version, :n) OR version < :one",
+                )
+                .expression_attribute_values(":n", s("N"))
+                .expression_attribute_values(":one", n(1)),
             Some(v) => put
                 .condition_expression("version = :expected")
                 .expression_attribute_values(":expected", n(v)),

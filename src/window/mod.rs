@@ -90,6 +90,11 @@ pub struct BatchInfo<'a> {
     /// How far back from the open window's start a late match still
     /// counts (event time; [`DEFAULT_HORIZON_MS`] unless configured).
     pub horizon_ms: Millis,
+    /// The latest event time of the batch's matches as stamped, when later
+    /// than the time they were counted at (clamped to their arrival; 0
+    /// otherwise): the batch is remembered until that time is late too, so
+    /// a replay that no longer needs the clamp is still recognised.
+    pub stamped_until: Millis,
 }
 
 /// A batch id remembered by a key.
@@ -436,7 +441,7 @@ pub fn apply_batch(
     }
     let outcome = if changed {
         if let Some(at) = counted_up_to {
-            st.remember(batch.id, at);
+            st.remember(batch.id, at.max(batch.stamped_until));
         }
         st.updated_ms = batch.now_ms;
         Outcome::Changed

@@ -119,6 +119,8 @@ pub fn with(mut ev: Value, audit_id: &str, ip: &str) -> String {
 pub struct RecordingSink {
     pub alerts: Mutex<Vec<Alert>>,
     pub failing: AtomicBool,
+    /// Publishes tried, delivered or not.
+    pub attempts: std::sync::atomic::AtomicU64,
 }
 
 impl RecordingSink {
@@ -132,6 +134,7 @@ impl RecordingSink {
 
 impl AlertSink for RecordingSink {
     async fn publish(&self, alert: &Alert) -> Result<(), PublishError> {
+        self.attempts.fetch_add(1, Ordering::SeqCst);
         if self.failing.load(Ordering::SeqCst) {
             return Err(PublishError::transient(&alert.alert_id, "injected failure"));
         }
