@@ -821,3 +821,25 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_batch_counted_at_a_clamped_time_is_remembered_until_its_stamped_time_is_late() {
+    // GIVEN a batch stamped 2 hours ahead, counted at its arrival (T0)
+    let stamped = T0 + 120 * MIN;
+    let clamped = BatchInfo {
+        stamped_until: stamped,
+        ..batch("forged-batch-0001")
+    };
+    let one = [info(T0)];
+    let refs: Vec<&Match> = one.iter().collect();
+    let st = apply_batch(None, P403, &clamped, &refs, &render)
+        .expect("applied")
+        .state;
+    // WHEN the key moves on until T0 is late, but the stamped time is not
+    let later = T0 + DEFAULT_HORIZON_MS + 30 * MIN;
+    let st = apply(Some(st), P403, "b2", &[info(later)]).state;
+    assert!(st.is_late(T0) && !st.is_late(stamped));
+    // THEN a replay that no longer needs the clamp is still recognised
+    let replay = apply(Some(st), P403, "forged-batch-0001", &[info(stamped)]);
+    assert_eq!(replay.outcome, Outcome::Duplicate);
+}
