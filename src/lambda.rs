@@ -215,6 +215,7 @@ fn log_summary(request_id: &str, r: &Report, error: Option<&HandlerError>) {
                 state_reads = r.state_reads,
                 state_writes = r.state_writes,
                 state_conflicts = r.state_conflicts,
+                watch_requests = r.watch_requests,
                 duplicate_keys = r.duplicate_keys,
                 alerts_raised = r.alerts_raised,
                 alerts_published = r.alerts_published,

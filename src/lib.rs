@@ -38,6 +38,8 @@
 //! - [`lambda`]: the Lambda function: env, AWS clients, runtime, logs, metrics.
 //! - [`replay`]: the pipeline on local files.
 //! - [`tamper`]: CloudTrail events that blind the detector, as alerts.
+//! - [`silence`]: clusters whose audit log went quiet, as alerts (beside
+//!   [`vocab`]: the window record keeps its watch list).
 //! - [`time`]: timestamps, and the wall clock as an injectable value.
 
 // The Lambda runtime's service stack nests deeply; its future needs more than
@@ -56,6 +58,7 @@ pub mod prefilter;
 pub mod replay;
 pub mod rules;
 pub mod scan;
+pub mod silence;
 pub mod sink;
 pub mod store;
 pub mod tamper;

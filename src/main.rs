@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use eks_audit_detector::config::DetectorConfig;
+use eks_audit_detector::config::{DetectorConfig, DetectorResources};
 use eks_audit_detector::handler::Processor;
 use eks_audit_detector::lambda::{self, LambdaConfig};
 use eks_audit_detector::replay::{self, Format, ReplayOptions};
@@ -27,7 +27,11 @@ usage:
 
 Rule settings come from the environment: MULTIPLE_403_THRESHOLD,
 MULTIPLE_403_WINDOW_MINUTES, MULTIPLE_403_SOURCE, POD_SCAN_WINDOW_MINUTES, POD_SCAN_MATCH,
-ALLOW_SOURCE_CIDRS, DISABLED_RULES, MAX_DECOMPRESSED_MB.";
+ALLOW_SOURCE_CIDRS, DISABLED_RULES, MAX_DECOMPRESSED_MB. The detector's own resources,
+whose CloudTrail changes are reported, come from DETECTOR_FUNCTION_NAME, DETECTOR_KEY_ARN,
+DETECTOR_TOPIC_ARNS, DETECTOR_RULE_NAMES, DETECTOR_ALARM_NAMES, DETECTOR_STREAM_NAME and
+DETECTOR_DESTINATION_NAME; without any, replay uses those of the stack `eks-audit-detector`
+the samples in events/ come from (account 123456789012, us-east-1).";
 
 fn parse_replay_args(args: &[String]) -> Result<ReplayOptions, String> {
     let mut opts = ReplayOptions {
@@ -62,7 +66,7 @@ fn replay_main(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let config = match DetectorConfig::from_lookup(|k| std::env::var(k).ok())
+    let mut config = match DetectorConfig::from_lookup(|k| std::env::var(k).ok())
         .and_then(|c| eks_audit_detector::rules::check_disabled(&c).map(|()| c))
     {
         Ok(c) => c,
@@ -71,6 +75,11 @@ fn replay_main(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Without DETECTOR_* settings, the resources of the stack the samples
+    // in events/ come from, so that `make run` shows every kind of report.
+    if !config.resources.is_known() {
+        config.resources = DetectorResources::sample_stack();
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -87,6 +87,21 @@ fn the_binary_as_a_lambda_function_turns_the_sample_events_into_alerts() {
             // two accounts' `prod` through Kinesis: one key without
             // organization mode
             ("Amazon.EKS.Audit.Multiple403".to_owned(), "INFO"),
+            // the function knows only its own name here (Lambda's
+            // AWS_LAMBDA_FUNCTION_NAME) and its alert topic: the changes to
+            // the function (14-20), and to the trail, any trail (30-32)
+            ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
+            ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
+            ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
+            ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
+            ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
+            ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
+            ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
+            ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
+            ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
+            ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
+            // the refused attempt on a cluster's filter (39), one step down
+            ("EksAuditDetector.LoggingTampered".to_owned(), "MEDIUM"),
         ]
     );
 
@@ -146,7 +161,7 @@ fn the_binary_as_a_lambda_function_turns_the_sample_events_into_alerts() {
         .iter()
         .filter(|l| l["fields"]["message"] == "invocation failed")
         .count();
-    assert_eq!(summaries, 12, "{stdout}");
+    assert_eq!(summaries, 42, "{stdout}");
     // (metrics are written for failed invocations too)
     assert!(failed >= 1, "{stdout}");
     assert_eq!(emf, summaries + failed, "{stdout}");
@@ -455,6 +470,7 @@ fn a_sustained_scanner_costs_at_most_a_tenth_of_a_state_request_per_batch() {
         .map(|l| {
             l["fields"]["state_reads"].as_u64().unwrap_or(0)
                 + l["fields"]["state_writes"].as_u64().unwrap_or(0)
+                + l["fields"]["watch_requests"].as_u64().unwrap_or(0)
         })
         .sum();
     let per_batch = requests as f64 / batches as f64;

@@ -152,7 +152,7 @@ fn undecodable_payloads_fail_with_invalid_payload_and_touch_nothing() {
 }
 
 #[test]
-fn control_messages_and_batches_of_bad_lines_touch_no_state() {
+fn control_messages_and_batches_of_bad_lines_touch_no_rule_state() {
     let p = processor();
     let control = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -169,7 +169,9 @@ fn control_messages_and_batches_of_bad_lines_touch_no_state() {
     let r = block_on(p.handle_invoke_body(bad.as_bytes())).expect("bad lines are not an error");
     assert_eq!(r.scan.skipped_total(), 2);
     assert_eq!((r.state_reads, r.state_writes), (0, 0));
-    assert!(p.store().snapshot().is_empty());
+    // (the cluster's log is alive, though: it is noted as heard from)
+    let keys: Vec<String> = p.store().snapshot().into_keys().collect();
+    assert_eq!(keys, ["EksAuditDetector.AuditLogSilent#watch"]);
 }
 
 #[test]
@@ -230,6 +232,14 @@ fn sample_events_raise_the_documented_alerts() {
                 Severity::Info,
                 false,
                 "185.220.101.47".into()
+            ),
+            // the refused attempt on a cluster's filter, one step down (the
+            // samples about the detector's own resources need them known)
+            (
+                eks_audit_detector::tamper::RULE_ID,
+                Severity::Medium,
+                false,
+                "203.0.113.66".into()
             ),
         ]
     );
@@ -362,11 +372,15 @@ fn a_store_outage_fails_the_invocation_and_the_retry_counts_once() {
 fn a_sustained_scanner_costs_almost_no_state_requests() {
     // GIVEN one address sending 5 forbidden requests every 15 seconds for
     // 100 minutes (400 batches), handled by one warm instance
-    let p = counting(CountingStore::default());
+    // (the wall clock moves with them: the cluster is noted as heard from
+    // every 15 minutes)
+    let clock = ManualClock::at(T0);
+    let p = counting(CountingStore::default()).with_clock(clock.clone());
     let batches = 400;
     for b in 0..batches {
         let body = common::scanner_batch(GROUP, b, T0);
         block_on(p.handle_invoke_body(body.as_bytes())).expect("batch");
+        clock.advance(15_000);
     }
     // THEN it raised one alert per 30-minute window, as before...
     let alerts = p.sink().published();
@@ -397,12 +411,17 @@ fn a_sustained_scanner_delivered_twice_to_two_instances_costs_almost_nothing() {
             RecordingSink::default(),
         )
     };
-    let (a, b) = (make(), make());
+    let clock = ManualClock::at(T0);
+    let (a, b) = (
+        make().with_clock(clock.clone()),
+        make().with_clock(clock.clone()),
+    );
     let batches = 400;
     for n in 0..batches {
         let body = common::scanner_batch(GROUP, n, T0);
         block_on(a.handle_invoke_body(body.as_bytes())).expect("first delivery");
         block_on(b.handle_invoke_body(body.as_bytes())).expect("second delivery");
+        clock.advance(15_000);
     }
     // THEN one alert per 30-minute window, none lost, none doubled...
     let mut alerts: Vec<String> = a
@@ -757,4 +776,61 @@ fn a_threshold_above_the_batch_memory_still_counts_no_redelivery_twice() {
     // than what it still counts, and is late
     assert_eq!(p.store().snapshot(), before);
     assert!(late > 0);
+}
+
+#[test]
+fn a_cluster_whose_audit_log_goes_quiet_is_reported_once_per_silence() {
+    let clock = ManualClock::at(T0);
+    let p = processor().with_clock(clock.clone());
+    let batch = |n: i64| invoke_body(GROUP, &format!("s{n}"), &burst("5.5.5.5", 1, T0 + n));
+    // GIVEN batches from cluster prod for a while
+    for n in 0..20 {
+        block_on(p.handle_invoke_body(batch(n).as_bytes())).expect("batch");
+        clock.advance(60_000);
+    }
+    // WHEN it goes quiet: nothing during the first 60 minutes...
+    clock.advance(50 * 60_000);
+    block_on(p.handle_schedule()).expect("schedule");
+    let silent = |p: &Processor<MemoryStore, RecordingSink>| {
+        p.sink()
+            .published()
+            .into_iter()
+            .filter(|a| a.rule_id == eks_audit_detector::silence::RULE_ID)
+            .collect::<Vec<_>>()
+    };
+    assert!(silent(&p).is_empty());
+    // ...then one report, naming the cluster, however often the schedule runs
+    clock.advance(15 * 60_000);
+    block_on(p.handle_schedule()).expect("schedule");
+    clock.advance(60_000);
+    block_on(p.handle_schedule()).expect("schedule");
+    let reports = silent(&p);
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].cluster, "prod");
+    assert_eq!(reports[0].severity, Severity::High);
+    // AND when it is heard again and then goes quiet again: a new report
+    block_on(p.handle_invoke_body(batch(100).as_bytes())).expect("back");
+    clock.advance(70 * 60_000);
+    block_on(p.handle_schedule()).expect("schedule");
+    let reports = silent(&p);
+    assert_eq!(reports.len(), 2);
+    assert_ne!(reports[0].alert_id, reports[1].alert_id);
+}
+
+#[test]
+fn a_silence_report_waits_in_the_outbox_when_sns_is_down() {
+    let clock = ManualClock::at(T0);
+    let p = processor().with_clock(clock.clone());
+    let body = invoke_body(GROUP, "s", &burst("5.5.5.5", 1, T0));
+    block_on(p.handle_invoke_body(body.as_bytes())).expect("batch");
+    clock.advance(61 * 60_000);
+    p.sink().fail(true);
+    let _ = block_on(p.handle_schedule());
+    assert_eq!(p.store().undelivered().len(), 1);
+    p.sink().fail(false);
+    block_on(p.handle_schedule()).expect("schedule");
+    block_on(p.handle_schedule()).expect("schedule");
+    let published = p.sink().published();
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].rule_id, eks_audit_detector::silence::RULE_ID);
 }

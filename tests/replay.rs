@@ -58,6 +58,38 @@ fn replay_of_the_sample_events_prints_their_alerts_and_a_summary() {
             ("EksAuditDetector.LoggingTampered", "HIGH"),
             ("EksAuditDetector.LoggingTampered", "HIGH"),
             ("Amazon.EKS.Audit.Multiple403", "INFO"),
+            // 11-38: every change to the samples' stack (what replay
+            // watches without DETECTOR_*), in file order
+            ("EksAuditDetector.LoggingTampered", "HIGH"),
+            ("EksAuditDetector.LoggingTampered", "HIGH"),
+            ("EksAuditDetector.LoggingTampered", "MEDIUM"),
+            ("EksAuditDetector.LoggingTampered", "HIGH"),
+            ("EksAuditDetector.LoggingTampered", "HIGH"),
+            ("EksAuditDetector.LoggingTampered", "HIGH"),
+            ("EksAuditDetector.LoggingTampered", "HIGH"),
+            ("EksAuditDetector.LoggingTampered", "HIGH"),
+            ("EksAuditDetector.LoggingTampered", "HIGH"),
+            ("EksAuditDetector.LoggingTampered", "HIGH"),
+            ("EksAuditDetector.LoggingTampered", "HIGH"),
+            ("EksAuditDetector.LoggingTampered", "HIGH"),
+            ("EksAuditDetector.LoggingTampered", "HIGH"),
+            ("EksAuditDetector.LoggingTampered", "HIGH"),
+            ("EksAuditDetector.LoggingTampered", "MEDIUM"),
+            ("EksAuditDetector.LoggingTampered", "MEDIUM"),
+            ("EksAuditDetector.LoggingTampered", "MEDIUM"),
+            ("EksAuditDetector.LoggingTampered", "MEDIUM"),
+            ("EksAuditDetector.LoggingTampered", "MEDIUM"),
+            ("EksAuditDetector.LoggingTampered", "HIGH"),
+            ("EksAuditDetector.LoggingTampered", "HIGH"),
+            ("EksAuditDetector.LoggingTampered", "HIGH"),
+            ("EksAuditDetector.LoggingTampered", "HIGH"),
+            ("EksAuditDetector.LoggingTampered", "MEDIUM"),
+            ("EksAuditDetector.LoggingTampered", "HIGH"),
+            ("EksAuditDetector.LoggingTampered", "MEDIUM"),
+            ("EksAuditDetector.LoggingTampered", "HIGH"),
+            ("EksAuditDetector.LoggingTampered", "LOW"),
+            // 39: a refused attempt, one step down; 40: CloudFormation, none
+            ("EksAuditDetector.LoggingTampered", "MEDIUM"),
         ]
     );
     let stderr = String::from_utf8_lossy(&out.stderr);

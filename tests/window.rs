@@ -672,7 +672,9 @@ fn a_state_record_stays_under_64_kb_whatever_the_requests_and_sns_do() {
 /// one, all inside the horizon: what a scanner coming back looks like.
 /// Returns the times, in order, and each burst's start.
 fn bursts_strategy() -> impl Strategy<Value = (Vec<i64>, Vec<i64>)> {
-    prop::collection::vec((1usize..14, 31i64..90, 0i64..20), 1..6).prop_map(|bursts| {
+    // At most 5 bursts of up to 15 minutes, 31 to 60 minutes apart: all of
+    // it within the 375-minute horizon.
+    prop::collection::vec((1usize..14, 31i64..60, 0i64..15), 1..6).prop_map(|bursts| {
         let mut times = Vec::new();
         let mut starts = Vec::new();
         let mut at = T0;

@@ -23,8 +23,10 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
         report.message_type = "CLOUDTRAIL".into();
         let detail: serde_json::Value =
             serde_json::from_str(detail).map_err(DecodeError::EventNotJson)?;
-        let watched = &self.detector.config().watched_clusters;
-        let Some(alert) = crate::tamper::assess(&detail, watched) else {
+        let config = self.detector.config();
+        let Some(alert) =
+            crate::tamper::assess_with(&detail, &config.watched_clusters, &config.resources)
+        else {
             return Ok(());
         };
         let claimed = self.queue_alone(run, alert, report).await?;

@@ -26,6 +26,8 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
         }
         let scanner = Scanner::new(&self.detector);
         let label = batch.label(self.detector.config().organization_mode);
+        self.hear(&label, &batch.log_group, &batch.owner, report)
+            .await;
         let slices = batch.log_events.chunks(EVENTS_PER_SLICE);
         let sliced = slices.len() > 1;
         let mut matches = Vec::new();

@@ -5,7 +5,8 @@
 //! invoke body ─ classify ─┬─ logs.rs        subscription batch: scan, then apply.rs
 //!                         ├─ kinesis.rs     records, each a subscription batch
 //!                         ├─ cloudtrail.rs  tamper alert, queued like any other
-//!                         └─ schedule.rs    sweep of undelivered alerts
+//!                         └─ schedule.rs    sweep of undelivered alerts, then
+//!                                           silence.rs: clusters gone quiet
 //!
 //! apply.rs   per touched key: read, apply the window state machine, queue
 //!            and claim alerts, one conditional write (hot.rs skips keys
@@ -35,6 +36,7 @@ mod logs;
 mod outbox;
 mod report;
 mod schedule;
+mod silence;
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -161,6 +163,10 @@ pub struct Processor<S, P> {
     sink: P,
     clock: Arc<dyn Clock>,
     hot: hot::HotKeys,
+    /// Clusters this instance noted as heard from, and when.
+    noted: silence::Noted,
+    /// The watch record as this instance last saw it.
+    watch: silence::Watch,
     /// Set when a publish failed here: the next invocation sweeps the
     /// outbox (Lambda's retry of the batch usually lands on a warm instance).
     owes: AtomicBool,
@@ -183,6 +189,8 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
             sink,
             clock: Arc::new(SystemClock),
             hot: hot::HotKeys::default(),
+            noted: silence::Noted::default(),
+            watch: silence::Watch::default(),
             owes: AtomicBool::new(false),
             last_sweep_ms: AtomicI64::new(0),
             seed,

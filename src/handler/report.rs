@@ -23,6 +23,9 @@ pub struct Report {
     pub state_reads: u64,
     /// State writes that succeeded.
     pub state_writes: u64,
+    /// Requests for the record of clusters heard from (see
+    /// [`crate::silence`]), not counted in `state_reads`/`state_writes`.
+    pub watch_requests: u64,
     /// Conditional writes that lost a race.
     pub state_conflicts: u64,
     /// Keys on which this batch had already been applied.
@@ -71,6 +74,7 @@ impl Report {
         self.state_reads += other.state_reads;
         self.state_writes += other.state_writes;
         self.state_conflicts += other.state_conflicts;
+        self.watch_requests += other.watch_requests;
         self.duplicate_keys += other.duplicate_keys;
         self.alerts_raised += other.alerts_raised;
         self.alerts_published += other.alerts_published;

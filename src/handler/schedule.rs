@@ -42,7 +42,9 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
         report: &mut Report,
     ) -> Result<(), HandlerError> {
         report.message_type = "SCHEDULE".into();
-        self.sweep(run, report).await
+        let swept = self.sweep(run, report).await;
+        let silence = self.report_silence(run, report).await;
+        swept.and(silence)
     }
 
     /// Sweeps after a failed publish here, at most once a minute: during a

@@ -167,6 +167,10 @@ pub struct WindowState {
     /// Wall-clock time of the last change.
     #[serde(default)]
     pub updated_ms: Millis,
+    /// The clusters the detector has heard from (only on the one record of
+    /// [`crate::silence`]; empty, and not stored, everywhere else).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub watch: BTreeMap<String, crate::silence::Heard>,
 }
 
 /// A window owes an alert: what the alert is rendered from, with the
@@ -232,6 +236,7 @@ impl WindowState {
             applied: Vec::new(),
             outbox: Vec::new(),
             updated_ms: batch.now_ms,
+            watch: BTreeMap::new(),
         };
         st.start_window(m, params, (batch.cluster, batch.log_group, batch.account));
         st.late_before = m.at_ms.saturating_sub(batch.horizon_ms);
@@ -288,6 +293,7 @@ impl WindowState {
             applied: Vec::new(),
             outbox: Vec::new(),
             updated_ms: self.updated_ms,
+            watch: BTreeMap::new(),
         }
     }
 

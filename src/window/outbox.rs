@@ -73,20 +73,35 @@ impl WindowState {
     pub fn holding(outbox: Vec<PendingAlert>, now_ms: Millis) -> Option<Self> {
         let first = outbox.first()?.alert.clone();
         Some(Self {
-            rule: first.rule_id,
-            dedup: first.dedup.clone(),
-            window_start: now_ms,
-            window_ms: 0,
-            count: 0,
-            first_seen: now_ms,
-            last_seen: now_ms,
-            severity: first.severity,
-            alerted: Some(first.severity),
+            outbox,
             source_ip: first.source_ip.clone(),
             cluster: first.cluster.clone(),
             log_group: first.log_group.clone(),
             account: first.account.clone(),
             title: first.title.clone(),
+            severity: first.severity,
+            alerted: Some(first.severity),
+            ..Self::empty(first.rule_id, &first.dedup, now_ms)
+        })
+    }
+
+    /// A record of `rule` and `dedup` with no window and nothing in it.
+    pub fn empty(rule: crate::vocab::RuleId, dedup: &str, now_ms: Millis) -> Self {
+        Self {
+            rule,
+            dedup: dedup.to_owned(),
+            window_start: now_ms,
+            window_ms: 0,
+            count: 0,
+            first_seen: now_ms,
+            last_seen: now_ms,
+            severity: crate::vocab::Severity::Info,
+            alerted: None,
+            source_ip: String::new(),
+            cluster: String::new(),
+            log_group: String::new(),
+            account: String::new(),
+            title: String::new(),
             sample: Sample::default(),
             escalation_sample: None,
             tallies: Default::default(),
@@ -95,9 +110,10 @@ impl WindowState {
             past: Vec::new(),
             late_before: 0,
             applied: Vec::new(),
-            outbox,
+            outbox: Vec::new(),
             updated_ms: now_ms,
-        })
+            watch: Default::default(),
+        }
     }
 
     /// Queues newly decided alerts for delivery, within the outbox budget

@@ -57,10 +57,15 @@ impl PastWindow {
         self.start.saturating_add(self.window_ms)
     }
 
-    /// True when `at_ms` falls in it: from its start (or an earlier match
-    /// it took in after it had alerted) to its end.
+    /// Where its span begins: its start, or an earlier match it took in
+    /// after it had alerted.
+    pub fn covered_from(&self) -> Millis {
+        self.start.min(self.first_seen)
+    }
+
+    /// True when `at_ms` falls in its span.
     pub fn holds(&self, at_ms: Millis) -> bool {
-        self.start.min(self.first_seen) <= at_ms && at_ms < self.end()
+        self.covered_from() <= at_ms && at_ms < self.end()
     }
 
     /// True when a match of `severity` would change nothing in it.
@@ -151,7 +156,7 @@ impl WindowState {
             };
         }
         // The first window after `t`, and the end of the one before it.
-        let next = self.past.iter().position(|w| w.start > t);
+        let next = self.past.iter().position(|w| w.covered_from() > t);
         let prev_end = match next {
             Some(0) => Millis::MIN,
             Some(i) => self.past[i - 1].end(),
@@ -194,7 +199,12 @@ impl WindowState {
         }
         // A gap no window covers: a window of its own, up to the next one.
         let next = next.unwrap_or(self.past.len());
-        let next_start = self.past.get(next).map_or(self.window_start, |w| w.start);
+        // Windows never overlap: this one ends where the next one's span
+        // (with any earlier match it took in) begins.
+        let next_start = self.past.get(next).map_or(
+            self.window_start.min(self.first_seen),
+            PastWindow::covered_from,
+        );
         let window_ms = self.window_ms.min(next_start.saturating_sub(t)).max(1);
         self.past.insert(next, PastWindow::new_at(m, window_ms));
         self.trim_past();

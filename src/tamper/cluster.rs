@@ -1,9 +1,5 @@
-//! Knowing when the detector goes blind: CloudTrail management events that
-//! stop audit events from reaching it (MITRE T1562.008, disable cloud logs),
-//! delivered by an EventBridge rule and reported in the usual alert format.
-//!
-//! What blinds it, on a watched cluster's `/aws/eks/<cluster>/cluster` log
-//! group or on the cluster itself:
+//! A watched cluster's audit log: its `/aws/eks/<cluster>/cluster` log
+//! group (CloudWatch Logs) and its audit logging (EKS).
 //!
 //! | CloudTrail event | severity | why |
 //! |---|---|---|
@@ -12,56 +8,52 @@
 //! | EKS `UpdateClusterConfig` turning `audit` logging off | HIGH | the API server stops writing it |
 //! | `PutSubscriptionFilter` | MEDIUM | the filter (pattern, destination) was replaced |
 //! | `PutRetentionPolicy` | LOW | evidence may expire sooner |
-//!
-//! Pure: a CloudTrail record in, an alert (or nothing) out.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::bounded::cap;
+use super::{param, Finding};
 use crate::decode::cluster_label;
-use crate::time::parse_timestamp;
-use crate::vocab::{stable_hash, Alert, RuleId, Sample, Severity};
+use crate::vocab::Severity;
 
-/// The id alerts of this kind carry.
-pub const RULE_ID: RuleId = RuleId::new("EksAuditDetector.LoggingTampered");
-
-const RUNBOOK: &str =
-    "Someone changed what the detector sees. Check who (the principal below) and \
-     whether it was a planned change; if not, treat it as an attacker covering their tracks: \
-     restore the subscription filter and audit logging (redeploy the stack, `aws eks \
-     update-cluster-config --logging ...`), then review the cluster's audit log up to this time.";
-
-/// The alert a CloudTrail record deserves, if it blinds the detector on a
-/// watched cluster. `watched` empty means every EKS cluster log group.
-pub fn assess(detail: &Value, watched: &[String]) -> Option<Alert> {
-    let name = detail.get("eventName")?.as_str()?;
-    let params = detail.get("requestParameters").unwrap_or(&Value::Null);
-    let (severity, target, what) = match name {
+/// The finding of a Logs or EKS record about a watched cluster.
+pub(super) fn assess(name: &str, params: &Value, watched: &[String]) -> Option<Finding> {
+    let (severity, target, done, tried) = match name {
         "DeleteSubscriptionFilter"
         | "DeleteLogGroup"
         | "PutSubscriptionFilter"
         | "PutRetentionPolicy" => {
-            let group = params.get("logGroupName")?.as_str()?;
+            let group = param(params, "logGroupName")?;
             let cluster = cluster_label(group);
             // Only EKS control-plane log groups of watched clusters.
             if cluster == group || !is_watched(cluster, watched) {
                 return None;
             }
-            let (severity, what) = match name {
+            let (severity, done, tried) = match name {
                 "DeleteSubscriptionFilter" => (
                     Severity::High,
                     "removed the subscription filter: the detector no longer sees",
+                    "remove the subscription filter of",
                 ),
-                "DeleteLogGroup" => (Severity::High, "deleted the audit log group of"),
-                "PutSubscriptionFilter" => {
-                    (Severity::Medium, "replaced the subscription filter of")
-                }
-                _ => (Severity::Low, "changed the retention of the audit log of"),
+                "DeleteLogGroup" => (
+                    Severity::High,
+                    "deleted the audit log group of",
+                    "delete the audit log group of",
+                ),
+                "PutSubscriptionFilter" => (
+                    Severity::Medium,
+                    "replaced the subscription filter of",
+                    "replace the subscription filter of",
+                ),
+                _ => (
+                    Severity::Low,
+                    "changed the retention of the audit log of",
+                    "change the retention of the audit log of",
+                ),
             };
-            (severity, cluster.to_owned(), what)
+            (severity, cluster.to_owned(), done, tried)
         }
         "UpdateClusterConfig" => {
-            let cluster = params.get("name")?.as_str()?;
+            let cluster = param(params, "name")?;
             if !is_watched(cluster, watched) || !disables_audit(params) {
                 return None;
             }
@@ -69,66 +61,18 @@ pub fn assess(detail: &Value, watched: &[String]) -> Option<Alert> {
                 Severity::High,
                 cluster.to_owned(),
                 "turned audit logging off on",
+                "turn audit logging off on",
             )
         }
         _ => return None,
     };
-    let who = detail
-        .pointer("/userIdentity/arn")
-        .and_then(Value::as_str)
-        .unwrap_or("<unknown principal>");
-    let event_id = detail
-        .get("eventID")
-        .and_then(Value::as_str)
-        .unwrap_or(name);
-    let at = detail
-        .get("eventTime")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let at_ms = parse_timestamp(at).unwrap_or(0);
-    let when = crate::time::format_rfc3339(at_ms);
-    let source_ip = detail
-        .get("sourceIPAddress")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let id = stable_hash(&[RULE_ID.as_str(), event_id]);
-    Some(Alert {
-        alert_id: format!("{id:032x}"),
-        rule_id: RULE_ID,
-        rule_name: "EKS audit logging tampered with".into(),
-        headline: "EKS audit logging changed".into(),
+    Some(Finding {
         severity,
-        escalation: false,
-        title: format!("[{}] {what} [{}] ({name})", cap(who), cap(&target)),
-        dedup: cap(event_id),
-        cluster: cap(&target),
-        source_ip: cap(source_ip),
-        event_count: 1,
-        threshold: 1,
-        window_start: when.clone(),
-        window_end: when.clone(),
-        first_seen: when.clone(),
-        last_seen: when,
-        mitre: "TA0005:T1562.008".into(),
-        reference: "https://docs.aws.amazon.com/eks/latest/userguide/control-plane-logs.html"
-            .into(),
-        runbook: RUNBOOK.into(),
-        summary: json!({
-            "eventName": name,
-            "eventSource": detail.get("eventSource").and_then(Value::as_str).map(cap),
-            "principal": cap(who),
-            "userAgent": detail.get("userAgent").and_then(Value::as_str).map(cap),
-            "requestParameters": cap(&params.to_string()),
-            "eventID": cap(event_id),
-        }),
-        log_group: format!("/aws/eks/{}/cluster", cap(&target)),
-        account: detail
-            .get("recipientAccountId")
-            .and_then(Value::as_str)
-            .map(cap)
-            .unwrap_or_default(),
-        sample: Sample::default(),
-        fanout_dropped: 0,
+        target,
+        done,
+        tried,
+        note: None,
+        cluster: true,
     })
 }
 
@@ -153,7 +97,10 @@ fn disables_audit(params: &Value) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+    use crate::tamper::assess;
 
     fn record(name: &str, params: Value) -> Value {
         json!({

@@ -1,0 +1,207 @@
+//! Hearing from clusters and reporting the silent ones (see
+//! [`crate::silence`]): every subscription batch notes its cluster in the
+//! one watch record, at most once per [`HEAR_EVERY_MS`] per cluster and
+//! instance; the schedule reads the record and queues an
+//! `EksAuditDetector.AuditLogSilent` alert in its outbox for each cluster
+//! silent too long, delivered like any other alert.
+
+use std::collections::HashMap;
+
+use super::outbox::Claimed;
+use super::{HandlerError, Processor, Report, Run, MAX_CAS_ATTEMPTS};
+use crate::silence::{self, Heard};
+use crate::sink::AlertSink;
+use crate::store::{state_key, Loaded, SaveOutcome, StateStore, StoreError, Versioned};
+use crate::time::Millis;
+use crate::window::WindowState;
+
+/// How often one instance notes a cluster it keeps hearing from, at most
+/// (a quarter of the silence period when that is shorter).
+pub const HEAR_EVERY_MS: Millis = 15 * 60 * 1000;
+
+/// Clusters an instance remembers having noted (then it starts over).
+const NOTED_CLUSTERS: usize = 1024;
+
+impl<S: StateStore, P: AlertSink> Processor<S, P> {
+    /// How often a cluster is noted: every [`HEAR_EVERY_MS`], or four times
+    /// per silence period when that is shorter.
+    fn hear_every_ms(&self) -> Millis {
+        HEAR_EVERY_MS.min(self.silent_ms() / 4).max(1)
+    }
+
+    fn silent_ms(&self) -> Millis {
+        i64::try_from(self.detector.config().silent_minutes).unwrap_or(60) * 60_000
+    }
+
+    /// Notes that a batch of `cluster` arrived. A failure is logged and
+    /// costs the batch nothing: the next batch notes it again.
+    pub(super) async fn hear(
+        &self,
+        cluster: &str,
+        log_group: &str,
+        account: &str,
+        report: &mut Report,
+    ) {
+        let now = self.now_ms();
+        let every = self.hear_every_ms();
+        {
+            let Ok(mut noted) = self.noted.lock() else {
+                return;
+            };
+            if noted
+                .get(cluster)
+                .is_some_and(|at| now.saturating_sub(*at) < every)
+            {
+                return;
+            }
+            if noted.len() >= NOTED_CLUSTERS {
+                noted.clear();
+            }
+            noted.insert(cluster.to_owned(), now);
+        }
+        let result = self
+            .update_watch(report, |watch| {
+                silence::hear(watch, cluster, log_group, account, now, every).then_some(())
+            })
+            .await;
+        if let Err(e) = result {
+            if let Ok(mut noted) = self.noted.lock() {
+                noted.remove(cluster);
+            }
+            tracing::warn!(error = %e, "could not note the cluster as heard from; the next batch tries again");
+        }
+    }
+
+    /// Queues a report for each cluster silent too long, and publishes it.
+    pub(super) async fn report_silence(
+        &self,
+        run: &Run,
+        report: &mut Report,
+    ) -> Result<(), HandlerError> {
+        let now = self.now_ms();
+        let silent_ms = self.silent_ms();
+        let updated = self
+            .update_watch(report, |watch| {
+                let (alerts, changed) = silence::silent(watch, now, silent_ms);
+                changed.then_some(alerts)
+            })
+            .await?;
+        let Some((alerts, mut stored)) = updated else {
+            return Ok(());
+        };
+        if alerts.is_empty() {
+            return Ok(());
+        }
+        report.alerts_raised += alerts.len() as u64;
+        // Queued, then claimed and published like every alert.
+        let pk = watch_key();
+        for dropped in stored.state.enqueue(&alerts, now) {
+            report.alerts_dropped += 1;
+            tracing::error!(alert = %dropped.to_json(), "outbox full after repeated publish failures; alert dropped from state, kept here");
+        }
+        let due = stored.state.claim_due(&run.claim, now);
+        match self
+            .store
+            .save(&pk, &stored.state, Some(stored.version))
+            .await?
+        {
+            SaveOutcome::Saved(version) => {
+                report.watch_requests += 1;
+                stored.version = version;
+                if let Ok(mut w) = self.watch.lock() {
+                    *w = Some(stored.clone());
+                }
+                let claimed = Claimed {
+                    pk,
+                    alerts: due,
+                    stored,
+                };
+                self.publish(run, vec![claimed], report).await
+            }
+            // Someone changed it since: the alerts wait for the next run.
+            SaveOutcome::Conflict => {
+                report.watch_requests += 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// Reads the watch record, changes its list with `change` (`None`:
+    /// nothing to write) and writes it conditionally, again after a lost
+    /// race. Returns what `change` returned and the record as stored.
+    async fn update_watch<T>(
+        &self,
+        report: &mut Report,
+        mut change: impl FnMut(&mut std::collections::BTreeMap<String, Heard>) -> Option<T>,
+    ) -> Result<Option<(T, Versioned)>, StoreError> {
+        let pk = watch_key();
+        // The record as this instance last stored or read it: written on
+        // top of without a read; a lost race reads it.
+        let mut known = self.watch.lock().ok().and_then(|mut w| w.take());
+        for attempt in 0..MAX_CAS_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(self.backoff(attempt)).await;
+            }
+            let loaded = match known.take() {
+                Some(v) => Some(Loaded::Found(v)),
+                None => {
+                    report.watch_requests += 1;
+                    self.store.load(&pk).await?
+                }
+            };
+            let (mut state, version) = match loaded {
+                Some(Loaded::Found(v)) => (v.state, Some(v.version)),
+                None => (
+                    WindowState::empty(silence::RULE_ID, silence::WATCH_DEDUP, self.now_ms()),
+                    None,
+                ),
+                Some(Loaded::Corrupt {
+                    version,
+                    reason,
+                    outbox,
+                    raw,
+                }) => {
+                    report.corrupt_states += 1;
+                    crate::store::log_corrupt(&pk, &reason, &raw, outbox.len());
+                    let mut state =
+                        WindowState::empty(silence::RULE_ID, silence::WATCH_DEDUP, self.now_ms());
+                    state.outbox = outbox;
+                    (state, Some(version))
+                }
+            };
+            let Some(out) = change(&mut state.watch) else {
+                if let (Some(version), Ok(mut w)) = (version, self.watch.lock()) {
+                    *w = Some(Versioned { state, version });
+                }
+                return Ok(None);
+            };
+            state.updated_ms = self.now_ms();
+            match self.store.save(&pk, &state, version).await? {
+                SaveOutcome::Saved(version) => {
+                    report.watch_requests += 1;
+                    let stored = Versioned { state, version };
+                    if let Ok(mut w) = self.watch.lock() {
+                        *w = Some(stored.clone());
+                    }
+                    return Ok(Some((out, stored)));
+                }
+                SaveOutcome::Conflict => report.watch_requests += 1,
+            }
+        }
+        Err(StoreError::Transient(format!(
+            "gave up on {} after {MAX_CAS_ATTEMPTS} conflicting writes",
+            watch_key()
+        )))
+    }
+}
+
+/// The partition key of the watch record.
+fn watch_key() -> String {
+    state_key(silence::RULE_ID, silence::WATCH_DEDUP)
+}
+
+/// The instance's memory of clusters it noted recently.
+pub(super) type Noted = std::sync::Mutex<HashMap<String, Millis>>;
+
+/// The watch record as this instance last saw it.
+pub(super) type Watch = std::sync::Mutex<Option<Versioned>>;
