@@ -113,6 +113,10 @@ pub struct KinesisData<'a> {
     /// What `batchItemFailures` reports a failed record by.
     #[serde(rename = "sequenceNumber", borrow, default)]
     pub sequence_number: Cow<'a, str>,
+    /// When the record arrived in the stream (epoch seconds): the day a
+    /// failed record is kept under, the same on every retry.
+    #[serde(rename = "approximateArrivalTimestamp", default)]
+    pub approximate_arrival_timestamp: Option<f64>,
 }
 
 #[derive(Deserialize)]

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use crate::config::{ConfigError, DetectorConfig};
 use crate::handler::{HandlerError, Processor, Report};
+use crate::keep::s3::S3Keeper;
 use crate::rules::Detector;
 use crate::sink::sns::SnsSink;
 use crate::sink::AlertSink;
@@ -29,6 +30,12 @@ pub struct LambdaConfig {
     pub table: String,
     /// SNS topic receiving alerts (`ALERT_TOPIC_ARN`).
     pub topic_arn: String,
+    /// The operations topic, which also receives reports of the detector's
+    /// own resources being changed (`OPS_TOPIC_ARN`, optional).
+    pub ops_topic_arn: Option<String>,
+    /// S3 bucket keeping the data of failed Kinesis records for replay
+    /// (`FAILED_RECORDS_BUCKET`, optional; empty means off).
+    pub failed_records_bucket: Option<String>,
     /// Rule settings.
     pub detector: DetectorConfig,
 }
@@ -56,9 +63,24 @@ impl LambdaConfig {
         }
         let detector = DetectorConfig::from_lookup(&lookup)?;
         crate::rules::check_disabled(&detector)?;
+        let ops_topic_arn = lookup("OPS_TOPIC_ARN").filter(|v| !v.trim().is_empty());
+        if let Some(ops) = &ops_topic_arn {
+            if !ops.starts_with("arn:") {
+                return Err(ConfigError {
+                    variable: "OPS_TOPIC_ARN",
+                    value: ops.clone(),
+                    reason: "expected an SNS topic ARN (arn:aws:sns:...)".into(),
+                });
+            }
+        }
+        let failed_records_bucket = lookup("FAILED_RECORDS_BUCKET")
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty());
         Ok(Self {
             table,
             topic_arn,
+            ops_topic_arn,
+            failed_records_bucket,
             detector,
         })
     }
@@ -136,8 +158,14 @@ pub async fn run(config: LambdaConfig) -> Result<(), lambda_runtime::Error> {
         .load()
         .await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table);
-    let sink = SnsSink::new(aws_sdk_sns::Client::new(&aws), &config.topic_arn);
-    let processor = Arc::new(Processor::new(Detector::new(config.detector), store, sink));
+    let sink = SnsSink::new(aws_sdk_sns::Client::new(&aws), &config.topic_arn)
+        .with_ops_topic(config.ops_topic_arn.clone());
+    let mut processor = Processor::new(Detector::new(config.detector), store, sink);
+    if let Some(bucket) = &config.failed_records_bucket {
+        let s3 = aws_sdk_s3::Client::new(&aws);
+        processor = processor.with_keeper(Arc::new(S3Keeper::new(s3, bucket)));
+    }
+    let processor = Arc::new(processor);
     let bodies: Bodies = Arc::default();
     let taken = Arc::clone(&bodies);
     let handler = service_fn(move |event: LambdaEvent<serde::de::IgnoredAny>| {
@@ -168,7 +196,7 @@ pub async fn handle<S: StateStore, P: AlertSink>(
 ) -> Result<Value, HandlerError> {
     let handled = processor.handle_invocation(body, deadline_ms).await;
     log_summary(request_id, &handled.report, handled.error.as_ref());
-    for line in emf_lines(&handled.report, processor.now_ms()) {
+    for line in emf_lines(&handled.report, stack_name(), processor.now_ms()) {
         println!("{line}");
     }
     handled.into_result().map(|r| summary_json(&r))
@@ -231,6 +259,8 @@ fn log_summary(request_id: &str, r: &Report, error: Option<&HandlerError>) {
                 sweep_key_errors = r.sweep_key_errors,
                 records = r.records,
                 poison_records = r.poison_records,
+                records_kept = r.records_kept,
+                keep_failures = r.keep_failures,
                 records_failed = r.batch_item_failures.len(),
                 fanout_dropped = r.scan.fanout_dropped.values().sum::<u64>(),
                 peak_rss_mb = peak_rss_mb(),
@@ -251,63 +281,85 @@ fn by_rule(map: &std::collections::BTreeMap<crate::vocab::RuleId, u64>) -> Strin
     serde_json::to_string(map).unwrap_or_default()
 }
 
+/// The `Stack` dimension when `STACK_NAME` is not set (`replay`, a local
+/// run): the name `samconfig.toml` gives the stack.
+pub const DEFAULT_STACK: &str = "eks-audit-detector";
+
+/// The stack the metrics belong to: `STACK_NAME`, which `template.yaml`
+/// sets to the stack's name, read once. Every metric carries it as the
+/// `Stack` dimension, so two stacks in one account and region never feed
+/// each other's alarms.
+pub fn stack_name() -> &'static str {
+    static STACK: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    STACK.get_or_init(|| {
+        std::env::var("STACK_NAME")
+            .ok()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| DEFAULT_STACK.to_owned())
+    })
+}
+
 /// The CloudWatch Embedded Metric Format lines of an invocation: one with
-/// the totals, and one per rule that counted anything, with a `RuleId`
-/// dimension.
-pub fn emf_lines(r: &Report, timestamp_ms: i64) -> Vec<String> {
+/// the totals (dimension `Stack`), and one per rule that matched anything
+/// (dimensions `Stack`, `RuleId`).
+///
+/// CloudWatch bills a custom metric for each hour it receives a value of
+/// it. `Events` is written by every invocation, zero included: the schedule
+/// writes it every minute, and `NothingReceivedAlarm` takes a missing value
+/// for a dead function. Every other metric is written only when it is not
+/// zero, so counters of trouble cost nothing while nothing goes wrong (their
+/// alarms treat missing data as zero). The log line holds every counter;
+/// only those worth graphing or alarming on are metrics.
+pub fn emf_lines(r: &Report, stack: &str, timestamp_ms: i64) -> Vec<String> {
     let totals = [
         ("Events", r.scan.events),
-        ("Skipped", r.scan.skipped_total()),
-        ("Matches", r.scan.matches.values().sum()),
-        ("RuleErrors", r.scan.rule_errors.values().sum()),
+        // Published alerts, and publishes that failed (the alert waits in
+        // the outbox).
         ("Alerts", r.alerts_published),
         ("AlertsFailed", r.alerts_failed),
-        ("KeyFailures", r.key_failures),
-        ("FanoutDropped", r.scan.fanout_dropped.values().sum()),
-        ("LateMatches", r.late_matches),
-        ("FutureMatches", r.future_matches),
+        // Each of these has an alarm: something was lost or set aside.
         ("AlertsDropped", r.alerts_dropped),
+        ("KeyFailures", r.key_failures),
+        ("LateMatches", r.late_matches),
         ("PoisonRecords", r.poison_records),
-        ("RecordsFailed", r.batch_item_failures.len() as u64),
         ("CorruptStates", r.corrupt_states),
-        ("SweepKeyErrors", r.sweep_key_errors),
-        ("StateConflicts", r.state_conflicts),
+        // Input shaped by a client: events a rule could not evaluate,
+        // addresses or groups beyond the fan-out cap, clamped event times.
+        ("RuleErrors", r.scan.rule_errors.values().sum()),
+        ("FanoutDropped", r.scan.fanout_dropped.values().sum()),
+        ("FutureMatches", r.future_matches),
     ];
-    let mut lines = vec![emf_doc(&totals, None, &r.log_group, timestamp_ms)];
-    let rules: std::collections::BTreeSet<_> = r
-        .scan
-        .matches
-        .keys()
-        .chain(r.scan.rule_errors.keys())
-        .chain(r.scan.fanout_dropped.keys())
+    let written: Vec<(&str, u64)> = totals
+        .into_iter()
+        .filter(|&(name, value)| name == "Events" || value > 0)
         .collect();
-    for rule in rules {
-        let get = |m: &std::collections::BTreeMap<_, u64>| m.get(rule).copied().unwrap_or(0);
-        let per_rule = [
-            ("Matches", get(&r.scan.matches)),
-            ("RuleErrors", get(&r.scan.rule_errors)),
-            ("FanoutDropped", get(&r.scan.fanout_dropped)),
-        ];
-        lines.push(emf_doc(
-            &per_rule,
-            Some(rule.as_str()),
-            &r.log_group,
-            timestamp_ms,
-        ));
+    let mut lines = vec![emf_doc(&written, stack, None, &r.log_group, timestamp_ms)];
+    for (rule, &matches) in &r.scan.matches {
+        if matches > 0 {
+            lines.push(emf_doc(
+                &[("Matches", matches)],
+                stack,
+                Some(rule.as_str()),
+                &r.log_group,
+                timestamp_ms,
+            ));
+        }
     }
     lines
 }
 
 fn emf_doc(
     metrics: &[(&str, u64)],
+    stack: &str,
     rule: Option<&str>,
     log_group: &str,
     timestamp_ms: i64,
 ) -> String {
     let dimensions = if rule.is_some() {
-        json!([["RuleId"]])
+        json!([["Stack", "RuleId"]])
     } else {
-        json!([[]])
+        json!([["Stack"]])
     };
     let mut doc = json!({
         "_aws": {
@@ -318,6 +370,7 @@ fn emf_doc(
                 "Metrics": metrics.iter().map(|(name, _)| json!({"Name": name, "Unit": "Count"})).collect::<Vec<_>>(),
             }],
         },
+        "Stack": stack,
         "log_group": log_group,
     });
     if let Some(rule) = rule {
@@ -352,4 +405,155 @@ pub fn summary_json(r: &Report) -> Value {
         "state_reads": r.state_reads,
         "state_writes": r.state_writes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vocab::RuleId;
+
+    const POD_SCAN: RuleId = RuleId::new("Amazon.EKS.Audit.PodScan");
+    const MULTIPLE_403: RuleId = RuleId::new("Amazon.EKS.Audit.Multiple403");
+
+    fn parse(lines: &[String]) -> Vec<Value> {
+        lines
+            .iter()
+            .map(|l| serde_json::from_str(l).expect("EMF line is JSON"))
+            .collect()
+    }
+
+    fn metric_names(doc: &Value) -> Vec<&str> {
+        doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .expect("Metrics")
+            .iter()
+            .map(|m| m["Name"].as_str().expect("Name"))
+            .collect()
+    }
+
+    #[test]
+    fn a_quiet_invocation_writes_only_events_under_its_stack() {
+        // GIVEN a scheduled run that saw nothing
+        let report = Report::default();
+        // WHEN its metrics are written
+        let docs = parse(&emf_lines(&report, "detector-prod", 1_700_000_000_000));
+        // THEN one line, Events = 0, in the stack's dimension: the
+        // NothingReceived alarm needs the zero, the rest would only cost.
+        assert_eq!(docs.len(), 1);
+        let doc = &docs[0];
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            "EksAuditDetector"
+        );
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Stack"]])
+        );
+        assert_eq!(doc["Stack"], "detector-prod");
+        assert_eq!(doc["_aws"]["Timestamp"], 1_700_000_000_000_i64);
+        assert_eq!(metric_names(doc), ["Events"]);
+        assert_eq!(doc["Events"], 0);
+    }
+
+    #[test]
+    fn counters_are_written_when_not_zero_and_rules_carry_stack_and_rule_id() {
+        // GIVEN a batch with matches for one rule, a key failure and a late match
+        let mut report = Report {
+            log_group: "/aws/eks/prod/cluster".into(),
+            key_failures: 1,
+            late_matches: 2,
+            alerts_published: 1,
+            ..Report::default()
+        };
+        report.scan.events = 40;
+        report.scan.matches.insert(POD_SCAN, 3);
+        report.scan.matches.insert(MULTIPLE_403, 0);
+        report.scan.rule_errors.insert(MULTIPLE_403, 1);
+        // WHEN its metrics are written
+        let docs = parse(&emf_lines(&report, "s", 0));
+        // THEN the totals name exactly the non-zero counters (and Events)
+        assert_eq!(docs.len(), 2, "one totals line, one line for PodScan");
+        assert_eq!(
+            metric_names(&docs[0]),
+            [
+                "Events",
+                "Alerts",
+                "KeyFailures",
+                "LateMatches",
+                "RuleErrors"
+            ]
+        );
+        assert_eq!(docs[0]["KeyFailures"], 1);
+        assert_eq!(docs[0]["LateMatches"], 2);
+        assert_eq!(docs[0]["RuleErrors"], 1);
+        assert_eq!(docs[0]["log_group"], "/aws/eks/prod/cluster");
+        // AND the rule that matched has its own line; the one at 0 has none
+        let rule = &docs[1];
+        assert_eq!(
+            rule["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Stack", "RuleId"]])
+        );
+        assert_eq!(rule["RuleId"], "Amazon.EKS.Audit.PodScan");
+        assert_eq!(rule["Stack"], "s");
+        assert_eq!(metric_names(rule), ["Matches"]);
+        assert_eq!(rule["Matches"], 3);
+    }
+
+    #[test]
+    fn every_alarm_on_the_namespace_reads_a_metric_written_under_its_stack() {
+        // GIVEN an invocation where every counter is at 1: every total is written
+        let mut report = Report {
+            alerts_published: 1,
+            alerts_failed: 1,
+            alerts_dropped: 1,
+            key_failures: 1,
+            late_matches: 1,
+            future_matches: 1,
+            poison_records: 1,
+            corrupt_states: 1,
+            ..Report::default()
+        };
+        report.scan.rule_errors.insert(MULTIPLE_403, 1);
+        report.scan.fanout_dropped.insert(POD_SCAN, 1);
+        let docs = parse(&emf_lines(&report, DEFAULT_STACK, 0));
+        let written = metric_names(&docs[0]);
+        assert_eq!(written.len(), 11, "{written:?}");
+        // WHEN the template's alarms on our namespace are read
+        let template = include_str!("../template.yaml");
+        assert!(template.contains("STACK_NAME: !Ref AWS::StackName"));
+        // (Each resource starts at a line indented by exactly two spaces.)
+        let mut resources: Vec<String> = Vec::new();
+        for line in template.lines() {
+            let top =
+                line.starts_with("  ") && !line.starts_with("   ") && !line.starts_with("  #");
+            match resources.last_mut() {
+                Some(r) if !top => {
+                    r.push_str(line);
+                    r.push('\n');
+                }
+                _ => resources.push(format!("{line}\n")),
+            }
+        }
+        let mut alarms = 0;
+        for resource in resources
+            .iter()
+            .filter(|r| r.contains("Type: AWS::CloudWatch::Alarm"))
+        {
+            if !resource.contains("Namespace: EksAuditDetector") {
+                continue;
+            }
+            alarms += 1;
+            let metric = resource
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("MetricName: "))
+                .expect("MetricName");
+            // THEN each reads a metric emf_lines writes, in this stack's dimension
+            assert!(written.contains(&metric), "{metric} is never written");
+            assert!(
+                resource.contains("- Name: Stack\n          Value: !Ref AWS::StackName"),
+                "the alarm on {metric} must select Stack"
+            );
+        }
+        assert_eq!(alarms, 6, "Events and the five counters of trouble");
+    }
 }

@@ -32,6 +32,8 @@
 //! - [`net`]: CPython-exact `is_global` and allowlists.
 //! - [`store`]: state port; DynamoDB and in-memory adapters.
 //! - [`sink`]: alert port; SNS and stdout adapters.
+//! - [`keep`]: failed Kinesis records kept for replay; S3 and in-memory
+//!   adapters.
 //! - [`handler`]: orchestration, one file per kind of invocation (logs,
 //!   Kinesis, CloudTrail, the scheduled sweep) and per concern (applying
 //!   matches to state, publishing and settling the outbox, hot keys).
@@ -52,6 +54,7 @@ pub mod bounded;
 pub mod config;
 pub mod decode;
 pub mod handler;
+pub mod keep;
 pub mod lambda;
 pub mod net;
 pub mod prefilter;

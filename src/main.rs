@@ -19,9 +19,10 @@ const USAGE: &str = "\
 usage:
   eks-audit-detector replay [--format auto|cloudwatch|ndjson] [--cluster NAME] PATH...
       Run both detections on CloudWatch Logs subscription payloads (one Lambda
-      event per file) or NDJSON audit logs, with in-memory state. A directory
-      means every file in it; - reads standard input. Alerts are printed as
-      JSON lines on stdout, a summary on stderr.
+      event per file, as is a failed Kinesis record kept in S3) or NDJSON audit
+      logs, with in-memory state. A directory means every file in it and in its
+      subdirectories; - reads standard input. Alerts are printed as JSON lines on
+      stdout, a summary on stderr.
   eks-audit-detector lambda
       Run as the AWS Lambda function (the default when AWS_LAMBDA_RUNTIME_API is set).
 

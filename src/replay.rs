@@ -1,8 +1,9 @@
 //! `replay`: the whole detection pipeline on local files.
 //!
 //! Reads CloudWatch Logs subscription payloads (one Lambda event per file,
-//! as in `events/`) or NDJSON audit logs (one event per line, optionally
-//! prefixed by a timestamp as in CloudWatch's S3 exports), runs them through
+//! as in `events/` or a failed Kinesis record kept in S3) or NDJSON audit
+//! logs (one event per line, optionally prefixed by a timestamp as in
+//! CloudWatch's S3 exports), runs them through
 //! the same [`Processor`] the Lambda uses, with in-memory state, and reports
 //! what it saw.
 
@@ -76,29 +77,44 @@ pub struct ReplaySummary {
     pub rules: Vec<RuleId>,
 }
 
-/// Every input file named by `paths` (directories expanded, sorted).
+/// Every input file named by `paths`: directories expanded, sorted, with
+/// their subdirectories (failed Kinesis records copied from S3 with
+/// `aws s3 cp --recursive` sit in `<day>/<shardId>/` folders); hidden
+/// entries are skipped.
 pub fn expand_paths(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in paths {
         if p.as_os_str() == "-" {
             out.push(p.clone());
         } else if p.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(p)?
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|f| f.is_file())
-                .filter(|f| {
-                    !f.file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-                })
-                .collect();
-            files.sort();
-            out.extend(files);
+            expand_dir(p, &mut out)?;
         } else {
             out.push(p.clone());
         }
     }
     Ok(out)
+}
+
+fn expand_dir(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|f| {
+            !f.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .collect();
+    entries.sort();
+    for entry in entries {
+        // `symlink_metadata`: a link to a parent folder cannot loop.
+        let kind = std::fs::symlink_metadata(&entry)?.file_type();
+        if kind.is_dir() {
+            expand_dir(&entry, out)?;
+        } else if entry.is_file() {
+            out.push(entry);
+        }
+    }
+    Ok(())
 }
 
 fn read_input(path: &Path) -> std::io::Result<Vec<u8>> {

@@ -569,3 +569,48 @@ fn a_batch_on_an_unreadable_item_sets_its_alerts_aside_and_counts_afresh() {
         assert!(stack.outbox().await.is_empty());
     });
 }
+
+#[test]
+fn a_report_of_the_detector_being_switched_off_reaches_the_operations_topic_too() {
+    use eks_audit_detector::config::DetectorResources;
+    use eks_audit_detector::sink::AlertSink;
+    runtime().block_on(async {
+        let stack = Stack::new().await;
+        let (ops_arn, ops_queue) =
+            create_topic_with_queue(&stack.sns, &stack.sqs, &common::aws::unique("ops")).await;
+        let assess = |file: &str| {
+            let path = format!("{}/events/{file}", env!("CARGO_MANIFEST_DIR"));
+            let event: Value =
+                serde_json::from_str(&std::fs::read_to_string(path).expect("event")).expect("json");
+            eks_audit_detector::tamper::assess_with(
+                &event["detail"],
+                &[],
+                &DetectorResources::sample_stack(),
+            )
+            .expect("reported")
+        };
+        let own = assess("11-kms-disable-key.json");
+        let cluster = assess("08-subscription-filter-deleted.json");
+        let sink = |topic: &str| {
+            SnsSink::new(aws_sdk_sns::Client::new(&stack.config), topic)
+                .with_ops_topic(Some(ops_arn.clone()))
+        };
+        // WHEN both are published
+        let both = sink(&stack.topic_arn);
+        both.publish(&own).await.expect("published");
+        both.publish(&cluster).await.expect("published");
+        // THEN the alert topic has both, the operations topic the one about
+        // the detector itself
+        assert_eq!(stack.drain().await.len(), 2);
+        let ops = stack.bodies_from(&ops_queue).await;
+        assert_eq!(ops.len(), 1);
+        assert!(ops[0].contains(&own.alert_id));
+        // AND with the alert topic gone (its key disabled, the topic
+        // deleted), the report still counts as delivered, on the other
+        let broken = sink("arn:aws:sns:us-east-1:123456789012:deleted-topic");
+        broken.publish(&own).await.expect("delivered to operations");
+        assert_eq!(stack.bodies_from(&ops_queue).await.len(), 1);
+        // ...while a cluster's alert still needs its topic
+        assert!(broken.publish(&cluster).await.is_err());
+    });
+}

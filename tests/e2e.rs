@@ -102,6 +102,8 @@ fn the_binary_as_a_lambda_function_turns_the_sample_events_into_alerts() {
             ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
             // the refused attempt on a cluster's filter (39), one step down
             ("EksAuditDetector.LoggingTampered".to_owned(), "MEDIUM"),
+            // a member account's cluster, forwarded to this account (41)
+            ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
         ]
     );
 
@@ -148,20 +150,22 @@ fn the_binary_as_a_lambda_function_turns_the_sample_events_into_alerts() {
         .filter(|l| l["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "EksAuditDetector")
         .filter(|l| l["RuleId"].is_null())
         .count();
-    // and per-rule metrics carry the rule id as a dimension
+    // and per-rule metrics carry the stack (STACK_NAME unset: the default
+    // name) and the rule id as dimensions
     assert!(
         lines
             .iter()
             .any(|l| l["RuleId"] == "Amazon.EKS.Audit.PodScan"
+                && l["Stack"] == "eks-audit-detector"
                 && l["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
-                    == serde_json::json!([["RuleId"]])),
+                    == serde_json::json!([["Stack", "RuleId"]])),
         "{stdout}"
     );
     let failed = lines
         .iter()
         .filter(|l| l["fields"]["message"] == "invocation failed")
         .count();
-    assert_eq!(summaries, 42, "{stdout}");
+    assert_eq!(summaries, 43, "{stdout}");
     // (metrics are written for failed invocations too)
     assert!(failed >= 1, "{stdout}");
     assert_eq!(emf, summaries + failed, "{stdout}");

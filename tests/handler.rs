@@ -241,6 +241,13 @@ fn sample_events_raise_the_documented_alerts() {
                 false,
                 "203.0.113.66".into()
             ),
+            // a member account's cluster, forwarded to this account
+            (
+                eks_audit_detector::tamper::RULE_ID,
+                Severity::High,
+                false,
+                "203.0.113.77".into()
+            ),
         ]
     );
     // the escalation shows the request that succeeded

@@ -9,7 +9,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::aws::{endpoint, Stack};
+use common::aws::{create_bucket, endpoint, objects, s3_client, Stack};
 use common::function::Function;
 use common::runtime_api::{Outcome, RuntimeApi};
 use serde_json::Value;
@@ -67,7 +67,9 @@ fn the_function_role_in_the_template_is_enough_and_every_action_in_it_is_needed(
     // (read by tests/support/moto_server.py when this binary starts moto)
     std::env::set_var("MOTO_IAM_SKIP_SIGNATURES", "1");
     let stack = rt.block_on(Stack::new());
-    // GIVEN IAM enforced, a user with the role's actions, and one without
+    let bucket = rt.block_on(create_bucket(&s3_client(&stack.config)));
+    // GIVEN IAM enforced, a user with the role's actions (with those of the
+    // policies attached to it in organization mode), and one without
     // dynamodb:BatchGetItem
     let users = users("dynamodb:BatchGetItem");
     let actions: Vec<&str> = users["actions"]
@@ -77,13 +79,15 @@ fn the_function_role_in_the_template_is_enough_and_every_action_in_it_is_needed(
         .filter_map(Value::as_str)
         .collect();
     assert!(actions.contains(&"sns:Publish") && actions.contains(&"dynamodb:PutItem"));
+    assert!(actions.contains(&"s3:PutObject"));
     let api = RuntimeApi::start();
     let detector = key(&users, "detector");
-    let function = Function::start(
+    let function = Function::start_with(
         &api,
         &stack.table,
         &stack.topic_arn,
         (&detector.0, &detector.1),
+        &[("FAILED_RECORDS_BUCKET", &bucket)],
     );
     // WHEN a burst is handled under the role's permissions, THEN it alerts
     match api.invoke(&burst("5.5.5.5"), TIMEOUT) {
@@ -100,6 +104,12 @@ fn the_function_role_in_the_template_is_enough_and_every_action_in_it_is_needed(
         api.invoke(&schedule, TIMEOUT),
         Outcome::Response(_)
     ));
+    // and a poison Kinesis record is kept in the failed-records bucket
+    let poison = common::kinesis_event(&[None]);
+    match api.invoke(poison.as_bytes(), TIMEOUT) {
+        Outcome::Response(body) => assert!(body.contains(r#""batchItemFailures":[]"#), "{body}"),
+        other => panic!("a poison record must be skipped: {other:?}"),
+    }
     drop(function);
     // AND without one of its actions the function fails
     let short = key(&users, "short");
@@ -130,6 +140,13 @@ fn the_function_role_in_the_template_is_enough_and_every_action_in_it_is_needed(
             ))
             .load(),
     );
+    let kept = rt.block_on(objects(&s3_client(&config), &bucket));
+    assert_eq!(
+        kept.len(),
+        1,
+        "the poison record is kept under the role's permissions"
+    );
+    assert_eq!(kept[0].metadata["reason"], "poison");
     let sqs = aws_sdk_sqs::Client::new(&config);
     let received = rt
         .block_on(

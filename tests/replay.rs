@@ -90,6 +90,8 @@ fn replay_of_the_sample_events_prints_their_alerts_and_a_summary() {
             ("EksAuditDetector.LoggingTampered", "LOW"),
             // 39: a refused attempt, one step down; 40: CloudFormation, none
             ("EksAuditDetector.LoggingTampered", "MEDIUM"),
+            // 41: a member account's cluster
+            ("EksAuditDetector.LoggingTampered", "HIGH"),
         ]
     );
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -669,3 +669,18 @@ fn request_values_are_capped_and_the_alert_id_is_stable() {
     // the same record is the same alert (a redelivery dedups)
     assert_eq!(judge(&r).map(|b| b.alert_id), Some(a.alert_id));
 }
+
+#[test]
+fn a_member_accounts_tampering_forwarded_to_the_security_account_names_the_member() {
+    // GIVEN a member account's CloudTrail event, forwarded by member.yaml's
+    // rule to the security account's bus (the envelope keeps the member's
+    // account)
+    let detail = record("41-member-account-audit-logging-disabled.json");
+    assert_eq!(detail["recipientAccountId"], "111111111111");
+    // THEN it is reported with the member account and its cluster
+    let alert = judge(&detail).expect("reported");
+    assert_eq!(alert.account, "111111111111");
+    assert_eq!(alert.severity, Severity::High);
+    assert!(alert.title.contains("payments"), "{}", alert.title);
+    assert!(alert.title.contains("111111111111"), "{}", alert.title);
+}

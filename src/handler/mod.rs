@@ -175,6 +175,9 @@ pub struct Processor<S, P> {
     /// Random per instance: claim tokens and backoff jitter.
     seed: u64,
     invocations: AtomicU64,
+    /// Where failed Kinesis records are kept for replay (organization
+    /// mode with a bucket); without one they are logged.
+    keeper: Option<Arc<dyn crate::keep::RecordKeeper>>,
 }
 
 impl<S: StateStore, P: AlertSink> Processor<S, P> {
@@ -195,7 +198,15 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
             last_sweep_ms: AtomicI64::new(0),
             seed,
             invocations: AtomicU64::new(0),
+            keeper: None,
         }
+    }
+
+    /// Keeps the data of failed Kinesis records with `keeper` (see
+    /// [`crate::keep`]).
+    pub fn with_keeper(mut self, keeper: Arc<dyn crate::keep::RecordKeeper>) -> Self {
+        self.keeper = Some(keeper);
+        self
     }
 
     /// Replaces the wall clock (claims, deadlines, TTL, sweeps): tests hand

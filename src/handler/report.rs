@@ -62,6 +62,11 @@ pub struct Report {
     pub poison_records: u64,
     /// Sequence numbers of Kinesis records to retry.
     pub batch_item_failures: Vec<String>,
+    /// Failed Kinesis records whose data was kept for replay.
+    pub records_kept: u64,
+    /// Failed Kinesis records that could not be kept (a poison one's data
+    /// is then in the log; a reported one is retried either way).
+    pub keep_failures: u64,
     /// Wall time in ms.
     pub duration_ms: u64,
 }
@@ -90,6 +95,8 @@ impl Report {
         self.sweep_key_errors += other.sweep_key_errors;
         self.records += other.records;
         self.poison_records += other.poison_records;
+        self.records_kept += other.records_kept;
+        self.keep_failures += other.keep_failures;
         self.batch_item_failures
             .extend(other.batch_item_failures.iter().cloned());
         self.duration_ms += other.duration_ms;

@@ -51,6 +51,18 @@ use crate::vocab::{stable_hash, Alert, RuleId, Sample, Severity};
 /// The id alerts of this kind carry.
 pub const RULE_ID: RuleId = RuleId::new("EksAuditDetector.LoggingTampered");
 
+/// Headline of a change to one of the detector's own resources.
+const OWN_CHANGED: &str = "Detector resource changed";
+
+/// Headline of a refused attempt at one.
+const OWN_REFUSED: &str = "Detector resource change refused";
+
+/// True for an alert about the detector's own resources (also sent to the
+/// operations topic).
+pub fn concerns_the_detector(alert: &Alert) -> bool {
+    alert.rule_id == RULE_ID && (alert.headline == OWN_CHANGED || alert.headline == OWN_REFUSED)
+}
+
 /// The service principal CloudFormation acts as.
 const CLOUDFORMATION: &str = "cloudformation.amazonaws.com";
 
@@ -237,8 +249,8 @@ fn alert(detail: &Value, name: &str, params: &Value, finding: Finding) -> Alert 
     let headline = match (finding.cluster, refused.is_some()) {
         (true, false) => "EKS audit logging changed",
         (true, true) => "EKS audit logging change refused",
-        (false, false) => "Detector resource changed",
-        (false, true) => "Detector resource change refused",
+        (false, false) => OWN_CHANGED,
+        (false, true) => OWN_REFUSED,
     };
     let id = stable_hash(&[RULE_ID.as_str(), event_id]);
     Alert {

@@ -340,3 +340,61 @@ impl Stack {
         }
     }
 }
+
+/// An S3 client for moto (path-style: the bucket is not a host name here).
+pub fn s3_client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(true)
+            .build(),
+    )
+}
+
+/// A fresh bucket, as the template's FailedRecordsBucket (without its
+/// encryption and policy, which moto does not need).
+pub async fn create_bucket(s3: &aws_sdk_s3::Client) -> String {
+    let bucket = unique("failed-records");
+    s3.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("create bucket");
+    bucket
+}
+
+/// One object of a bucket: its body and user metadata.
+pub struct Object {
+    pub key: String,
+    pub body: String,
+    pub metadata: std::collections::HashMap<String, String>,
+}
+
+/// Every object of `bucket`, read back, by key.
+pub async fn objects(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<Object> {
+    let listed = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("list objects");
+    let mut out = Vec::new();
+    for o in listed.contents.unwrap_or_default() {
+        let key = o.key.expect("key");
+        let got = s3
+            .get_object()
+            .bucket(bucket)
+            .key(&key)
+            .send()
+            .await
+            .expect("get object");
+        let metadata = got.metadata.clone().unwrap_or_default();
+        let bytes = got.body.collect().await.expect("body").into_bytes();
+        out.push(Object {
+            key,
+            body: String::from_utf8(bytes.to_vec()).expect("utf-8 body"),
+            metadata,
+        });
+    }
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    out
+}

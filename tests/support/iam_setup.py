@@ -4,9 +4,10 @@ on moto's IAM enforcement.
 
 Usage: iam_setup.py ENDPOINT TEMPLATE DROP_ACTION
 
-Reads the function role's policy statements from template.yaml (the actions
-as the template declares them; moto checks actions, not resource ARNs, so the
-resources are "*") and creates:
+Reads the function role's policy statements from template.yaml, its own and
+those of the policies attached to it (organization mode's stream reading and
+failed-record keeping; the actions as the template declares them; moto checks
+actions, not resource ARNs, so the resources are "*") and creates:
 - user `detector` with exactly those actions;
 - user `short` with those actions but DROP_ACTION;
 - user `observer` allowed everything, for the test's own reads.
@@ -39,10 +40,16 @@ CfnLoader.add_multi_constructor("!", _any_tag)
 def role_actions(template_path):
     with open(template_path) as f:
         template = yaml.load(f, Loader=CfnLoader)
-    role = template["Resources"]["DetectorRole"]["Properties"]
+    resources = template["Resources"]
+    documents = [p["PolicyDocument"] for p in resources["DetectorRole"]["Properties"]["Policies"]]
+    documents += [
+        r["Properties"]["PolicyDocument"]
+        for r in resources.values()
+        if r.get("Type") == "AWS::IAM::Policy" and "DetectorRole" in r["Properties"].get("Roles", [])
+    ]
     actions = []
-    for policy in role["Policies"]:
-        for statement in policy["PolicyDocument"]["Statement"]:
+    for document in documents:
+        for statement in document["Statement"]:
             if statement.get("Effect") != "Allow":
                 continue
             listed = statement["Action"]

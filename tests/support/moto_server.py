@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Serves moto (DynamoDB, SNS, SQS) on a free loopback port for the tests.
+"""Serves moto (DynamoDB, S3, SNS, SQS) on a free loopback port for the tests.
 
 Prints "READY <port>" once the server answers, then runs until its standard
 input closes, so it ends with the test process that started it, however that
