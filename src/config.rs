@@ -91,8 +91,9 @@ pub struct DetectorResources {
     /// `AWS_LAMBDA_FUNCTION_NAME`, which Lambda sets for every function).
     pub function_name: Option<String>,
     /// The KMS key of the table, topics, queue and stream
-    /// (`DETECTOR_KEY_ARN`; an ARN or a key id).
-    pub key_arn: Option<String>,
+    /// (`DETECTOR_KEY_ARN`, comma-separated: the alert key and the
+    /// operations topic's own; ARNs or key ids).
+    pub key_arns: Vec<String>,
     /// The alert and operations topics (`DETECTOR_TOPIC_ARNS`, plus
     /// `ALERT_TOPIC_ARN`).
     pub topic_arns: Vec<String>,
@@ -120,7 +121,7 @@ impl DetectorResources {
     /// known resources are watched too.
     pub fn is_known(&self) -> bool {
         self.function_name.is_some()
-            || self.key_arn.is_some()
+            || !self.key_arns.is_empty()
             || !self.topic_arns.is_empty()
             || !self.rule_names.is_empty()
             || !self.alarm_names.is_empty()
@@ -138,7 +139,10 @@ impl DetectorResources {
             |service: &str, rest: &str| format!("arn:aws:{service}:us-east-1:123456789012:{rest}");
         Self {
             function_name: Some(SAMPLE_STACK.to_owned()),
-            key_arn: Some(arn("kms", "key/1234abcd-12ab-34cd-56ef-1234567890ab")),
+            key_arns: vec![
+                arn("kms", "key/1234abcd-12ab-34cd-56ef-1234567890ab"),
+                arn("kms", "key/5678efab-56ef-78ab-90cd-5678901234ef"),
+            ],
             topic_arns: vec![
                 arn("sns", &format!("{SAMPLE_STACK}-AlertTopic-Q1W2E3R4T5Y6")),
                 arn("sns", &format!("{SAMPLE_STACK}-OpsTopic-A9S8D7F6G5H4")),
@@ -176,7 +180,7 @@ impl DetectorResources {
         Self {
             function_name: one("DETECTOR_FUNCTION_NAME")
                 .or_else(|| one("AWS_LAMBDA_FUNCTION_NAME")),
-            key_arn: one("DETECTOR_KEY_ARN"),
+            key_arns: list("DETECTOR_KEY_ARN"),
             topic_arns,
             rule_names: list("DETECTOR_RULE_NAMES"),
             alarm_names: list("DETECTOR_ALARM_NAMES"),

@@ -684,3 +684,20 @@ fn a_member_accounts_tampering_forwarded_to_the_security_account_names_the_membe
     assert!(alert.title.contains("payments"), "{}", alert.title);
     assert!(alert.title.contains("111111111111"), "{}", alert.title);
 }
+
+#[test]
+fn disabling_the_operations_topics_own_key_is_reported_too() {
+    // GIVEN the sample DisableKey, aimed at the second key of the stack
+    let mut detail = record("11-kms-disable-key.json");
+    let ops_key = own().key_arns[1].clone();
+    detail["requestParameters"]["keyId"] = json!(ops_key);
+    detail["resources"] = json!([{ "ARN": ops_key, "type": "AWS::KMS::Key" }]);
+    // THEN it is reported like the alert key
+    let alert = judge(&detail).expect("reported");
+    assert_eq!(alert.severity, Severity::High);
+    assert!(alert.title.contains("5678efab"), "{}", alert.title);
+    // AND a key of no one's stack is not
+    detail["requestParameters"]["keyId"] = json!("arn:aws:kms:us-east-1:123456789012:key/other");
+    detail["resources"] = json!([]);
+    assert!(judge(&detail).is_none());
+}

@@ -38,20 +38,21 @@ pub(super) fn assess(
         ),
         _ => return None,
     };
-    let key = own.key_arn.as_deref()?;
     // The request names the key by id, ARN or alias; CloudTrail adds the
     // key's ARN to `resources` for the first two ways and for aliases.
     let requested = param(params, "keyId").unwrap_or_default();
-    let in_resources = record
-        .get("resources")
-        .and_then(Value::as_array)
-        .is_some_and(|rs| {
-            rs.iter()
-                .any(|r| r.get("ARN").and_then(Value::as_str) == Some(key))
-        });
-    if !(same_key(requested, key) || in_resources) {
-        return None;
-    }
+    let named = |key: &str| {
+        same_key(requested, key)
+            || record
+                .get("resources")
+                .and_then(Value::as_array)
+                .is_some_and(|rs| {
+                    rs.iter()
+                        .any(|r| r.get("ARN").and_then(Value::as_str) == Some(key))
+                })
+    };
+    // The stack's keys: the alert key and the operations topic's own.
+    let key = own.key_arns.iter().find(|k| named(k))?;
     let note = match name {
         "ScheduleKeyDeletion" => params
             .get("pendingWindowInDays")
