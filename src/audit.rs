@@ -52,6 +52,10 @@ pub struct AuditEvent<'a> {
     /// The authenticated (or anonymous) user.
     #[serde(borrow)]
     pub user: Option<UserInfo<'a>>,
+    /// Who the request acted as (`Impersonate-User` and `Impersonate-Group`
+    /// headers), when the authenticated user impersonated someone.
+    #[serde(borrow)]
+    pub impersonated_user: Option<UserInfo<'a>>,
     /// Client addresses: the connection's, possibly preceded by
     /// `X-Forwarded-For` entries. Missing, `null` and `[]` mean different things
     /// to the rules, see [`SourceIps`].
@@ -98,6 +102,9 @@ pub struct ObjectRef<'a> {
     /// Namespace of the object, if namespaced.
     #[serde(borrow)]
     pub namespace: Option<Str<'a>>,
+    /// Name of the object; absent for lists and collection deletes.
+    #[serde(borrow)]
+    pub name: Option<Str<'a>>,
 }
 
 /// The `responseStatus` object (a `metav1.Status`).

@@ -15,12 +15,14 @@
 //!   request bodies therefore do not make a message a candidate.)
 //! - PodScan needs `user.username` equal to `system:anonymous` (ASCII
 //!   case-insensitively), so the letters `anonymous` must appear in some case.
+//!   AwsAuthChanged needs `objectRef.name == "aws-auth"` and Impersonation
+//!   an `impersonatedUser` member, so those bytes must appear.
 //! - A rule that needs every event says so, and then nothing is skipped.
 //!
-//! The one way around both is a `\u00XX` escape of a digit, a letter or
-//! whitespace, which kube-apiserver never writes (it escapes only `<`, `>`,
-//! `&` and control characters). A message containing such an escape is
-//! always a candidate.
+//! The one way around them is a `\u00XX` escape of a digit, a letter, a
+//! hyphen or whitespace, which kube-apiserver never writes (it escapes only
+//! `<`, `>`, `&` and control characters). A message containing such an
+//! escape is always a candidate.
 
 use memchr::memmem::Finder;
 
@@ -48,7 +50,9 @@ impl Word {
         // Letters from rarest to most common in English-ish text and JSON.
         const RARITY: &[u8] = b"zqxjkvbpygfwmucldrhsnioate";
         let lower = word.to_ascii_lowercase().into_bytes();
-        let rank = |b: &u8| RARITY.iter().position(|r| r == b).unwrap_or(0);
+        // Anything else (the hyphen of `aws-auth`) is everywhere in JSON:
+        // never the anchor.
+        let rank = |b: &u8| RARITY.iter().position(|r| r == b).unwrap_or(RARITY.len());
         let at = (0..lower.len())
             .min_by_key(|i| rank(&lower[*i]))
             .unwrap_or(0);
@@ -108,15 +112,15 @@ impl Prefilter {
         (self.want_403 || !self.words.is_empty()) && self.has_alnum_escape(msg)
     }
 
-    /// True when `msg` has a `\u00XX` escape of an ASCII digit, letter or
-    /// whitespace character.
+    /// True when `msg` has a `\u00XX` escape of an ASCII digit, letter,
+    /// hyphen or whitespace character.
     fn has_alnum_escape(&self, msg: &[u8]) -> bool {
         self.finder_escape.find_iter(msg).any(|at| {
             match (msg.get(at + 4), msg.get(at + 5)) {
                 // 0x09, 0x0a, 0x0d: whitespace, which may surround a value
                 (Some(b'0'), Some(d)) => matches!(d, b'9' | b'a' | b'A' | b'd' | b'D'),
-                // 0x20: space
-                (Some(b'2'), Some(b'0')) => true,
+                // 0x20: space; 0x2d: the hyphen of `aws-auth`
+                (Some(b'2'), Some(d)) => matches!(d, b'0' | b'd' | b'D'),
                 // 0x30-0x39 digits
                 (Some(b'3'), Some(d)) => d.is_ascii_digit(),
                 // 0x40-0x7f: letters (and some punctuation; harmless)
@@ -167,6 +171,9 @@ mod tests {
         assert!(p.may_match(b"{\"code\" :\n\t 403 }"));
         assert!(p.may_match(br#"{\"code\":\n403}"#));
         assert!(p.may_match(br#"{"code":\u0020403}"#));
+        assert!(p.may_match(br#"{"objectRef":{"name":"aws-auth"}}"#));
+        assert!(p.may_match(br#"{"objectRef":{"name":"aws\u002dauth"}}"#));
+        assert!(p.may_match(br#"{"impersonatedUser":{"username":"system:admin"}}"#));
     }
 
     #[test]
@@ -178,6 +185,15 @@ mod tests {
         assert!(!p.may_match(b"y"));
         assert!(!p.may_match(br#"{"code":200,"image":"app:a403b","n":4030,"f":403.0,"k":[403]}"#));
         assert!(!p.may_match(b""));
+        assert!(!p.may_match(br#"{"objectRef":{"name":"coredns"},"user":{"username":"u"}}"#));
+    }
+
+    #[test]
+    fn words_are_anchored_on_a_rare_letter_not_on_a_hyphen() {
+        let w = Word::new("aws-auth");
+        assert_ne!(w.lower[w.at], b'-');
+        assert!(w.found_in(b"x AWS-Auth y"));
+        assert!(!w.found_in(b"aws_auth aws auth"));
     }
 
     #[test]

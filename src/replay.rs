@@ -279,7 +279,7 @@ pub fn render_summary(s: &ReplaySummary) -> String {
         let errors = per_rule(&scan.rule_errors, rule);
         let _ = writeln!(
             t,
-            "  {:<30} matched events {ev:<6} matches {groups:<6} rule errors {errors}",
+            "  {:<32} matched events {ev:<6} matches {groups:<6} rule errors {errors}",
             rule.as_str()
         );
     }

@@ -240,7 +240,7 @@ fn encode_str(s: &str, escape: bool) -> String {
 fn vocab() -> impl Strategy<Value = (usize, usize, usize, usize, usize, usize, bool, bool)> {
     (
         0usize..4,
-        0usize..4,
+        0usize..5,
         0usize..4,
         0usize..4,
         0usize..4,
@@ -257,9 +257,10 @@ proptest! {
     fn prefilter_never_drops_a_message_that_matches(
         (user, verb, uri, code, ip, stage, escape, reorder) in vocab(),
         broad in any::<bool>(),
+        (name, impersonated, configmaps) in (0usize..3, 0usize..3, any::<bool>()),
     ) {
         let users = ["system:anonymous", "SYSTEM:ANONYMOUS", "kubernetes-admin", "system:node:ip-10-0-1-1"];
-        let verbs = ["list", "LIST", "get", "watch"];
+        let verbs = ["list", "LIST", "get", "watch", "patch"];
         let uris = ["/api/v1/pods", "/api/v1/pods?limit=500", "/apis/apps/v1/deployments", "/healthz"];
         let codes = ["403", "200", "401", "\"403\""];
         let ips = ["5.5.5.5", "10.0.0.1", "2a03:b0c0::1", "bogus"];
@@ -272,9 +273,19 @@ proptest! {
             format!("\"verb\":{}", encode_str(verbs[verb], escape)),
             format!("\"user\":{{\"username\":{},\"groups\":[\"system:unauthenticated\"]}}", encode_str(users[user], escape)),
             format!("\"sourceIPs\":[{}]", encode_str(ips[ip], escape)),
-            format!("\"objectRef\":{{\"resource\":{}}}", encode_str("pods", escape)),
+            format!("\"objectRef\":{{\"resource\":{},\"namespace\":{},\"name\":{}}}",
+                encode_str(if configmaps { "configmaps" } else { "pods" }, escape),
+                encode_str("kube-system", escape),
+                encode_str(["aws-auth", "coredns", "AWS-AUTH"][name], escape)),
             format!("\"responseStatus\":{{\"code\":{}}}", codes[code]),
         ];
+        // AwsAuthChanged and Impersonation: an identity acted as, or none
+        match impersonated {
+            1 => fields.push(format!("\"impersonatedUser\":{{\"username\":{}}}", encode_str("system:admin", escape))),
+            2 => fields.push(format!("{}:{{\"username\":{},\"groups\":[{}]}}",
+                encode_str("impersonatedUser", escape), encode_str("dev", escape), encode_str("system:masters", escape))),
+            _ => {}
+        }
         if reorder {
             fields.reverse();
         }

@@ -1,6 +1,6 @@
-//! A new detection is one file and one registry line: this test adds a third
-//! rule, written here and nowhere else, and runs it through the whole
-//! pipeline next to the two shipped ones.
+//! A new detection is one file and one registry line: this test adds one
+//! more rule, written here and nowhere else, and runs it through the whole
+//! pipeline next to the shipped ones.
 
 mod common;
 
@@ -162,7 +162,12 @@ fn a_new_rule_can_be_disabled_by_id_like_the_others() {
     let ids: Vec<&str> = detector.rules().map(|r| r.meta().id.as_str()).collect();
     assert_eq!(
         ids,
-        ["Amazon.EKS.Audit.Multiple403", "Amazon.EKS.Audit.PodScan"]
+        [
+            "Amazon.EKS.Audit.Multiple403",
+            "Amazon.EKS.Audit.PodScan",
+            "EksAuditDetector.AwsAuthChanged",
+            "EksAuditDetector.Impersonation",
+        ]
     );
 }
 
@@ -175,4 +180,6 @@ fn unknown_disabled_rules_are_refused_naming_the_variable() {
     let e = eks_audit_detector::rules::check_disabled(&config).expect_err("unknown");
     assert_eq!(e.variable, "DISABLED_RULES");
     assert!(e.reason.contains("Amazon.EKS.Audit.PodScan"), "{e}");
+    assert!(e.reason.contains("EksAuditDetector.AwsAuthChanged"), "{e}");
+    assert!(e.reason.contains("EksAuditDetector.Impersonation"), "{e}");
 }

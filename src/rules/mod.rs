@@ -9,6 +9,8 @@
 //! Rules only look at one event; counting and windows are
 //! [`crate::window`]'s job.
 
+pub mod aws_auth;
+pub mod impersonation;
 pub mod multiple_403;
 pub mod pod_scan;
 
@@ -28,6 +30,8 @@ pub fn registry(config: &DetectorConfig) -> Vec<Box<dyn Rule>> {
     vec![
         Box::new(multiple_403::Multiple403::new(config)),
         Box::new(pod_scan::PodScan::new(config)),
+        Box::new(aws_auth::AwsAuthChanged::new()),
+        Box::new(impersonation::Impersonation::new()),
     ]
 }
 
@@ -38,8 +42,8 @@ pub enum Anchor {
     /// The JSON integer `403` as some member's value (JSON numbers cannot be
     /// escaped, so this survives any encoding of the message).
     MemberValue403,
-    /// These ASCII letters, in any case (e.g. `anonymous` for
-    /// `system:anonymous`).
+    /// These ASCII letters (and hyphens), in any case (e.g. `anonymous`
+    /// for `system:anonymous`, `aws-auth`).
     Letters(&'static str),
     /// Any line: the rule needs every event parsed.
     Always,
@@ -96,6 +100,17 @@ impl Sample {
             stage_timestamp: own(opt(&ev.stage_timestamp)),
         }
     }
+}
+
+/// True for the API server's and EKS's own identities (`system:...`,
+/// `eks:...`): nodes, controllers, service accounts and EKS's operators.
+pub fn is_system_principal(username: &str) -> bool {
+    username.starts_with("system:") || username.starts_with("eks:")
+}
+
+/// True when the API server answered 2xx: the request was carried out.
+pub fn is_success(code: Option<i64>) -> bool {
+    code.is_some_and(|c| (200..300).contains(&c))
 }
 
 /// The address that connected to the API server: the last entry of
