@@ -15,8 +15,9 @@
 //!   request bodies therefore do not make a message a candidate.)
 //! - PodScan needs `user.username` equal to `system:anonymous` (ASCII
 //!   case-insensitively), so the letters `anonymous` must appear in some case.
-//!   AwsAuthChanged needs `objectRef.name == "aws-auth"` and Impersonation
-//!   an `impersonatedUser` member, so those bytes must appear.
+//!   AwsAuthChanged needs `objectRef.name == "aws-auth"` (compared exactly)
+//!   and Impersonation an `impersonatedUser` member, so those exact bytes
+//!   must appear (a vectorised search, not a letter-by-letter one).
 //! - A rule that needs every event says so, and then nothing is skipped.
 //!
 //! The one way around them is a `\u00XX` escape of a digit, a letter, a
@@ -34,6 +35,7 @@ pub struct Prefilter {
     always: bool,
     want_403: bool,
     words: Vec<Word>,
+    exact: Vec<Finder<'static>>,
     finder_403: Finder<'static>,
     finder_escape: Finder<'static>,
 }
@@ -80,6 +82,7 @@ impl Prefilter {
             always: false,
             want_403: false,
             words: Vec::new(),
+            exact: Vec::new(),
             finder_403: Finder::new(b"403"),
             finder_escape: Finder::new(b"\\u00"),
         };
@@ -87,6 +90,7 @@ impl Prefilter {
             match rule.anchor() {
                 Anchor::MemberValue403 => p.want_403 = true,
                 Anchor::Letters(word) => p.words.push(Word::new(word)),
+                Anchor::Exact(bytes) => p.exact.push(Finder::new(bytes.as_bytes()).into_owned()),
                 Anchor::Always => p.always = true,
             }
         }
@@ -109,7 +113,11 @@ impl Prefilter {
         if self.words.iter().any(|w| w.found_in(msg)) {
             return true;
         }
-        (self.want_403 || !self.words.is_empty()) && self.has_alnum_escape(msg)
+        if self.exact.iter().any(|f| f.find(msg).is_some()) {
+            return true;
+        }
+        (self.want_403 || !self.words.is_empty() || !self.exact.is_empty())
+            && self.has_alnum_escape(msg)
     }
 
     /// True when `msg` has a `\u00XX` escape of an ASCII digit, letter,

@@ -121,7 +121,7 @@ impl Rule for AwsAuthChanged {
 
     /// `objectRef.name == "aws-auth"`.
     fn anchor(&self) -> Anchor {
-        Anchor::Letters("aws-auth")
+        Anchor::Exact("aws-auth")
     }
 
     fn headline(&self, _severity: Severity) -> &'static str {

@@ -130,7 +130,7 @@ impl Rule for Impersonation {
 
     /// The `impersonatedUser` member.
     fn anchor(&self) -> Anchor {
-        Anchor::Letters("impersonatedUser")
+        Anchor::Exact("impersonatedUser")
     }
 
     fn headline(&self, severity: Severity) -> &'static str {

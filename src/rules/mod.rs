@@ -43,8 +43,11 @@ pub enum Anchor {
     /// escaped, so this survives any encoding of the message).
     MemberValue403,
     /// These ASCII letters (and hyphens), in any case (e.g. `anonymous`
-    /// for `system:anonymous`, `aws-auth`).
+    /// for `system:anonymous`, which the rule compares case-insensitively).
     Letters(&'static str),
+    /// These bytes exactly (a member name, or a value the rule compares
+    /// exactly, e.g. `aws-auth`): found with a vectorised search.
+    Exact(&'static str),
     /// Any line: the rule needs every event parsed.
     Always,
 }
