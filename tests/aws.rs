@@ -480,38 +480,56 @@ fn a_retried_batch_completes_its_window_in_dynamodb_after_the_next_window_opened
     });
 }
 
+/// Leaves an alert undelivered in `KEY` (SNS down), then breaks the stored
+/// item the way a hand edit or an incompatible version would: `spoil`
+/// changes its state, and `keep_version` false removes its version.
+async fn spoil_item_with_an_undelivered_alert(
+    stack: &Stack,
+    spoil: impl FnOnce(&mut Value),
+    keep_version: bool,
+) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let down = processor_for(
+        stack,
+        &stack.table,
+        "arn:aws:sns:us-east-1:123456789012:gone",
+    );
+    down.handle_invoke_body(&body("s1", &burst("5.5.5.5", 10, T0, "a")))
+        .await
+        .expect_err("publish fails");
+    let mut item = stack.item(KEY).await.expect("item");
+    let Some(AttributeValue::S(json)) = item.get("state") else {
+        panic!("state attribute");
+    };
+    let mut state: Value = serde_json::from_str(json).expect("json");
+    spoil(&mut state);
+    item.insert("state".into(), AttributeValue::S(state.to_string()));
+    if !keep_version {
+        item.remove("version");
+    }
+    stack
+        .dynamodb
+        .put_item()
+        .table_name(&stack.table)
+        .set_item(Some(item))
+        .send()
+        .await
+        .expect("put");
+}
+
 #[test]
 fn an_unreadable_item_keeps_its_undelivered_alerts_and_the_key_starts_afresh() {
-    use aws_sdk_dynamodb::types::AttributeValue;
     runtime().block_on(async {
         let stack = Stack::new().await;
-        // GIVEN an alert left undelivered in a key (SNS was down)...
-        let down = processor_for(
+        // GIVEN an alert left undelivered in a key (SNS was down), whose
+        // record then became unreadable (a field of the wrong type, no
+        // version)
+        spoil_item_with_an_undelivered_alert(
             &stack,
-            &stack.table,
-            "arn:aws:sns:us-east-1:123456789012:gone",
-        );
-        down.handle_invoke_body(&body("s1", &burst("5.5.5.5", 10, T0, "a")))
-            .await
-            .expect_err("publish fails");
-        let mut item = stack.item(KEY).await.expect("item");
-        let Some(AttributeValue::S(json)) = item.get("state") else {
-            panic!("state attribute");
-        };
-        // ...whose record then became unreadable (a field of the wrong type,
-        // as a hand edit or an incompatible version leaves it)
-        let mut state: Value = serde_json::from_str(json).expect("json");
-        state["count"] = Value::from("ten");
-        item.insert("state".into(), AttributeValue::S(state.to_string()));
-        item.remove("version");
-        stack
-            .dynamodb
-            .put_item()
-            .table_name(&stack.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .expect("put");
+            |state| state["count"] = Value::from("ten"),
+            false,
+        )
+        .await;
         // WHEN the schedule runs with SNS back
         let p = processor(&stack);
         let r = p.handle_schedule().await.expect("sweep");
@@ -530,32 +548,14 @@ fn an_unreadable_item_keeps_its_undelivered_alerts_and_the_key_starts_afresh() {
 
 #[test]
 fn a_batch_on_an_unreadable_item_sets_its_alerts_aside_and_counts_afresh() {
-    use aws_sdk_dynamodb::types::AttributeValue;
     runtime().block_on(async {
         let stack = Stack::new().await;
-        let down = processor_for(
+        spoil_item_with_an_undelivered_alert(
             &stack,
-            &stack.table,
-            "arn:aws:sns:us-east-1:123456789012:gone",
-        );
-        down.handle_invoke_body(&body("s1", &burst("5.5.5.5", 10, T0, "a")))
-            .await
-            .expect_err("publish fails");
-        let mut item = stack.item(KEY).await.expect("item");
-        let Some(AttributeValue::S(json)) = item.get("state") else {
-            panic!("state attribute");
-        };
-        let mut state: Value = serde_json::from_str(json).expect("json");
-        state["window_start"] = Value::from("not a number");
-        item.insert("state".into(), AttributeValue::S(state.to_string()));
-        stack
-            .dynamodb
-            .put_item()
-            .table_name(&stack.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .expect("put");
+            |state| state["window_start"] = Value::from("not a number"),
+            true,
+        )
+        .await;
         // WHEN the next batch on the key arrives, with SNS back
         let p = processor(&stack);
         let r = p

@@ -668,6 +668,26 @@ fn a_state_record_stays_under_64_kb_whatever_the_requests_and_sns_do() {
     assert!(largest_alert < 16 * 1024, "{largest_alert} bytes");
 }
 
+/// Time-ordered matches cut at `cuts` into batches named `b0`, `b1`, ...
+fn cut_into_batches(ms: &[Match], cuts: Vec<usize>) -> Vec<(String, &[Match])> {
+    let mut bounds: Vec<usize> = cuts.into_iter().map(|c| c % (ms.len() + 1)).collect();
+    bounds.extend([0, ms.len()]);
+    bounds.sort();
+    bounds.dedup();
+    bounds
+        .windows(2)
+        .enumerate()
+        .map(|(i, w)| (format!("b{i}"), &ms[w[0]..w[1]]))
+        .collect()
+}
+
+/// The indices `0..n` in an order drawn from `order`.
+fn shuffled(n: usize, order: &[u32]) -> Vec<usize> {
+    let mut sequence: Vec<usize> = (0..n).collect();
+    sequence.sort_by_key(|i| order[i % order.len()].wrapping_mul(*i as u32 + 1));
+    sequence
+}
+
 /// Bursts of matches, each shorter than a window, separated by more than
 /// one, all inside the horizon: what a scanner coming back looks like.
 /// Returns the times, in order, and each burst's start.
@@ -720,15 +740,7 @@ proptest! {
         let p = WindowParams { threshold, window_ms: 30 * MIN, max_severity: Severity::Info };
         let ms: Vec<Match> = times.iter().map(|t| info(*t)).collect();
         // The matches, cut into batches in time order...
-        let mut bounds: Vec<usize> = cuts.into_iter().map(|c| c % (ms.len() + 1)).collect();
-        bounds.extend([0, ms.len()]);
-        bounds.sort();
-        bounds.dedup();
-        let batches: Vec<(String, &[Match])> = bounds
-            .windows(2)
-            .enumerate()
-            .map(|(i, w)| (format!("b{i}"), &ms[w[0]..w[1]]))
-            .collect();
+        let batches = cut_into_batches(&ms, cuts);
         let run = |sequence: &[usize]| {
             let mut state = None;
             let mut alerts = Vec::new();
@@ -743,8 +755,7 @@ proptest! {
         };
         let sequential: Vec<usize> = (0..batches.len()).collect();
         // ...applied in order, and in any other order
-        let mut shuffled = sequential.clone();
-        shuffled.sort_by_key(|i| order[i % order.len()].wrapping_mul(*i as u32 + 1));
+        let shuffled = shuffled(batches.len(), &order);
         let (s1, a1) = run(&sequential)?;
         let (s2, a2) = run(&shuffled)?;
         // THEN every burst alerts the same number of times and counts the same
@@ -799,17 +810,8 @@ proptest! {
             .zip(&severities)
             .map(|(t, high)| m(eks_audit_detector::rules::pod_scan::META.id, *t, if *high { Severity::High } else { Severity::Low }))
             .collect();
-        let mut bounds: Vec<usize> = cuts.into_iter().map(|c| c % (ms.len() + 1)).collect();
-        bounds.extend([0, ms.len()]);
-        bounds.sort();
-        bounds.dedup();
-        let batches: Vec<(String, &[Match])> = bounds
-            .windows(2)
-            .enumerate()
-            .map(|(i, w)| (format!("b{i}"), &ms[w[0]..w[1]]))
-            .collect();
-        let mut sequence: Vec<usize> = (0..batches.len()).collect();
-        sequence.sort_by_key(|i| order[i % order.len()].wrapping_mul(*i as u32 + 1));
+        let batches = cut_into_batches(&ms, cuts);
+        let sequence = shuffled(batches.len(), &order);
         let mut state: Option<WindowState> = None;
         for (n, &i) in sequence.iter().enumerate() {
             let (id, part) = &batches[i];

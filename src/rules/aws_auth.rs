@@ -210,10 +210,10 @@ impl Rule for AwsAuthChanged {
     fn title(&self, state: &WindowState, _severity: Severity) -> String {
         let user = state.sample.username.as_deref().unwrap_or("<NO_USERNAME>");
         let verbs: Vec<&str> = state
-            .tallies
-            .get(SUMMARY_FIELDS[0])
-            .map(|m| m.keys().map(String::as_str).collect())
-            .unwrap_or_default();
+            .tallied(SUMMARY_FIELDS[0])
+            .into_iter()
+            .map(String::as_str)
+            .collect();
         let verbs = if verbs.is_empty() {
             "<NO_VERB>".to_owned()
         } else {
@@ -229,21 +229,14 @@ impl Rule for AwsAuthChanged {
     /// Count, first and last time, and the distinct verbs, user agents and
     /// source addresses of the window.
     fn summary(&self, state: &WindowState) -> Value {
-        let values = |field: &str| -> Vec<&String> {
-            state
-                .tallies
-                .get(field)
-                .map(|m| m.keys().collect())
-                .unwrap_or_default()
-        };
         json!({
             "count": state.count,
             "firstTime": format_rfc3339(state.first_seen),
             "lastTime": format_rfc3339(state.last_seen),
             "username": state.sample.username,
-            "verbs": values(SUMMARY_FIELDS[0]),
-            "userAgents": values(SUMMARY_FIELDS[1]),
-            "sourceIPs": values(SUMMARY_FIELDS[2]),
+            "verbs": state.tallied(SUMMARY_FIELDS[0]),
+            "userAgents": state.tallied(SUMMARY_FIELDS[1]),
+            "sourceIPs": state.tallied(SUMMARY_FIELDS[2]),
         })
     }
 }

@@ -231,10 +231,9 @@ impl Rule for Impersonation {
     fn title(&self, state: &WindowState, severity: Severity) -> String {
         let user = state.sample.username.as_deref().unwrap_or("<NO_USERNAME>");
         let acted_as = state
-            .tallies
-            .get(IMPERSONATED_FIELD)
-            .and_then(|m| m.keys().next())
-            .map_or("<NO_USERNAME>", String::as_str);
+            .tallied(IMPERSONATED_FIELD)
+            .first()
+            .map_or("<NO_USERNAME>", |u| u.as_str());
         let admin = if severity >= Severity::High {
             " (cluster administrator)"
         } else {
@@ -249,24 +248,17 @@ impl Rule for Impersonation {
     /// Count, first and last time, and the distinct verbs, URIs, user
     /// agents, source addresses and groups acted as of the window.
     fn summary(&self, state: &WindowState) -> Value {
-        let values = |field: &str| -> Vec<&String> {
-            state
-                .tallies
-                .get(field)
-                .map(|m| m.keys().collect())
-                .unwrap_or_default()
-        };
         json!({
             "count": state.count,
             "firstTime": format_rfc3339(state.first_seen),
             "lastTime": format_rfc3339(state.last_seen),
             "username": state.sample.username,
-            "impersonatedUser": values(IMPERSONATED_FIELD),
-            "impersonatedGroups": values(SUMMARY_FIELDS[4]),
-            "verbs": values(SUMMARY_FIELDS[0]),
-            "requestURIs": values(SUMMARY_FIELDS[1]),
-            "userAgents": values(SUMMARY_FIELDS[2]),
-            "sourceIPs": values(SUMMARY_FIELDS[3]),
+            "impersonatedUser": state.tallied(IMPERSONATED_FIELD),
+            "impersonatedGroups": state.tallied(SUMMARY_FIELDS[4]),
+            "verbs": state.tallied(SUMMARY_FIELDS[0]),
+            "requestURIs": state.tallied(SUMMARY_FIELDS[1]),
+            "userAgents": state.tallied(SUMMARY_FIELDS[2]),
+            "sourceIPs": state.tallied(SUMMARY_FIELDS[3]),
         })
     }
 }

@@ -23,9 +23,11 @@
 //! nothing, so a sustained scanner costs no writes. Time only ever comes
 //! from the matches and the caller: no clock is read here.
 
+mod applied;
 mod outbox;
 mod past;
 
+pub use applied::{AppliedBatch, MAX_REMEMBERED_BATCHES, REMEMBERED_ID_CHARS};
 pub use outbox::{salvage_outbox, Claim, PendingAlert, MAX_OUTBOX_BYTES, MAX_PENDING_ALERTS};
 pub use past::{PastWindow, MAX_PAST_SAMPLES, MAX_PAST_WINDOWS};
 
@@ -54,14 +56,6 @@ pub const MAX_TALLY_BYTES: usize = 1024;
 /// longest timeout.
 pub const DEFAULT_HORIZON_MS: Millis = (6 * 60 + 15) * 60 * 1000;
 
-/// Hard cap on remembered batch ids per key (bounds the record size). A
-/// batch is remembered only when it changed the key, which a window allows
-/// at most its threshold plus the severities above its first alert times,
-/// and only while its matches are inside the horizon; past the cap the
-/// oldest ids go and the horizon shrinks to match, so a redelivery never
-/// counts twice (it is late instead).
-pub const MAX_REMEMBERED_BATCHES: usize = 256;
-
 /// How much earlier than the open window's start a match may be and still
 /// join it when the window has alerted (different API servers' log streams
 /// arrive out of order by seconds).
@@ -70,9 +64,6 @@ pub const LATE_TOLERANCE_MS: Millis = 5 * 60 * 1000;
 /// The most a key's record can take as JSON, whatever the requests and SNS
 /// do (checked by a test with the worst inputs).
 pub const MAX_RECORD_BYTES: usize = 64 * 1024;
-
-/// Characters of a batch id kept in the record (64 bits).
-pub const REMEMBERED_ID_CHARS: usize = 16;
 
 /// The batch whose matches are being applied.
 #[derive(Debug, Clone, Copy)]
@@ -95,17 +86,6 @@ pub struct BatchInfo<'a> {
     /// otherwise): the batch is remembered until that time is late too, so
     /// a replay that no longer needs the clamp is still recognised.
     pub stamped_until: Millis,
-}
-
-/// A batch id remembered by a key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AppliedBatch {
-    /// Batch id (its first [`REMEMBERED_ID_CHARS`] characters).
-    pub id: String,
-    /// Event time of the latest match it counted in the key (stored as
-    /// `at`): once that is late, so is all of the batch, and its id can go.
-    #[serde(rename = "at")]
-    pub at_ms: Millis,
 }
 
 /// Everything known about one (rule, dedup key).
@@ -297,6 +277,14 @@ impl WindowState {
         }
     }
 
+    /// The distinct values tallied for `field` in the open window, in order.
+    pub fn tallied(&self, field: &str) -> Vec<&String> {
+        self.tallies
+            .get(field)
+            .map(|m| m.keys().collect())
+            .unwrap_or_default()
+    }
+
     /// True when a match at `at_ms` is too old to count anywhere.
     pub fn is_late(&self, at_ms: Millis) -> bool {
         at_ms < self.late_before
@@ -319,30 +307,6 @@ impl WindowState {
         self.window_start.saturating_add(self.window_ms)
     }
 
-    /// True when the batch was applied to this key before.
-    pub fn has_applied(&self, batch_id: &str) -> bool {
-        let id = remembered_id(batch_id);
-        self.applied.iter().any(|b| b.id == id)
-    }
-
-    /// Remembers a batch that counted matches up to `at_ms`, and forgets
-    /// the batches whose matches are all late now.
-    fn remember(&mut self, batch_id: &str, at_ms: Millis) {
-        self.applied.push(AppliedBatch {
-            id: remembered_id(batch_id).to_owned(),
-            at_ms,
-        });
-        if self.applied.len() > MAX_REMEMBERED_BATCHES {
-            // Forgetting a batch makes its matches late first.
-            self.applied.sort_by_key(|b| b.at_ms);
-            let excess = self.applied.len() - MAX_REMEMBERED_BATCHES;
-            let newest_forgotten = self.applied[excess - 1].at_ms;
-            self.raise_late_before(newest_forgotten.saturating_add(1));
-        }
-        let late_before = self.late_before;
-        self.applied.retain(|b| b.at_ms >= late_before);
-    }
-
     fn add(&mut self, m: &Match) {
         self.count += 1;
         self.first_seen = self.first_seen.min(m.at_ms);
@@ -363,11 +327,6 @@ impl WindowState {
             }
         }
     }
-}
-
-/// The part of a batch id a key remembers.
-fn remembered_id(id: &str) -> &str {
-    id.get(..REMEMBERED_ID_CHARS).unwrap_or(id)
 }
 
 /// Applies one batch's matches for one key to its state.
