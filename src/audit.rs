@@ -7,10 +7,13 @@
 //! Fields the rules do not need are skipped by serde without being built.
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::fmt;
 
 use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
 
 /// A JSON string borrowed from the input where possible.
 ///
@@ -76,6 +79,34 @@ pub struct AuditEvent<'a> {
     /// When this stage was reached, as written.
     #[serde(borrow)]
     pub stage_timestamp: Option<Str<'a>>,
+    /// `annotations` (the authorizer's decision and reason, admission
+    /// plugins' notes), kept as text and read on demand.
+    #[serde(borrow)]
+    pub annotations: Option<&'a RawValue>,
+    /// `requestObject` (logged at the `Request` level and above), kept as
+    /// text and parsed on demand by the rules that look inside it.
+    #[serde(borrow)]
+    pub request_object: Option<&'a RawValue>,
+    /// `responseObject` (logged at the `RequestResponse` level).
+    #[serde(borrow)]
+    pub response_object: Option<&'a RawValue>,
+    /// The three bodies above, each parsed at most once per event.
+    #[serde(skip)]
+    pub parsed: Parsed,
+}
+
+/// The event's bodies, parsed the first time a rule asks for one. A body
+/// that is not valid JSON (or nests deeper than the parser allows) reads as
+/// absent.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    annotations: OnceCell<Option<Value>>,
+    request: OnceCell<Option<Value>>,
+    response: OnceCell<Option<Value>>,
+}
+
+fn parse_raw(raw: Option<&RawValue>) -> Option<Value> {
+    serde_json::from_str(raw?.get()).ok()
 }
 
 /// The `user` object.
@@ -105,6 +136,9 @@ pub struct ObjectRef<'a> {
     /// Name of the object; absent for lists and collection deletes.
     #[serde(borrow)]
     pub name: Option<Str<'a>>,
+    /// API group (`rbac.authorization.k8s.io`; empty or absent for core).
+    #[serde(borrow)]
+    pub api_group: Option<Str<'a>>,
 }
 
 /// The `responseStatus` object (a `metav1.Status`).
@@ -299,6 +333,66 @@ impl<'a> AuditEvent<'a> {
     pub fn resource(&self) -> Option<&str> {
         self.object_ref.as_ref()?.resource.as_ref().map(Str::as_str)
     }
+
+    /// `objectRef.subresource`, if present.
+    pub fn subresource(&self) -> Option<&str> {
+        opt(&self.object_ref.as_ref()?.subresource)
+    }
+
+    /// `objectRef.namespace`, if present.
+    pub fn namespace(&self) -> Option<&str> {
+        opt(&self.object_ref.as_ref()?.namespace)
+    }
+
+    /// `objectRef.name`, if present.
+    pub fn name(&self) -> Option<&str> {
+        opt(&self.object_ref.as_ref()?.name)
+    }
+
+    /// `objectRef.apiGroup`, if present.
+    pub fn api_group(&self) -> Option<&str> {
+        opt(&self.object_ref.as_ref()?.api_group)
+    }
+
+    /// `annotations`, parsed on first use.
+    pub fn annotations(&self) -> Option<&Value> {
+        self.parsed
+            .annotations
+            .get_or_init(|| parse_raw(self.annotations))
+            .as_ref()
+    }
+
+    /// One annotation's string value, e.g. `authorization.k8s.io/decision`.
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.annotations()?.get(key)?.as_str()
+    }
+
+    /// `requestObject`, parsed on first use.
+    pub fn request_object(&self) -> Option<&Value> {
+        self.parsed
+            .request
+            .get_or_init(|| parse_raw(self.request_object))
+            .as_ref()
+    }
+
+    /// `responseObject`, parsed on first use.
+    pub fn response_object(&self) -> Option<&Value> {
+        self.parsed
+            .response
+            .get_or_init(|| parse_raw(self.response_object))
+            .as_ref()
+    }
+}
+
+/// The value at `keys` inside `v` (object members only), like Panther's
+/// `deep_get`.
+pub fn at<'v>(v: Option<&'v Value>, keys: &[&str]) -> Option<&'v Value> {
+    keys.iter().try_fold(v?, |v, k| v.get(*k))
+}
+
+/// The string at `keys` inside `v`.
+pub fn str_at<'v>(v: Option<&'v Value>, keys: &[&str]) -> Option<&'v str> {
+    at(v, keys)?.as_str()
 }
 
 /// Field helper: the string or `None`.

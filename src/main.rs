@@ -68,7 +68,7 @@ fn replay_main(args: &[String]) -> ExitCode {
         }
     };
     let mut config = match DetectorConfig::from_lookup(|k| std::env::var(k).ok())
-        .and_then(|c| eks_audit_detector::rules::check_disabled(&c).map(|()| c))
+        .and_then(|c| eks_audit_detector::rules::check_rules(&c).map(|()| c))
     {
         Ok(c) => c,
         Err(e) => {

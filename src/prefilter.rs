@@ -17,7 +17,11 @@
 //!   case-insensitively), so the letters `anonymous` must appear in some case.
 //!   AwsAuthChanged needs `objectRef.name == "aws-auth"` (compared exactly)
 //!   and Impersonation an `impersonatedUser` member, so those exact bytes
-//!   must appear (a vectorised search, not a letter-by-letter one).
+//!   must appear. The catalog's rules name the values they compare exactly
+//!   (`pods` and `create`, `secrets`, ...), in groups that must all appear.
+//!   Every exact string of every enabled rule is looked for in one pass (an
+//!   Aho-Corasick automaton, vectorised for small sets), whatever the
+//!   number of rules.
 //! - A rule that needs every event says so, and then nothing is skipped.
 //!
 //! The one way around them is a `\u00XX` escape of a digit, a letter, a
@@ -25,6 +29,7 @@
 //! `<`, `>`, `&` and control characters). A message containing such an
 //! escape is always a candidate.
 
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use memchr::memmem::Finder;
 
 use crate::rules::{Anchor, Detector};
@@ -35,9 +40,84 @@ pub struct Prefilter {
     always: bool,
     want_403: bool,
     words: Vec<Word>,
-    exact: Vec<Finder<'static>>,
+    exact: Option<Exact>,
     finder_403: Finder<'static>,
     finder_escape: Finder<'static>,
+}
+
+/// The exact strings of every enabled rule, in groups of strings that must
+/// appear together, found in one pass.
+#[derive(Debug, Clone)]
+struct Exact {
+    automaton: AhoCorasick,
+    /// Each group as a set of pattern ids (at most 128 patterns).
+    groups: Vec<u128>,
+}
+
+/// Most distinct exact strings the prefilter tracks; beyond it every line
+/// is a candidate (no rule set comes near).
+const MAX_EXACT_PATTERNS: usize = 128;
+
+impl Exact {
+    /// `None` when the groups cannot be tracked (too many strings, or an
+    /// empty group or string, which would match anything).
+    fn new(groups: &[Vec<&'static str>]) -> Option<Self> {
+        let mut patterns: Vec<&'static str> = Vec::new();
+        let mut sets = Vec::with_capacity(groups.len());
+        for group in groups {
+            if group.is_empty() {
+                return None;
+            }
+            let mut set = 0u128;
+            for s in group {
+                if s.is_empty() {
+                    return None;
+                }
+                let id = match patterns.iter().position(|p| p == s) {
+                    Some(id) => id,
+                    None => {
+                        patterns.push(s);
+                        patterns.len() - 1
+                    }
+                };
+                if id >= MAX_EXACT_PATTERNS {
+                    return None;
+                }
+                set |= 1u128 << id;
+            }
+            if !sets.contains(&set) {
+                sets.push(set);
+            }
+        }
+        // A group that contains another can never decide alone.
+        let groups: Vec<u128> = sets
+            .iter()
+            .copied()
+            .filter(|g| !sets.iter().any(|o| o != g && o & g == *o))
+            .collect();
+        let automaton = AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(&patterns)
+            .ok()?;
+        Some(Self { automaton, groups })
+    }
+
+    /// True when every string of some group is in `msg`.
+    fn found_in(&self, msg: &[u8]) -> bool {
+        let mut found = 0u128;
+        for m in self.automaton.find_overlapping_iter(msg) {
+            let bit = 1u128 << m.pattern().as_usize();
+            if found & bit != 0 {
+                continue;
+            }
+            found |= bit;
+            if self.groups.iter().any(|g| g & found == *g) {
+                return true;
+            }
+        }
+        false
+    }
 }
 
 /// Letters to find in any case, searched from their rarest letter.
@@ -82,16 +162,24 @@ impl Prefilter {
             always: false,
             want_403: false,
             words: Vec::new(),
-            exact: Vec::new(),
+            exact: None,
             finder_403: Finder::new(b"403"),
             finder_escape: Finder::new(b"\\u00"),
         };
+        let mut groups: Vec<Vec<&'static str>> = Vec::new();
         for rule in detector.rules() {
             match rule.anchor() {
                 Anchor::MemberValue403 => p.want_403 = true,
                 Anchor::Letters(word) => p.words.push(Word::new(word)),
-                Anchor::Exact(bytes) => p.exact.push(Finder::new(bytes.as_bytes()).into_owned()),
+                Anchor::Exact(bytes) => groups.push(vec![bytes]),
+                Anchor::AnyOf(list) => groups.extend(list.iter().map(|g| g.to_vec())),
                 Anchor::Always => p.always = true,
+            }
+        }
+        if !groups.is_empty() {
+            match Exact::new(&groups) {
+                Some(exact) => p.exact = Some(exact),
+                None => p.always = true,
             }
         }
         p
@@ -113,10 +201,10 @@ impl Prefilter {
         if self.words.iter().any(|w| w.found_in(msg)) {
             return true;
         }
-        if self.exact.iter().any(|f| f.find(msg).is_some()) {
+        if self.exact.as_ref().is_some_and(|e| e.found_in(msg)) {
             return true;
         }
-        (self.want_403 || !self.words.is_empty() || !self.exact.is_empty())
+        (self.want_403 || !self.words.is_empty() || self.exact.is_some())
             && self.has_alnum_escape(msg)
     }
 

@@ -100,11 +100,38 @@ impl Severity {
     }
 }
 
+/// Where a rule comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Source {
+    /// Panther's catalog (`panther-labs/panther-analysis`), ported.
+    Panther,
+    /// Splunk's security content, ported.
+    Splunk,
+    /// This project's own.
+    Project,
+    /// Written by the user.
+    User,
+}
+
+impl Source {
+    /// `Panther`, `Splunk`, `eks-audit-detector`, `user`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Panther => "Panther",
+            Source::Splunk => "Splunk",
+            Source::Project => "eks-audit-detector",
+            Source::User => "user",
+        }
+    }
+}
+
 /// What a rule is, independent of any event: what the alert tells people.
 #[derive(Debug)]
 pub struct RuleMeta {
     /// Public rule id.
     pub id: RuleId,
+    /// Where it comes from.
+    pub source: Source,
     /// Human-readable name, as in the original catalog.
     pub name: &'static str,
     /// MITRE ATT&CK technique(s).

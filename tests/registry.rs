@@ -14,7 +14,8 @@ use eks_audit_detector::net::CidrList;
 use eks_audit_detector::rules::{registry, Anchor, Detector, Rule};
 use eks_audit_detector::store::memory::MemoryStore;
 use eks_audit_detector::vocab::{
-    EventContext, Match, MatchedEvent, RuleId, RuleMeta, Sample, Severity, Verdict, WindowParams,
+    EventContext, Match, MatchedEvent, RuleId, RuleMeta, Sample, Severity, Source, Verdict,
+    WindowParams,
 };
 use eks_audit_detector::window::WindowState;
 use serde_json::{json, Value};
@@ -26,6 +27,7 @@ struct AnonymousApiAccess;
 
 static META: RuleMeta = RuleMeta {
     id: RuleId::new("Test.EKS.AnonymousAPIAccess"),
+    source: Source::User,
     name: "EKS anonymous API access (test rule)",
     mitre: "TA0001:T1190",
     reference:
@@ -177,7 +179,7 @@ fn unknown_disabled_rules_are_refused_naming_the_variable() {
         disabled_rules: vec!["Amazon.EKS.Audit.Nope".into()],
         ..DetectorConfig::default()
     };
-    let e = eks_audit_detector::rules::check_disabled(&config).expect_err("unknown");
+    let e = eks_audit_detector::rules::check_rules(&config).expect_err("unknown");
     assert_eq!(e.variable, "DISABLED_RULES");
     assert!(e.reason.contains("Amazon.EKS.Audit.PodScan"), "{e}");
     assert!(e.reason.contains("EksAuditDetector.AwsAuthChanged"), "{e}");

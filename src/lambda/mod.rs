@@ -65,7 +65,7 @@ impl LambdaConfig {
             });
         }
         let detector = DetectorConfig::from_lookup(&lookup)?;
-        crate::rules::check_disabled(&detector)?;
+        crate::rules::check_rules(&detector)?;
         let ops_topic_arn = lookup("OPS_TOPIC_ARN").filter(|v| !v.trim().is_empty());
         if let Some(ops) = &ops_topic_arn {
             if !ops.starts_with("arn:") {

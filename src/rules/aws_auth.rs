@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::multiple_403::minutes;
+use super::minutes;
 use super::{
     connection_address, connection_allowlisted, first_and_last, is_success, is_system_principal,
     Anchor, Rule,
@@ -28,13 +28,15 @@ use crate::bounded::cap;
 use crate::net::CidrList;
 use crate::time::format_rfc3339;
 use crate::vocab::{
-    EventContext, Match, MatchedEvent, RuleId, RuleMeta, Sample, Severity, Verdict, WindowParams,
+    EventContext, Match, MatchedEvent, RuleId, RuleMeta, Sample, Severity, Source, Verdict,
+    WindowParams,
 };
 use crate::window::WindowState;
 
 /// Rule metadata.
 pub static META: RuleMeta = RuleMeta {
     id: RuleId::new("EksAuditDetector.AwsAuthChanged"),
+    source: Source::Project,
     name: "EKS aws-auth ConfigMap changed",
     mitre: "TA0003:T1098, TA0004:T1098",
     reference: "https://docs.aws.amazon.com/eks/latest/userguide/auth-configmap.html",

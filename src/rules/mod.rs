@@ -10,15 +10,21 @@
 //! [`crate::window`]'s job.
 
 pub mod aws_auth;
+pub mod catalog;
+pub mod configured;
 pub mod impersonation;
 pub mod multiple_403;
+pub mod panther;
 pub mod pod_scan;
 
 use serde_json::Value;
 
 use crate::audit::{opt, AuditEvent, Str};
 use crate::bounded::cap;
-use crate::config::{ConfigError, DetectorConfig};
+use crate::config::DetectorConfig;
+
+use catalog::Catalog;
+pub use configured::{check_rules, check_rules_against, minutes, Configured};
 use crate::net::CidrList;
 use crate::vocab::{
     EventContext, Match, RuleId, RuleMeta, Sample, SampleStatus, Severity, Verdict, WindowParams,
@@ -32,6 +38,7 @@ pub fn registry(config: &DetectorConfig) -> Vec<Box<dyn Rule>> {
         Box::new(pod_scan::PodScan::new(config)),
         Box::new(aws_auth::AwsAuthChanged::new()),
         Box::new(impersonation::Impersonation::new()),
+        Box::new(Catalog::new(panther::role_wildcard::RoleWildcard)),
     ]
 }
 
@@ -48,6 +55,11 @@ pub enum Anchor {
     /// These bytes exactly (a member name, or a value the rule compares
     /// exactly, e.g. `aws-auth`): found with a vectorised search.
     Exact(&'static str),
+    /// Any of these groups, each of whose strings must all appear exactly
+    /// (e.g. `[["create", "pods"]]` for a rule on pod creation, or
+    /// `[["roles"], ["rolebindings"]]`): every group of every enabled rule
+    /// is looked for in the same pass.
+    AnyOf(&'static [&'static [&'static str]]),
     /// Any line: the rule needs every event parsed.
     Always,
 }
@@ -83,6 +95,30 @@ pub trait Rule: std::fmt::Debug + Send + Sync {
 
     /// What happened in a few words, for the subject line.
     fn headline(&self, severity: Severity) -> &'static str;
+
+    /// Whether it runs when no setting says otherwise (Panther ships some
+    /// rules off; `ENABLED_RULES` turns them on).
+    fn enabled_by_default(&self) -> bool {
+        true
+    }
+
+    /// Its own settings beyond the common ones (see
+    /// [`crate::config::rule_settings`]): each name with the values it
+    /// takes (none listed: any text).
+    fn options(&self) -> &'static [RuleOption] {
+        &[]
+    }
+}
+
+/// A rule-specific setting: its name and the values it accepts.
+#[derive(Debug, Clone, Copy)]
+pub struct RuleOption {
+    /// The member name in `RULE_SETTINGS`.
+    pub name: &'static str,
+    /// Accepted values (compared case-insensitively); empty: any.
+    pub values: &'static [&'static str],
+    /// What it does.
+    pub doc: &'static str,
 }
 
 impl Sample {
@@ -173,12 +209,14 @@ impl Detector {
         Self::with_rules(config, rules)
     }
 
-    /// Builds a detector from the given rules (those named in
-    /// `DISABLED_RULES` are left out): how a rule of your own is tried.
+    /// Builds a detector from the given rules, those that are enabled
+    /// (see [`DetectorConfig::enabled`]), each with its settings applied:
+    /// how a rule of your own is tried.
     pub fn with_rules(config: DetectorConfig, rules: Vec<Box<dyn Rule>>) -> Self {
         let rules = rules
             .into_iter()
-            .filter(|r| config.enabled(r.meta().id.as_str()))
+            .filter(|r| config.enabled(r.meta().id.as_str(), r.enabled_by_default()))
+            .map(|r| Box::new(Configured::new(r, &config)) as Box<dyn Rule>)
             .collect();
         Self { config, rules }
     }
@@ -212,23 +250,4 @@ impl Detector {
             record(rule.meta().id, rule.evaluate(ev, ctx, allow, out));
         }
     }
-}
-
-/// Checks `DISABLED_RULES` against the registry: a typo stops the function
-/// at start-up instead of silently leaving a rule on.
-pub fn check_disabled(config: &DetectorConfig) -> Result<(), ConfigError> {
-    let known: Vec<&'static str> = registry(config)
-        .iter()
-        .map(|r| r.meta().id.as_str())
-        .collect();
-    for name in &config.disabled_rules {
-        if !known.iter().any(|k| k.eq_ignore_ascii_case(name)) {
-            return Err(ConfigError {
-                variable: "DISABLED_RULES",
-                value: config.disabled_rules.join(","),
-                reason: format!("unknown rule '{name}' (known: {})", known.join(", ")),
-            });
-        }
-    }
-    Ok(())
 }

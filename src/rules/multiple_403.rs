@@ -17,19 +17,21 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::{connection_address, connection_allowlisted, first_and_last, Anchor, Rule};
+use super::{minutes, connection_address, connection_allowlisted, first_and_last, Anchor, Rule};
 use crate::audit::{opt, AuditEvent, SourceIps};
 use crate::bounded::cap;
 use crate::config::{DetectorConfig, SourceAddress};
 use crate::net::{self, CidrList};
 use crate::vocab::{
-    EventContext, Match, MatchedEvent, RuleId, RuleMeta, Sample, Severity, Verdict, WindowParams,
+    EventContext, Match, MatchedEvent, RuleId, RuleMeta, Sample, Severity, Source, Verdict,
+    WindowParams,
 };
 use crate::window::WindowState;
 
 /// Rule metadata.
 pub static META: RuleMeta = RuleMeta {
     id: RuleId::new("Amazon.EKS.Audit.Multiple403"),
+    source: Source::Panther,
     name: "EKS Audit Log based single sourceIP is generating multiple 403s",
     mitre: "TA0007:T1613",
     reference: "https://aws.github.io/aws-eks-best-practices/security/docs/detective/",
@@ -135,12 +137,6 @@ pub fn title(ev: &AuditEvent<'_>, cluster: &str, ip: &str) -> String {
     )
 }
 
-/// Minutes as milliseconds, saturating.
-pub(crate) fn minutes(m: u64) -> i64 {
-    i64::try_from(m)
-        .unwrap_or(i64::MAX / 60_000)
-        .saturating_mul(60_000)
-}
 
 impl Rule for Multiple403 {
     fn meta(&self) -> &'static RuleMeta {

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::multiple_403::minutes;
+use super::minutes;
 use super::{connection_allowlisted, first_and_last, Anchor, Rule};
 use crate::audit::{opt, AuditEvent, SourceIps, Str};
 use crate::bounded::cap;
@@ -27,13 +27,15 @@ use crate::config::{DetectorConfig, PodScanMatch, SourceAddress};
 use crate::net::CidrList;
 use crate::time::format_rfc3339;
 use crate::vocab::{
-    EventContext, Match, MatchedEvent, RuleId, RuleMeta, Sample, Severity, Verdict, WindowParams,
+    EventContext, Match, MatchedEvent, RuleId, RuleMeta, Sample, Severity, Source, Verdict,
+    WindowParams,
 };
 use crate::window::WindowState;
 
 /// Rule metadata.
 pub static META: RuleMeta = RuleMeta {
     id: RuleId::new("Amazon.EKS.Audit.PodScan"),
+    source: Source::Splunk,
     name: "Amazon EKS Kubernetes Pod scan detection",
     mitre: "T1526",
     reference: "https://research.splunk.com/cloud/dbfca1dd-b8e5-4ba4-be0e-e565e5d62002/",

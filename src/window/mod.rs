@@ -49,6 +49,11 @@ pub const MAX_DISTINCT_VALUES: usize = 20;
 /// agents).
 pub const MAX_TALLY_BYTES: usize = 1024;
 
+/// The tally of a window that holds the distinct values (as hashes) a
+/// rule with a distinct-value threshold has seen; it holds up to
+/// [`MAX_DISTINCT_VALUES`], which bounds such a rule's threshold.
+pub const UNIQUE_FIELD: &str = "#unique";
+
 /// How far back (event time, from the open window's start) a late match
 /// still counts, unless configured otherwise (`LATE_HORIZON_MINUTES`): the
 /// longest a batch can come back, Lambda's 6 hours of asynchronous retries
@@ -308,7 +313,18 @@ impl WindowState {
     }
 
     fn add(&mut self, m: &Match) {
-        self.count += 1;
+        // A rule that counts distinct values (Panther's `unique()`) counts a
+        // value seen before in this window only once.
+        let repeat = m.facts.iter().any(|(f, v)| {
+            *f == UNIQUE_FIELD
+                && self
+                    .tallies
+                    .get(UNIQUE_FIELD)
+                    .is_some_and(|seen| seen.contains_key(v))
+        });
+        if !repeat {
+            self.count += 1;
+        }
         self.first_seen = self.first_seen.min(m.at_ms);
         self.last_seen = self.last_seen.max(m.at_ms);
         self.fanout_dropped += m.event.dropped;

@@ -4,6 +4,12 @@
 //! lookup function instead of reading the process environment, so it is pure
 //! and testable; every error names the variable that is wrong.
 
+pub mod rule_settings;
+
+use std::collections::BTreeMap;
+
+pub use rule_settings::RuleSettings;
+
 use crate::net::CidrList;
 
 /// How strictly the pod-scan rule compares `requestURI`.
@@ -60,8 +66,15 @@ pub struct DetectorConfig {
     /// never match any rule (own scanners, VPN egress).
     pub allow_source_cidrs: CidrList,
     /// Ids of rules that do not run (checked against the registry by
-    /// [`crate::rules::check_disabled`]).
+    /// [`crate::rules::check_rules`]).
     pub disabled_rules: Vec<String>,
+    /// Ids of rules that run although they are off by default
+    /// (`ENABLED_RULES`).
+    pub enabled_rules: Vec<String>,
+    /// Per-rule settings by rule id (`RULE_SETTINGS` or
+    /// `RULE_SETTINGS_FILE`), checked against the registry by
+    /// [`crate::rules::check_rules`].
+    pub rule_settings: BTreeMap<String, RuleSettings>,
     /// Largest decompressed payload accepted, in bytes.
     pub max_decompressed_bytes: usize,
     /// How far back a late match still counts in its own window, in
@@ -217,6 +230,8 @@ impl Default for DetectorConfig {
             organization_mode: false,
             allow_source_cidrs: CidrList::default(),
             disabled_rules: Vec::new(),
+            enabled_rules: Vec::new(),
+            rule_settings: BTreeMap::new(),
             max_decompressed_bytes: 64 * 1024 * 1024,
             late_horizon_minutes: DEFAULT_LATE_HORIZON_MINUTES,
             silent_minutes: 60,
@@ -322,12 +337,25 @@ impl DetectorConfig {
                 CidrList::parse(&v).map_err(|reason| err("ALLOW_SOURCE_CIDRS", &v, reason))?;
         }
         if let Some(v) = get("DISABLED_RULES") {
-            for name in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-                if !cfg.enabled(name) {
-                    continue;
-                }
-                cfg.disabled_rules.push(name.to_owned());
+            cfg.disabled_rules = id_list(&v);
+        }
+        if let Some(v) = get("ENABLED_RULES") {
+            cfg.enabled_rules = id_list(&v);
+        }
+        if let Some(v) = get("RULE_SETTINGS") {
+            cfg.rule_settings = rule_settings::parse("RULE_SETTINGS", &v)?;
+        }
+        if let Some(path) = get("RULE_SETTINGS_FILE") {
+            if !cfg.rule_settings.is_empty() {
+                return Err(err(
+                    "RULE_SETTINGS_FILE",
+                    &path,
+                    "RULE_SETTINGS is set too: use one or the other",
+                ));
             }
+            let text = std::fs::read_to_string(path.trim())
+                .map_err(|e| err("RULE_SETTINGS_FILE", &path, format!("cannot read it: {e}")))?;
+            cfg.rule_settings = rule_settings::parse("RULE_SETTINGS_FILE", &text)?;
         }
         // A batch must fit the function's memory: the decompressed text, the
         // parsed events and their matches take a few times its size.
@@ -363,13 +391,38 @@ impl DetectorConfig {
         Ok(cfg)
     }
 
-    /// True unless the rule is listed in `DISABLED_RULES` (case-insensitive).
-    pub fn enabled(&self, rule_id: &str) -> bool {
-        !self
-            .disabled_rules
-            .iter()
-            .any(|d| d.eq_ignore_ascii_case(rule_id))
+    /// Whether a rule runs: its `enabled` setting if it has one, else off
+    /// when listed in `DISABLED_RULES`, on when listed in `ENABLED_RULES`,
+    /// else its own default (ids compare case-insensitively).
+    pub fn enabled(&self, rule_id: &str, by_default: bool) -> bool {
+        let listed = |list: &[String]| list.iter().any(|d| d.eq_ignore_ascii_case(rule_id));
+        if let Some(on) = self.settings(rule_id).and_then(|s| s.enabled) {
+            return on;
+        }
+        if listed(&self.disabled_rules) {
+            return false;
+        }
+        by_default || listed(&self.enabled_rules)
     }
+
+    /// A rule's settings, if `RULE_SETTINGS` has any for it.
+    pub fn settings(&self, rule_id: &str) -> Option<&RuleSettings> {
+        self.rule_settings
+            .iter()
+            .find(|(id, _)| id.eq_ignore_ascii_case(rule_id))
+            .map(|(_, s)| s)
+    }
+}
+
+/// A comma-separated list of rule ids, without blanks or repeats.
+fn id_list(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        if !out.iter().any(|o| o.eq_ignore_ascii_case(name)) {
+            out.push(name.to_owned());
+        }
+    }
+    out
 }
 
 #[cfg(test)]
