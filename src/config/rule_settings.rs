@@ -62,8 +62,7 @@ pub fn parse(
             text.len()
         )));
     }
-    let doc: Value = serde_json::from_str(text)
-        .map_err(|e| fail(format!("not JSON: {e}")))?;
+    let doc: Value = serde_json::from_str(text).map_err(|e| fail(format!("not JSON: {e}")))?;
     let Value::Object(rules) = doc else {
         return Err(fail("expected an object keyed by rule id".into()));
     };
@@ -76,13 +75,21 @@ pub fn parse(
         for (key, value) in members {
             let bad = |what: &str| fail(format!("rule '{id}': '{key}' {what}"));
             match key.as_str() {
-                "enabled" => s.enabled = Some(value.as_bool().ok_or_else(|| bad("expects true or false"))?),
+                "enabled" => {
+                    s.enabled = Some(
+                        value
+                            .as_bool()
+                            .ok_or_else(|| bad("expects true or false"))?,
+                    )
+                }
                 "threshold" => {
                     s.threshold = Some(
                         value
                             .as_u64()
                             .filter(|n| (1..=MAX_THRESHOLD).contains(n))
-                            .ok_or_else(|| bad(&format!("expects a whole number from 1 to {MAX_THRESHOLD}")))?,
+                            .ok_or_else(|| {
+                                bad(&format!("expects a whole number from 1 to {MAX_THRESHOLD}"))
+                            })?,
                     )
                 }
                 "dedup_minutes" => {
@@ -90,7 +97,11 @@ pub fn parse(
                         value
                             .as_u64()
                             .filter(|n| (1..=MAX_DEDUP_MINUTES).contains(n))
-                            .ok_or_else(|| bad(&format!("expects a whole number from 1 to {MAX_DEDUP_MINUTES}")))?,
+                            .ok_or_else(|| {
+                                bad(&format!(
+                                    "expects a whole number from 1 to {MAX_DEDUP_MINUTES}"
+                                ))
+                            })?,
                     )
                 }
                 "severity" => {

@@ -23,23 +23,23 @@ use crate::audit::{opt, AuditEvent, Str};
 use crate::bounded::cap;
 use crate::config::DetectorConfig;
 
-use catalog::Catalog;
-pub use configured::{check_rules, check_rules_against, minutes, Configured};
 use crate::net::CidrList;
 use crate::vocab::{
     EventContext, Match, RuleId, RuleMeta, Sample, SampleStatus, Severity, Verdict, WindowParams,
 };
 use crate::window::WindowState;
+pub use configured::{check_rules, check_rules_against, minutes, Configured};
 
 /// Every rule there is, built from the settings. One line per rule.
 pub fn registry(config: &DetectorConfig) -> Vec<Box<dyn Rule>> {
-    vec![
+    let mut rules: Vec<Box<dyn Rule>> = vec![
         Box::new(multiple_403::Multiple403::new(config)),
         Box::new(pod_scan::PodScan::new(config)),
         Box::new(aws_auth::AwsAuthChanged::new()),
         Box::new(impersonation::Impersonation::new()),
-        Box::new(Catalog::new(panther::role_wildcard::RoleWildcard)),
-    ]
+    ];
+    rules.extend(panther::rules());
+    rules
 }
 
 /// What a line's raw bytes must contain for a rule to possibly match it:

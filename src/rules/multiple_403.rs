@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::{minutes, connection_address, connection_allowlisted, first_and_last, Anchor, Rule};
+use super::{connection_address, connection_allowlisted, first_and_last, minutes, Anchor, Rule};
 use crate::audit::{opt, AuditEvent, SourceIps};
 use crate::bounded::cap;
 use crate::config::{DetectorConfig, SourceAddress};
@@ -136,7 +136,6 @@ pub fn title(ev: &AuditEvent<'_>, cluster: &str, ip: &str) -> String {
         "[{ip}] received [403] when executing [{verb}] for resource [{resource}] in ns [{ns}] on [{cluster}] as [{user}]"
     )
 }
-
 
 impl Rule for Multiple403 {
     fn meta(&self) -> &'static RuleMeta {

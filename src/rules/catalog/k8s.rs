@@ -8,8 +8,12 @@ use serde_json::Value;
 use crate::audit::{at, str_at, AuditEvent};
 
 /// Namespaces where privileged workloads are expected.
-pub const SYSTEM_NAMESPACES: [&str; 4] =
-    ["kube-system", "gke-system", "kube-node-lease", "kube-public"];
+pub const SYSTEM_NAMESPACES: [&str; 4] = [
+    "kube-system",
+    "gke-system",
+    "kube-node-lease",
+    "kube-public",
+];
 
 /// Host paths whose mounting gives a pod the node.
 pub const SENSITIVE_HOSTPATHS: [&str; 12] = [

@@ -1,0 +1,9 @@
+//! Who reaches the API and how: anonymous and public-address access, refused and bulk secret reads, known-bad addresses.
+
+use crate::rules::catalog::Catalog;
+use crate::rules::Rule;
+
+/// The group's rules, one line each.
+pub fn rules() -> Vec<Box<dyn Rule>> {
+    vec![]
+}

@@ -1,0 +1,11 @@
+//! Permissions and credentials: roles and bindings, admission webhooks, certificates and tokens, exposed services and ingresses.
+
+use crate::rules::catalog::Catalog;
+use crate::rules::Rule;
+
+pub mod role_wildcard;
+
+/// The group's rules, one line each.
+pub fn rules() -> Vec<Box<dyn Rule>> {
+    vec![Box::new(Catalog::new(role_wildcard::RoleWildcard))]
+}
