@@ -179,16 +179,11 @@ pub fn check_rules_against(
                     ),
                 });
             };
-            if !option.values.is_empty()
-                && !option.values.iter().any(|v| v.eq_ignore_ascii_case(text))
-            {
+            if let Err(why) = option.kind.check(text) {
                 return Err(ConfigError {
                     variable: "RULE_SETTINGS",
                     value: value(),
-                    reason: format!(
-                        "rule '{id}': '{name}' expects one of {}, not '{text}'",
-                        option.values.join(", ")
-                    ),
+                    reason: format!("rule '{id}': '{name}' {why} (got '{text}')"),
                 });
             }
         }

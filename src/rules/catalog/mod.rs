@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
-use super::{connection_address, connection_allowlisted, first_and_last, minutes, Anchor, Rule};
+use super::{
+    connection_address, connection_allowlisted, first_and_last, minutes, Anchor, Rule, RuleOption,
+};
 use crate::audit::{opt, AuditEvent};
 use crate::bounded::cap;
 use crate::net::CidrList;
@@ -108,6 +110,12 @@ pub trait EventRule: std::fmt::Debug + Send + Sync + 'static {
     /// The hit, if the event matches. `cluster` is the cluster label
     /// (Panther's `p_source_label`).
     fn check(&self, ev: &AuditEvent<'_>, cluster: &str) -> Option<Hit>;
+
+    /// Its own settings (see [`Rule::options`]); read them in the rule's
+    /// constructor with [`crate::rules::option`].
+    fn options(&self) -> &'static [RuleOption] {
+        &[]
+    }
 }
 
 /// The context fields every catalog alert tallies, in the order of
@@ -201,6 +209,10 @@ impl<R: EventRule> Rule for Catalog<R> {
 
     fn headline(&self, _severity: Severity) -> &'static str {
         self.rule.spec().meta.name
+    }
+
+    fn options(&self) -> &'static [RuleOption] {
+        self.rule.options()
     }
 
     fn evaluate(

@@ -12,11 +12,12 @@ pub mod pods;
 pub mod rbac;
 
 use super::Rule;
+use crate::config::DetectorConfig;
 
-/// Every ported rule, group by group.
-pub fn rules() -> Vec<Box<dyn Rule>> {
-    let mut out = access::rules();
-    out.extend(pods::rules());
-    out.extend(rbac::rules());
+/// Every ported rule, group by group, built from the settings.
+pub fn rules(config: &DetectorConfig) -> Vec<Box<dyn Rule>> {
+    let mut out = access::rules(config);
+    out.extend(pods::rules(config));
+    out.extend(rbac::rules(config));
     out
 }
