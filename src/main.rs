@@ -23,26 +23,39 @@ usage:
       logs, with in-memory state. A directory means every file in it and in its
       subdirectories; - reads standard input. Alerts are printed as JSON lines on
       stdout, a summary on stderr.
+      --summary json prints the summary as one JSON document instead.
+  eks-audit-detector rules list [--format table|json|markdown]
+      Every rule: id, severity, threshold, dedup minutes, whether it runs with the
+      settings in the environment, where it comes from, MITRE ATT&CK, title.
   eks-audit-detector lambda
       Run as the AWS Lambda function (the default when AWS_LAMBDA_RUNTIME_API is set).
 
-Rule settings come from the environment: MULTIPLE_403_THRESHOLD,
-MULTIPLE_403_WINDOW_MINUTES, MULTIPLE_403_SOURCE, POD_SCAN_WINDOW_MINUTES, POD_SCAN_MATCH,
-ALLOW_SOURCE_CIDRS, DISABLED_RULES, MAX_DECOMPRESSED_MB. The detector's own resources,
+Rule settings come from the environment: RULE_SETTINGS (JSON by rule id: enabled,
+threshold, dedup_minutes, severity, and rule options) or RULE_SETTINGS_FILE, ENABLED_RULES,
+DISABLED_RULES, ALLOW_SOURCE_CIDRS, MAX_DECOMPRESSED_MB, and the older MULTIPLE_403_THRESHOLD,
+MULTIPLE_403_WINDOW_MINUTES, MULTIPLE_403_SOURCE, POD_SCAN_WINDOW_MINUTES, POD_SCAN_MATCH. The detector's own resources,
 whose CloudTrail changes are reported, come from DETECTOR_FUNCTION_NAME, DETECTOR_KEY_ARN,
 DETECTOR_TOPIC_ARNS, DETECTOR_RULE_NAMES, DETECTOR_ALARM_NAMES, DETECTOR_STREAM_NAME and
 DETECTOR_DESTINATION_NAME; without any, replay uses those of the stack `eks-audit-detector`
 the samples in events/ come from (account 123456789012, us-east-1).";
 
-fn parse_replay_args(args: &[String]) -> Result<ReplayOptions, String> {
+fn parse_replay_args(args: &[String]) -> Result<(ReplayOptions, bool), String> {
     let mut opts = ReplayOptions {
         format: Format::Auto,
         cluster: "unknown".into(),
         paths: Vec::new(),
     };
+    let mut json = false;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
+            "--summary" => {
+                json = match it.next().map(String::as_str) {
+                    Some("json") => true,
+                    Some("text") => false,
+                    _ => return Err("--summary needs text or json".into()),
+                }
+            }
             "--format" => opts.format = it.next().ok_or("--format needs a value")?.parse()?,
             "--cluster" => opts.cluster = it.next().ok_or("--cluster needs a value")?.clone(),
             "-h" | "--help" => return Err(String::new()),
@@ -53,11 +66,49 @@ fn parse_replay_args(args: &[String]) -> Result<ReplayOptions, String> {
     if opts.paths.is_empty() {
         return Err("replay needs at least one PATH".into());
     }
-    Ok(opts)
+    Ok((opts, json))
+}
+
+/// The settings from the environment, checked against the registry.
+fn env_config() -> Result<DetectorConfig, ExitCode> {
+    DetectorConfig::from_lookup(|k| std::env::var(k).ok())
+        .and_then(|c| eks_audit_detector::rules::check_rules(&c).map(|()| c))
+        .map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        })
+}
+
+fn rules_main(args: &[String]) -> ExitCode {
+    use eks_audit_detector::rules::listing;
+    let format = match args {
+        [list] if list == "list" => "table",
+        [list, flag, f] if list == "list" && flag == "--format" => f.as_str(),
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = match env_config() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let rows = listing::rows(&config);
+    let text = match format {
+        "table" => listing::render_table(&rows),
+        "json" => listing::render_json(&rows),
+        "markdown" => listing::render_markdown(&rows),
+        other => {
+            eprintln!("error: unknown format '{other}' (table, json or markdown)");
+            return ExitCode::from(2);
+        }
+    };
+    print!("{text}");
+    ExitCode::SUCCESS
 }
 
 fn replay_main(args: &[String]) -> ExitCode {
-    let opts = match parse_replay_args(args) {
+    let (opts, json) = match parse_replay_args(args) {
         Ok(o) => o,
         Err(msg) => {
             if !msg.is_empty() {
@@ -67,14 +118,9 @@ fn replay_main(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut config = match DetectorConfig::from_lookup(|k| std::env::var(k).ok())
-        .and_then(|c| eks_audit_detector::rules::check_rules(&c).map(|()| c))
-    {
+    let mut config = match env_config() {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     // Without DETECTOR_* settings, the resources of the stack the samples
     // in events/ come from, so that `make run` shows every kind of report.
@@ -97,7 +143,11 @@ fn replay_main(args: &[String]) -> ExitCode {
         LineSink::stdout(),
     );
     let summary = runtime.block_on(replay::run(&processor, &opts));
-    eprint!("{}", replay::render_summary(&summary));
+    if json {
+        eprintln!("{}", replay::summary_json(&summary));
+    } else {
+        eprint!("{}", replay::render_summary(&summary));
+    }
     if summary.failures.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -146,6 +196,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("replay") => replay_main(&args[1..]),
+        Some("rules") => rules_main(&args[1..]),
         Some("lambda") => lambda_main(),
         None if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() => lambda_main(),
         Some("-V" | "--version") => {

@@ -13,6 +13,7 @@ pub mod aws_auth;
 pub mod catalog;
 pub mod configured;
 pub mod impersonation;
+pub mod listing;
 pub mod multiple_403;
 pub mod panther;
 pub mod pod_scan;

@@ -17,7 +17,10 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::{connection_address, connection_allowlisted, first_and_last, minutes, Anchor, Rule};
+use super::{
+    connection_address, connection_allowlisted, first_and_last, minutes, Anchor, OptionKind, Rule,
+    RuleOption,
+};
 use crate::audit::{opt, AuditEvent, SourceIps};
 use crate::bounded::cap;
 use crate::config::{DetectorConfig, SourceAddress};
@@ -66,7 +69,7 @@ impl Multiple403 {
     /// Builds the rule with its threshold, window and source-address choice.
     pub fn new(config: &DetectorConfig) -> Self {
         Self {
-            source: config.multiple_403_source,
+            source: source_setting(config, META.id),
             window: WindowParams {
                 threshold: config.multiple_403_threshold,
                 window_ms: minutes(config.multiple_403_window_minutes),
@@ -137,7 +140,28 @@ pub fn title(ev: &AuditEvent<'_>, cluster: &str, ip: &str) -> String {
     )
 }
 
+/// The `source` option of a rule's settings, else `MULTIPLE_403_SOURCE`.
+pub fn source_setting(config: &DetectorConfig, id: RuleId) -> SourceAddress {
+    match super::option(config, id, "source").map(str::trim) {
+        Some(v) if v.eq_ignore_ascii_case("first-or-last") => SourceAddress::FirstOrLast,
+        Some(v) if v.eq_ignore_ascii_case("first") => SourceAddress::First,
+        _ => config.multiple_403_source,
+    }
+}
+
+/// The `source` option (Multiple403 and PodScan).
+pub static SOURCE_OPTION: RuleOption = RuleOption {
+    name: "source",
+    kind: OptionKind::OneOf(&["first", "first-or-last"]),
+    doc: "which address of sourceIPs the rule keys on: the first (as the original) or, \
+          hardened, the connection's (default: MULTIPLE_403_SOURCE, else first)",
+};
+
 impl Rule for Multiple403 {
+    fn options(&self) -> &'static [RuleOption] {
+        std::slice::from_ref(&SOURCE_OPTION)
+    }
+
     fn meta(&self) -> &'static RuleMeta {
         &META
     }

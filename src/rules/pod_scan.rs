@@ -20,7 +20,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::minutes;
-use super::{connection_allowlisted, first_and_last, Anchor, Rule};
+use super::{connection_allowlisted, first_and_last, Anchor, OptionKind, Rule, RuleOption};
 use crate::audit::{opt, AuditEvent, SourceIps, Str};
 use crate::bounded::cap;
 use crate::config::{DetectorConfig, PodScanMatch, SourceAddress};
@@ -90,8 +90,12 @@ impl PodScan {
     /// and window.
     pub fn new(config: &DetectorConfig) -> Self {
         Self {
-            uri_match: config.pod_scan_match,
-            source: config.multiple_403_source,
+            uri_match: match super::option(config, META.id, "match").map(str::trim) {
+                Some(v) if v.eq_ignore_ascii_case("broad") => PodScanMatch::Broad,
+                Some(v) if v.eq_ignore_ascii_case("exact") => PodScanMatch::Exact,
+                _ => config.pod_scan_match,
+            },
+            source: super::multiple_403::source_setting(config, META.id),
             window: WindowParams {
                 threshold: THRESHOLD,
                 window_ms: minutes(config.pod_scan_window_minutes),
@@ -250,7 +254,22 @@ pub fn dedup_key(cluster: &str, ip: &str, username: &str, group: &str) -> String
     )
 }
 
+/// PodScan's own settings.
+static OPTIONS: [RuleOption; 2] = [
+    RuleOption {
+        name: "match",
+        kind: OptionKind::OneOf(&["exact", "broad"]),
+        doc: "exact: only /api/v1/pods, as Splunk's search; broad: also queries and \
+              namespaced lists (default: POD_SCAN_MATCH, else exact)",
+    },
+    super::multiple_403::SOURCE_OPTION,
+];
+
 impl Rule for PodScan {
+    fn options(&self) -> &'static [RuleOption] {
+        &OPTIONS
+    }
+
     fn meta(&self) -> &'static RuleMeta {
         &META
     }

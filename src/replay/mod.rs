@@ -7,13 +7,12 @@
 //! the same [`Processor`] the Lambda uses, with in-memory state, and reports
 //! what it saw.
 
-use std::fmt::Write as _;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::handler::{HandlerError, Processor, Report};
-use crate::scan::{per_rule, ScanStats, Scanner, SkipReason};
+use crate::scan::Scanner;
 use crate::sink::AlertSink;
 use crate::store::StateStore;
 use crate::time::parse_timestamp;
@@ -58,6 +57,10 @@ pub struct ReplayOptions {
     pub paths: Vec<PathBuf>,
 }
 
+pub mod summary;
+
+pub use summary::{render_summary, summary_json};
+
 /// What a replay did.
 #[derive(Debug, Default)]
 pub struct ReplaySummary {
@@ -75,6 +78,8 @@ pub struct ReplaySummary {
     pub seconds: f64,
     /// The rules that ran, in registry order.
     pub rules: Vec<RuleId>,
+    /// The registry's other rules (off by default or by a setting).
+    pub disabled: Vec<RuleId>,
 }
 
 /// Every input file named by `paths`: directories expanded, sorted, with
@@ -137,6 +142,11 @@ pub async fn run<S: StateStore, P: AlertSink>(
         rules: processor.detector().rules().map(|r| r.meta().id).collect(),
         ..ReplaySummary::default()
     };
+    summary.disabled = crate::rules::registry(processor.detector().config())
+        .iter()
+        .map(|r| r.meta().id)
+        .filter(|id| !summary.rules.contains(id))
+        .collect();
     let files = match expand_paths(&opts.paths) {
         Ok(f) => f,
         Err(e) => {
@@ -241,63 +251,4 @@ async fn replay_ndjson<S: StateStore, P: AlertSink>(
         reports.push(report);
     }
     Ok(reports)
-}
-
-/// The human summary printed on stderr.
-pub fn render_summary(s: &ReplaySummary) -> String {
-    let r = &s.report;
-    let scan: &ScanStats = &r.scan;
-    let mut t = String::new();
-    let mb = scan.message_bytes as f64 / 1e6;
-    let secs = s.seconds.max(1e-9);
-    let _ = writeln!(t, "replay summary");
-    let _ = writeln!(
-        t,
-        "  inputs {}  batches {} (control messages {})  failed inputs {}",
-        s.inputs,
-        s.batches,
-        s.control_messages,
-        s.failures.len()
-    );
-    let _ = writeln!(
-        t,
-        "  events {}  prefiltered {}  parsed {}  skipped {}",
-        scan.events,
-        scan.prefiltered,
-        scan.parsed,
-        scan.skipped_total()
-    );
-    for reason in SkipReason::ALL {
-        let n = scan.skipped.get(&reason).copied().unwrap_or(0);
-        if n > 0 {
-            let _ = writeln!(t, "    skipped {:<16} {n}", reason.as_str());
-        }
-    }
-    for &rule in &s.rules {
-        let ev = per_rule(&scan.matched_events, rule);
-        let groups = per_rule(&scan.matches, rule);
-        let errors = per_rule(&scan.rule_errors, rule);
-        let _ = writeln!(
-            t,
-            "  {:<32} matched events {ev:<6} matches {groups:<6} rule errors {errors}",
-            rule.as_str()
-        );
-    }
-    let _ = writeln!(
-        t,
-        "  keys {}  alerts raised {}  alerts written {}",
-        r.keys, r.alerts_raised, r.alerts_published
-    );
-    let _ = writeln!(
-        t,
-        "  {:.1} MB of messages in {:.3} s: {:.1} MB/s, {:.0} events/s",
-        mb,
-        s.seconds,
-        mb / secs,
-        scan.events as f64 / secs
-    );
-    for (name, why) in &s.failures {
-        let _ = writeln!(t, "  FAILED {name}: {why}");
-    }
-    t
 }
