@@ -1,5 +1,6 @@
 //! A CloudTrail management event: when it blinds the detector on a watched
-//! cluster (see [`crate::tamper`]), its alert is queued in an outbox of its
+//! cluster (see [`crate::tamper`]) or grants cluster admin through an
+//! access entry (see [`crate::rules::access_entry`]), its alert is queued in an outbox of its
 //! own (one key per alert, so a redelivered event finds it and adds
 //! nothing), then published like any other: when the tampering also broke
 //! SNS, the schedule delivers it once SNS is back.
@@ -24,8 +25,17 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
         let detail: serde_json::Value =
             serde_json::from_str(detail).map_err(DecodeError::EventNotJson)?;
         let config = self.detector.config();
+        let access_entries = crate::rules::access_entry::META.id.as_str();
         let Some(alert) =
             crate::tamper::assess_with(&detail, &config.watched_clusters, &config.resources)
+                .or_else(|| {
+                    config
+                        .enabled(access_entries, true)
+                        .then(|| {
+                            crate::rules::access_entry::assess(&detail, &config.watched_clusters)
+                        })
+                        .flatten()
+                })
         else {
             return Ok(());
         };

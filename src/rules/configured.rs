@@ -116,12 +116,22 @@ pub fn check_rules_against(
     config: &DetectorConfig,
     rules: &[Box<dyn Rule>],
 ) -> Result<(), ConfigError> {
-    let known: Vec<&'static str> = rules.iter().map(|r| r.meta().id.as_str()).collect();
+    let cloudtrail: Vec<&'static str> = super::cloudtrail_rules()
+        .iter()
+        .filter(|(_, _, optional)| *optional)
+        .map(|(meta, _, _)| meta.id.as_str())
+        .collect();
+    let known: Vec<&'static str> = rules
+        .iter()
+        .map(|r| r.meta().id.as_str())
+        .chain(cloudtrail.iter().copied())
+        .collect();
     let find = |name: &str| {
         rules
             .iter()
             .find(|r| r.meta().id.as_str().eq_ignore_ascii_case(name))
     };
+    let is_known = |name: &str| known.iter().any(|k| k.eq_ignore_ascii_case(name));
     let unknown = |variable: &'static str, value: String, name: &str| ConfigError {
         variable,
         value,
@@ -132,7 +142,7 @@ pub fn check_rules_against(
         ("ENABLED_RULES", &config.enabled_rules),
     ] {
         for name in list {
-            if find(name).is_none() {
+            if !is_known(name) {
                 return Err(unknown(variable, list.join(","), name));
             }
         }
@@ -154,6 +164,15 @@ pub fn check_rules_against(
     for (id, settings) in &config.rule_settings {
         let value = || format!("{id}: ...");
         let Some(rule) = find(id) else {
+            if cloudtrail.iter().any(|c| c.eq_ignore_ascii_case(id))
+                && settings.options.is_empty()
+                && settings.threshold.is_none()
+                && settings.dedup_minutes.is_none()
+                && settings.severity.is_none()
+            {
+                // A CloudTrail rule takes `enabled` only.
+                continue;
+            }
             return Err(unknown("RULE_SETTINGS", value(), id));
         };
         if seen.iter().any(|s| s.eq_ignore_ascii_case(id)) {

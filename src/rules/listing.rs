@@ -33,16 +33,32 @@ pub struct RuleRow {
     pub mitre: &'static str,
 }
 
-/// Every registry rule with `config`'s settings applied.
+/// Every registry rule with `config`'s settings applied, then the rules
+/// that read CloudTrail and the detector's own reports (one alert per
+/// event: threshold 1, no dedup period).
 pub fn rows(config: &DetectorConfig) -> Vec<RuleRow> {
-    registry(config)
+    let mut out: Vec<RuleRow> = registry(config)
         .into_iter()
         .map(|rule| {
             let on = config.enabled(rule.meta().id.as_str(), rule.enabled_by_default());
             let configured = super::Configured::new(rule, config);
             row(&configured, on)
         })
-        .collect()
+        .collect();
+    for (meta, severity, optional) in super::cloudtrail_rules() {
+        out.push(RuleRow {
+            id: meta.id.as_str(),
+            title: meta.name,
+            severity: severity.as_str(),
+            threshold: 1,
+            dedup_minutes: 0,
+            enabled: !optional || config.enabled(meta.id.as_str(), true),
+            enabled_by_default: true,
+            source: meta.source.as_str(),
+            mitre: meta.mitre,
+        });
+    }
+    out
 }
 
 fn row(rule: &dyn Rule, enabled: bool) -> RuleRow {

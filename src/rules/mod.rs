@@ -9,6 +9,7 @@
 //! Rules only look at one event; counting and windows are
 //! [`crate::window`]'s job.
 
+pub mod access_entry;
 pub mod aws_auth;
 pub mod catalog;
 pub mod configured;
@@ -41,6 +42,13 @@ pub fn registry(config: &DetectorConfig) -> Vec<Box<dyn Rule>> {
     ];
     rules.extend(panther::rules(config));
     rules
+}
+
+/// The rules that read CloudTrail, not the audit log: listed and turned
+/// on or off like the others, but run by the CloudTrail handler. Each with
+/// its highest severity and whether `DISABLED_RULES` can turn it off.
+pub fn cloudtrail_rules() -> [(&'static RuleMeta, Severity, bool); 1] {
+    [(&access_entry::META, access_entry::MAX_SEVERITY, true)]
 }
 
 /// What a line's raw bytes must contain for a rule to possibly match it:
