@@ -27,6 +27,9 @@ usage:
   eks-audit-detector rules list [--format table|json|markdown]
       Every rule: id, severity, threshold, dedup minutes, whether it runs with the
       settings in the environment, where it comes from, MITRE ATT&CK, title.
+  eks-audit-detector rules filter-pattern
+      The CloudWatch Logs filter pattern that forwards every event the rules enabled by
+      the settings in the environment can match (empty when one needs every event).
   eks-audit-detector lambda
       Run as the AWS Lambda function (the default when AWS_LAMBDA_RUNTIME_API is set).
 
@@ -81,6 +84,20 @@ fn env_config() -> Result<DetectorConfig, ExitCode> {
 
 fn rules_main(args: &[String]) -> ExitCode {
     use eks_audit_detector::rules::listing;
+    if let [what] = args {
+        if what == "filter-pattern" {
+            let config = match env_config() {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let detector = Detector::new(config);
+            println!(
+                "{}",
+                eks_audit_detector::rules::filter::pattern(detector.rules())
+            );
+            return ExitCode::SUCCESS;
+        }
+    }
     let format = match args {
         [list] if list == "list" => "table",
         [list, flag, f] if list == "list" && flag == "--format" => f.as_str(),

@@ -113,6 +113,10 @@ fn principal_kind(username: &str) -> &'static str {
 }
 
 impl Rule for AwsAuthChanged {
+    fn filter(&self) -> super::filter::Filter {
+        super::filter::Filter::Terms(&[r#"$.objectRef.name = "aws-auth""#])
+    }
+
     fn meta(&self) -> &'static RuleMeta {
         &META
     }

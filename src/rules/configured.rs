@@ -101,6 +101,10 @@ impl Rule for Configured {
     fn options(&self) -> &'static [RuleOption] {
         self.rule.options()
     }
+
+    fn filter(&self) -> super::filter::Filter {
+        self.rule.filter()
+    }
 }
 
 /// Checks `DISABLED_RULES`, `ENABLED_RULES` and `RULE_SETTINGS` against

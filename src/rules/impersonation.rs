@@ -122,6 +122,10 @@ pub fn dedup_key(cluster: &str, username: &str, impersonated: &str) -> String {
 const IMPERSONATED_FIELD: &str = "impersonatedUser.username";
 
 impl Rule for Impersonation {
+    fn filter(&self) -> super::filter::Filter {
+        super::filter::Filter::Terms(&[r#"$.impersonatedUser.username = "*""#])
+    }
+
     fn meta(&self) -> &'static RuleMeta {
         &META
     }

@@ -13,6 +13,7 @@ pub mod access_entry;
 pub mod aws_auth;
 pub mod catalog;
 pub mod configured;
+pub mod filter;
 pub mod impersonation;
 pub mod listing;
 pub mod multiple_403;
@@ -104,6 +105,12 @@ pub trait Rule: std::fmt::Debug + Send + Sync {
 
     /// What happened in a few words, for the subject line.
     fn headline(&self, severity: Severity) -> &'static str;
+
+    /// What CloudWatch must forward for it to see every event it can
+    /// match (see [`filter`]); by default everything.
+    fn filter(&self) -> filter::Filter {
+        filter::Filter::All
+    }
 
     /// Whether it runs when no setting says otherwise (Panther ships some
     /// rules off; `ENABLED_RULES` turns them on).

@@ -158,6 +158,10 @@ pub static SOURCE_OPTION: RuleOption = RuleOption {
 };
 
 impl Rule for Multiple403 {
+    fn filter(&self) -> super::filter::Filter {
+        super::filter::Filter::Terms(&[r#"$.responseStatus.code = 403"#])
+    }
+
     fn options(&self) -> &'static [RuleOption] {
         std::slice::from_ref(&SOURCE_OPTION)
     }

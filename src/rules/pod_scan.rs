@@ -266,6 +266,10 @@ static OPTIONS: [RuleOption; 2] = [
 ];
 
 impl Rule for PodScan {
+    fn filter(&self) -> super::filter::Filter {
+        super::filter::Filter::Terms(&[r#"$.user.username = "system:anonymous""#])
+    }
+
     fn options(&self) -> &'static [RuleOption] {
         &OPTIONS
     }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod aws;
+pub mod filter;
 pub mod function;
 pub mod runtime_api;
 pub mod store;

@@ -1,0 +1,52 @@
+//! The subscription's filter pattern, derived from the enabled rules.
+//!
+//! CloudWatch Logs applies a filter pattern before it delivers anything:
+//! what it drops costs nothing. Each rule declares the CloudWatch terms that
+//! cover every event it can match ([`Filter`]); the pattern is their
+//! disjunction, plus the scheduler's lease renewals that tell a quiet
+//! cluster from a silent one. A rule that needs every event (or one of
+//! yours that declares nothing) makes the pattern `""`: everything.
+//! `eks-audit-detector rules filter-pattern` prints it for the settings in
+//! the environment; the template's default is the one for the default
+//! settings (a test keeps them equal).
+
+use super::Rule;
+
+/// What a rule needs CloudWatch to forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filter {
+    /// Every audit event.
+    All,
+    /// The events these CloudWatch JSON filter terms select (each a
+    /// condition such as `$.objectRef.resource = "pods" && $.verb =
+    /// "create"`, without braces); an event any of them selects.
+    Terms(&'static [&'static str]),
+}
+
+/// The scheduler's lease renewals: every few seconds on a healthy
+/// cluster, the heartbeat the silence report listens for.
+pub const HEARTBEAT: &str =
+    r#"$.user.username = "system:kube-scheduler" && $.objectRef.resource = "leases""#;
+
+/// Longest filter pattern CloudWatch Logs accepts.
+pub const MAX_PATTERN_CHARS: usize = 1024;
+
+/// The pattern for these rules: `""` when one needs everything.
+pub fn pattern<'r>(rules: impl IntoIterator<Item = &'r dyn Rule>) -> String {
+    let mut terms: Vec<&'static str> = Vec::new();
+    for rule in rules {
+        match rule.filter() {
+            Filter::All => return String::new(),
+            Filter::Terms(list) => {
+                for t in list {
+                    if !terms.contains(t) {
+                        terms.push(t);
+                    }
+                }
+            }
+        }
+    }
+    terms.push(HEARTBEAT);
+    let body: Vec<String> = terms.iter().map(|t| format!("({t})")).collect();
+    format!("{{ {} }}", body.join(" || "))
+}
