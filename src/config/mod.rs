@@ -499,10 +499,54 @@ mod tests {
         assert_eq!(cfg.pod_scan_window_minutes, 120);
         assert_eq!(cfg.pod_scan_match, PodScanMatch::Broad);
         assert!(cfg.allow_source_cidrs.contains_text("5.5.5.5"));
-        assert!(!cfg.enabled("Amazon.EKS.Audit.PodScan"));
-        assert!(!cfg.enabled("amazon.eks.audit.podscan"));
-        assert!(cfg.enabled("Amazon.EKS.Audit.Multiple403"));
+        assert!(!cfg.enabled("Amazon.EKS.Audit.PodScan", true));
+        assert!(!cfg.enabled("amazon.eks.audit.podscan", true));
+        assert!(cfg.enabled("Amazon.EKS.Audit.Multiple403", true));
         assert_eq!(cfg.max_decompressed_bytes, 8 * 1024 * 1024);
+    }
+
+    #[test]
+    fn rule_settings_win_over_the_lists_and_the_lists_over_defaults() {
+        let cfg = from(&[
+            ("ENABLED_RULES", "Kubernetes.Pod.Exec, kubernetes.pod.exec"),
+            ("DISABLED_RULES", "A.B"),
+            (
+                "RULE_SETTINGS",
+                r#"{"A.B": {"enabled": true}, "C.D": {"enabled": false}}"#,
+            ),
+        ])
+        .expect("valid");
+        assert_eq!(cfg.enabled_rules, vec!["Kubernetes.Pod.Exec".to_owned()]);
+        assert!(cfg.enabled("Kubernetes.Pod.Exec", false));
+        assert!(!cfg.enabled("Other", false));
+        assert!(cfg.enabled("Other", true));
+        // `enabled` in RULE_SETTINGS beats DISABLED_RULES and the default.
+        assert!(cfg.enabled("A.B", true));
+        assert!(!cfg.enabled("c.d", true));
+    }
+
+    #[test]
+    fn rule_settings_come_from_one_variable_or_one_file() {
+        let dir = std::env::temp_dir().join(format!("rule-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("settings.json");
+        std::fs::write(&path, r#"{"X.Y": {"threshold": 4}}"#).expect("write");
+        let p = path.to_string_lossy().into_owned();
+        let cfg = from(&[("RULE_SETTINGS_FILE", p.as_str())]).expect("valid");
+        assert_eq!(cfg.settings("x.y").and_then(|s| s.threshold), Some(4));
+        let both = from(&[("RULE_SETTINGS_FILE", p.as_str()), ("RULE_SETTINGS", "{}")]);
+        // `{}` is empty: the file is still the only source.
+        assert!(both.is_ok());
+        let both = from(&[
+            ("RULE_SETTINGS_FILE", p.as_str()),
+            ("RULE_SETTINGS", r#"{"X.Y": {}}"#),
+        ])
+        .expect_err("two sources");
+        assert_eq!(both.variable, "RULE_SETTINGS_FILE");
+        let missing = from(&[("RULE_SETTINGS_FILE", "/nonexistent/settings.json")])
+            .expect_err("unreadable");
+        assert!(missing.reason.contains("cannot read"), "{}", missing.reason);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
