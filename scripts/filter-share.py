@@ -8,7 +8,7 @@ with the bench generator, or an export of your own log group) and prints
 how many events and bytes the pattern passes. It evaluates the subset of
 CloudWatch's JSON filter syntax the templates use: `$.a.b` and `$.a[0]`
 selectors, `=` and `!=` against quoted strings (with `*` wildcards) or
-numbers, `&&`, `||` and parentheses. As in CloudWatch, a comparison with
+numbers, `EXISTS` and `NOT EXISTS`, `&&`, `||` and parentheses. As in CloudWatch, a comparison with
 a field the event lacks is false, `!=` included. `""` passes everything.
 Stdlib only.
 """
@@ -18,7 +18,7 @@ import json
 import re
 import sys
 
-TOKEN = re.compile(r'\s*(\(|\)|&&|\|\||!=|=|"(?:[^"\\]|\\.)*"|\$[\w.\[\]]+|-?\d+(?:\.\d+)?)')
+TOKEN = re.compile(r'\s*(\(|\)|&&|\|\||!=|=|NOT|EXISTS|"(?:[^"\\]|\\.)*"|\$[\w.\[\]]+|-?\d+(?:\.\d+)?)')
 
 
 def tokenize(text):
@@ -98,6 +98,13 @@ class Parser:
             if self.take() != ")":
                 raise SystemExit("unbalanced parentheses")
             return node
+        if self.peek() == "EXISTS":
+            self.take()
+            return ("exists", tok, True)
+        if self.peek() == "NOT":
+            self.take()
+            self.take()
+            return ("exists", tok, False)
         op, lit = self.take(), self.take()
         return ("cmp", tok, op, lit)
 
@@ -111,6 +118,8 @@ def evaluate(node, event):
     if kind == "and":
         return evaluate(node[1], event) and evaluate(node[2], event)
     value, present = select(event, node[1])
+    if kind == "exists":
+        return present == node[2]
     return present and compare(value, node[2], node[3])
 
 

@@ -28,6 +28,33 @@ pub enum Filter {
 pub const HEARTBEAT: &str =
     r#"$.user.username = "system:kube-scheduler" && $.objectRef.resource = "leases""#;
 
+/// The terms rules share, so that the pattern names each once.
+pub mod terms {
+    /// A refused request.
+    pub const FORBIDDEN: &str = "$.responseStatus.code = 403";
+    /// An unauthenticated request.
+    pub const ANONYMOUS: &str = r#"$.user.username = "system:anonymous""#;
+    /// Any request on secrets.
+    pub const SECRETS: &str = r#"$.objectRef.resource = "secrets""#;
+    /// A pod created, or a request on one of its subresources (`exec`,
+    /// `attach`, `portforward` are `create`s).
+    pub const CREATE_POD: &str = r#"$.verb = "create" && $.objectRef.resource = "pods""#;
+    /// A role, cluster role or binding written (created, changed or
+    /// deleted).
+    pub const RBAC_WRITE: &str = r#"$.objectRef.resource = "*role*" && $.verb != "get" && $.verb != "list" && $.verb != "watch""#;
+    /// A workload controller (Deployment, DaemonSet, StatefulSet,
+    /// ReplicaSet, Job, CronJob) written, not its status.
+    pub const WORKLOAD_WRITE: &str = r#"($.objectRef.resource = "*sets" || $.objectRef.resource = "*jobs" || $.objectRef.resource = "deployments") && $.objectRef.subresource NOT EXISTS && $.verb != "get" && $.verb != "list" && $.verb != "watch" && $.verb != "delete""#;
+    /// An admission webhook configuration created.
+    pub const CREATE_WEBHOOK: &str = r#"$.verb = "create" && $.objectRef.resource = "*webhookconfigurations""#;
+    /// A certificate signing request created.
+    pub const CREATE_CSR: &str = r#"$.verb = "create" && $.objectRef.resource = "certificatesigningrequests""#;
+    /// A service account token requested.
+    pub const TOKEN: &str = r#"$.objectRef.subresource = "token""#;
+    /// A Service or Ingress created.
+    pub const CREATE_SERVICE: &str = r#"$.verb = "create" && ($.objectRef.resource = "services" || $.objectRef.resource = "ingresses")"#;
+}
+
 /// Longest filter pattern CloudWatch Logs accepts.
 pub const MAX_PATTERN_CHARS: usize = 1024;
 

@@ -1,6 +1,7 @@
 //! CloudWatch Logs JSON filter patterns, evaluated locally: the subset the
 //! templates use (`$.a.b` and `$.a[0]` selectors, `=` and `!=` against
-//! quoted strings with `*` wildcards or integers, `&&`, `||`, parentheses).
+//! quoted strings with `*` wildcards or integers, `EXISTS` and `NOT EXISTS`,
+//! `&&`, `||`, parentheses).
 //! As in CloudWatch, a comparison with a field the event lacks is false,
 //! `!=` included. The same semantics as `scripts/filter-share.py`.
 
@@ -24,6 +25,8 @@ pub enum Node {
         equal: bool,
         literal: Literal,
     },
+    /// `EXISTS` / `NOT EXISTS`.
+    Exists { path: String, exists: bool },
 }
 
 #[derive(Debug, Clone)]
@@ -113,6 +116,24 @@ impl Parser {
             return n;
         }
         assert!(tok.starts_with("$."), "expected a selector, got {tok}");
+        match self.peek() {
+            Some("EXISTS") => {
+                self.take();
+                return Node::Exists {
+                    path: tok,
+                    exists: true,
+                };
+            }
+            Some("NOT") => {
+                self.take();
+                assert_eq!(self.take(), "EXISTS", "NOT must be followed by EXISTS");
+                return Node::Exists {
+                    path: tok,
+                    exists: false,
+                };
+            }
+            _ => {}
+        }
         let op = self.take();
         let lit = self.take();
         let literal = if lit.starts_with('"') {
@@ -186,6 +207,7 @@ fn eval(node: &Node, event: &Value) -> bool {
     match node {
         Node::Or(a, b) => eval(a, event) || eval(b, event),
         Node::And(a, b) => eval(a, event) && eval(b, event),
+        Node::Exists { path, exists } => select(event, path).is_some() == *exists,
         Node::Cmp {
             path,
             equal,

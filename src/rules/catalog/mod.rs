@@ -15,6 +15,7 @@ use serde_json::{json, Map, Value};
 use super::{
     connection_address, connection_allowlisted, first_and_last, minutes, Anchor, Rule, RuleOption,
 };
+use super::filter::Filter;
 use crate::audit::{opt, AuditEvent};
 use crate::bounded::cap;
 use crate::net::CidrList;
@@ -47,6 +48,8 @@ pub struct Spec {
     pub enabled: bool,
     /// What a line it can match must contain (see [`Anchor`]).
     pub anchor: Anchor,
+    /// What CloudWatch must forward for it (see [`crate::rules::filter`]).
+    pub filter: Filter,
 }
 
 /// A match of a single-event rule: what Panther's functions return for it.
@@ -213,6 +216,10 @@ impl<R: EventRule> Rule for Catalog<R> {
 
     fn options(&self) -> &'static [RuleOption] {
         self.rule.options()
+    }
+
+    fn filter(&self) -> Filter {
+        self.rule.spec().filter
     }
 
     fn evaluate(

@@ -8,6 +8,7 @@ use super::common::{any, contains, join_few, or_default, or_empty, Py};
 use crate::audit::{at, str_at, AuditEvent};
 use crate::rules::catalog::k8s::{is_failed_request, is_system_principal};
 use crate::rules::catalog::{EventRule, Hit, Spec};
+use crate::rules::filter::{terms, Filter};
 use crate::rules::Anchor;
 use crate::vocab::{RuleId, RuleMeta, Severity, Source};
 
@@ -33,6 +34,7 @@ pub static SPEC: Spec = Spec {
     // `objectRef.resource` is `mutatingwebhookconfigurations` or
     // `validatingwebhookconfigurations`, and `verb` is `create`.
     anchor: Anchor::AnyOf(&[&["webhookconfigurations", "create"]]),
+    filter: Filter::Terms(&[terms::CREATE_WEBHOOK]),
 };
 
 /// The webhook configuration resources.

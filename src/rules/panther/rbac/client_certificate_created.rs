@@ -8,6 +8,7 @@ use super::common::{contains, join_few, or_default, request_dict, Py, Raised};
 use crate::audit::AuditEvent;
 use crate::rules::catalog::k8s::{is_failed_request, is_system_principal};
 use crate::rules::catalog::{EventRule, Hit, Spec};
+use crate::rules::filter::{terms, Filter};
 use crate::rules::Anchor;
 use crate::vocab::{RuleId, RuleMeta, Severity, Source};
 
@@ -33,6 +34,7 @@ pub static SPEC: Spec = Spec {
     // `objectRef.resource` is `certificatesigningrequests` and `verb` is
     // `create`.
     anchor: Anchor::AnyOf(&[&["certificatesigningrequests", "create"]]),
+    filter: Filter::Terms(&[terms::CREATE_CSR]),
 };
 
 /// The node bootstrap identity, which requests certificates routinely.

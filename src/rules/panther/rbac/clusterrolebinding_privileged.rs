@@ -8,6 +8,7 @@ use super::common::{any, or_default, request_dict, truthy, Item, Py, Raised, MAX
 use crate::audit::{at, AuditEvent};
 use crate::rules::catalog::k8s::{is_failed_request, is_system_principal};
 use crate::rules::catalog::{EventRule, Hit, Spec};
+use crate::rules::filter::{terms, Filter};
 use crate::rules::Anchor;
 use crate::vocab::{RuleId, RuleMeta, Severity, Source};
 
@@ -32,6 +33,7 @@ pub static SPEC: Spec = Spec {
     enabled: true,
     // `objectRef.resource` is `clusterrolebindings` and `verb` is `create`.
     anchor: Anchor::AnyOf(&[&["clusterrolebindings", "create"]]),
+    filter: Filter::Terms(&[terms::RBAC_WRITE]),
 };
 
 /// Roles a binding to which is alerted on.

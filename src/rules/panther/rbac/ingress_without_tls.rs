@@ -7,6 +7,7 @@ use super::common::{join_few, or_default, truthy};
 use crate::audit::{at, str_at, AuditEvent};
 use crate::rules::catalog::k8s::{is_failed_request, is_system_namespace, is_system_principal};
 use crate::rules::catalog::{EventRule, Hit, Spec};
+use crate::rules::filter::{terms, Filter};
 use crate::rules::Anchor;
 use crate::vocab::{RuleId, RuleMeta, Severity, Source};
 
@@ -33,6 +34,7 @@ pub static SPEC: Spec = Spec {
     enabled: true,
     // `objectRef.resource` is `ingresses` and `verb` is `create`.
     anchor: Anchor::AnyOf(&[&["ingresses", "create"]]),
+    filter: Filter::Terms(&[terms::CREATE_SERVICE]),
 };
 
 /// The rule.

@@ -6,6 +6,7 @@ use super::common::{any, contains, or_default, or_empty, role_rules, role_type};
 use crate::audit::AuditEvent;
 use crate::rules::catalog::k8s::{is_failed_request, is_system_principal};
 use crate::rules::catalog::{EventRule, Hit, Spec};
+use crate::rules::filter::{terms, Filter};
 use crate::rules::Anchor;
 use crate::vocab::{RuleId, RuleMeta, Severity, Source};
 
@@ -32,6 +33,7 @@ pub static SPEC: Spec = Spec {
     // `objectRef.resource` is `roles` or `clusterroles`, `verb` is
     // `create`, and a rule names `nodes` (`nodes/proxy`, `nodes/*`).
     anchor: Anchor::AnyOf(&[&["roles", "create", "nodes"]]),
+    filter: Filter::Terms(&[terms::RBAC_WRITE]),
 };
 
 /// The rule.

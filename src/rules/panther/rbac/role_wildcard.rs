@@ -4,6 +4,7 @@
 use crate::audit::{at, AuditEvent};
 use crate::rules::catalog::k8s::{is_failed_request, is_system_principal};
 use crate::rules::catalog::{EventRule, Hit, Spec};
+use crate::rules::filter::{terms, Filter};
 use crate::rules::Anchor;
 use crate::vocab::{RuleId, RuleMeta, Severity, Source};
 use serde_json::Value;
@@ -29,6 +30,7 @@ pub static SPEC: Spec = Spec {
     enabled: true,
     // `objectRef.resource` is `roles` or `clusterroles` and `verb` is `create`.
     anchor: Anchor::AnyOf(&[&["roles", "create"]]),
+    filter: Filter::Terms(&[terms::RBAC_WRITE]),
 };
 
 /// The rule.

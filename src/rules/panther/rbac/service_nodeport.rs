@@ -5,6 +5,7 @@ use super::common::or_default;
 use crate::audit::{str_at, AuditEvent};
 use crate::rules::catalog::k8s::is_failed_request;
 use crate::rules::catalog::{EventRule, Hit, Spec};
+use crate::rules::filter::{terms, Filter};
 use crate::rules::Anchor;
 use crate::vocab::{RuleId, RuleMeta, Severity, Source};
 
@@ -30,6 +31,7 @@ pub static SPEC: Spec = Spec {
     // `objectRef.resource` is `services`, `verb` is `create` and
     // `requestObject.spec.type` is `NodePort`.
     anchor: Anchor::AnyOf(&[&["services", "create", "NodePort"]]),
+    filter: Filter::Terms(&[terms::CREATE_SERVICE]),
 };
 
 /// The rule.

@@ -6,6 +6,7 @@ use super::common::or_default;
 use crate::audit::AuditEvent;
 use crate::rules::catalog::k8s::{is_failed_request, is_system_namespace, is_system_principal};
 use crate::rules::catalog::{EventRule, Hit, Spec};
+use crate::rules::filter::{terms, Filter};
 use crate::rules::Anchor;
 use crate::vocab::{RuleId, RuleMeta, Severity, Source};
 
@@ -32,6 +33,7 @@ pub static SPEC: Spec = Spec {
     // `objectRef.resource` is `serviceaccounts`, `objectRef.subresource`
     // is `token` and `verb` is `create`.
     anchor: Anchor::AnyOf(&[&["serviceaccounts", "token", "create"]]),
+    filter: Filter::Terms(&[terms::TOKEN]),
 };
 
 /// The rule.

@@ -6,6 +6,7 @@ use super::common::{or_default, role_type, title_namespace};
 use crate::audit::AuditEvent;
 use crate::rules::catalog::k8s::{is_failed_request, is_system_principal};
 use crate::rules::catalog::{EventRule, Hit, Spec};
+use crate::rules::filter::{terms, Filter};
 use crate::rules::Anchor;
 use crate::vocab::{RuleId, RuleMeta, Severity, Source};
 
@@ -39,6 +40,7 @@ pub static SPEC: Spec = Spec {
         &["roles", "patch", "eks:"],
         &["roles", "delete", "eks:"],
     ]),
+    filter: Filter::Terms(&[terms::RBAC_WRITE]),
 };
 
 /// System roles that are expected to change.
