@@ -543,8 +543,8 @@ mod tests {
         ])
         .expect_err("two sources");
         assert_eq!(both.variable, "RULE_SETTINGS_FILE");
-        let missing = from(&[("RULE_SETTINGS_FILE", "/nonexistent/settings.json")])
-            .expect_err("unreadable");
+        let missing =
+            from(&[("RULE_SETTINGS_FILE", "/nonexistent/settings.json")]).expect_err("unreadable");
         assert!(missing.reason.contains("cannot read"), "{}", missing.reason);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -45,10 +45,17 @@ pub mod terms {
     /// A workload controller (Deployment, DaemonSet, StatefulSet,
     /// ReplicaSet, Job, CronJob) written, not its status.
     pub const WORKLOAD_WRITE: &str = r#"($.objectRef.resource = "*sets" || $.objectRef.resource = "*jobs" || $.objectRef.resource = "deployments") && $.objectRef.subresource NOT EXISTS && $.verb != "get" && $.verb != "list" && $.verb != "watch" && $.verb != "delete""#;
+    /// A command run in a pod's container (`exec` is a `create`, or a
+    /// `get` over WebSocket).
+    pub const EXEC: &str = r#"$.objectRef.subresource = "exec""#;
+    /// A CronJob created or changed (its status included).
+    pub const CRONJOB_WRITE: &str = r#"$.objectRef.resource = "cronjobs" && ($.verb = "create" || $.verb = "update" || $.verb = "patch")"#;
     /// An admission webhook configuration created.
-    pub const CREATE_WEBHOOK: &str = r#"$.verb = "create" && $.objectRef.resource = "*webhookconfigurations""#;
+    pub const CREATE_WEBHOOK: &str =
+        r#"$.verb = "create" && $.objectRef.resource = "*webhookconfigurations""#;
     /// A certificate signing request created.
-    pub const CREATE_CSR: &str = r#"$.verb = "create" && $.objectRef.resource = "certificatesigningrequests""#;
+    pub const CREATE_CSR: &str =
+        r#"$.verb = "create" && $.objectRef.resource = "certificatesigningrequests""#;
     /// A service account token requested.
     pub const TOKEN: &str = r#"$.objectRef.subresource = "token""#;
     /// A Service or Ingress created.

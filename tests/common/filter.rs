@@ -26,7 +26,10 @@ pub enum Node {
         literal: Literal,
     },
     /// `EXISTS` / `NOT EXISTS`.
-    Exists { path: String, exists: bool },
+    Exists {
+        path: String,
+        exists: bool,
+    },
 }
 
 #[derive(Debug, Clone)]

@@ -12,10 +12,10 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
+use super::filter::Filter;
 use super::{
     connection_address, connection_allowlisted, first_and_last, minutes, Anchor, Rule, RuleOption,
 };
-use super::filter::Filter;
 use crate::audit::{opt, AuditEvent};
 use crate::bounded::cap;
 use crate::net::CidrList;
