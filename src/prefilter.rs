@@ -50,8 +50,10 @@ pub struct Prefilter {
 #[derive(Debug, Clone)]
 struct Exact {
     automaton: AhoCorasick,
-    /// Each group as a set of pattern ids (at most 128 patterns).
-    groups: Vec<u128>,
+    /// Each group as a set of pattern ids (at most 128 patterns), and
+    /// whether it also needs a first source address that may be global.
+    groups: Vec<(u128, bool)>,
+    finder_sources: Finder<'static>,
 }
 
 /// Most distinct exact strings the prefilter tracks; beyond it every line
@@ -61,10 +63,10 @@ const MAX_EXACT_PATTERNS: usize = 128;
 impl Exact {
     /// `None` when the groups cannot be tracked (too many strings, or an
     /// empty group or string, which would match anything).
-    fn new(groups: &[Vec<&'static str>]) -> Option<Self> {
+    fn new(groups: &[(Vec<&'static str>, bool)]) -> Option<Self> {
         let mut patterns: Vec<&'static str> = Vec::new();
-        let mut sets = Vec::with_capacity(groups.len());
-        for group in groups {
+        let mut sets: Vec<(u128, bool)> = Vec::with_capacity(groups.len());
+        for (group, global) in groups {
             if group.is_empty() {
                 return None;
             }
@@ -85,22 +87,28 @@ impl Exact {
                 }
                 set |= 1u128 << id;
             }
-            if !sets.contains(&set) {
-                sets.push(set);
+            if !sets.contains(&(set, *global)) {
+                sets.push((set, *global));
             }
         }
-        // A group that contains another can never decide alone.
-        let groups: Vec<u128> = sets
+        // A group that contains a less demanding one never decides alone.
+        let weaker =
+            |o: &(u128, bool), g: &(u128, bool)| o != g && o.0 & g.0 == o.0 && (!o.1 || g.1);
+        let groups: Vec<(u128, bool)> = sets
             .iter()
             .copied()
-            .filter(|g| !sets.iter().any(|o| o != g && o & g == *o))
+            .filter(|g| !sets.iter().any(|o| weaker(o, g)))
             .collect();
         let automaton = AhoCorasick::builder()
             .match_kind(MatchKind::Standard)
             .kind(Some(AhoCorasickKind::DFA))
             .build(&patterns)
             .ok()?;
-        Some(Self { automaton, groups })
+        Some(Self {
+            automaton,
+            groups,
+            finder_sources: Finder::new(b"sourceIPs").into_owned(),
+        })
     }
 
     /// True when every string of some group is in `msg`.
@@ -112,11 +120,76 @@ impl Exact {
                 continue;
             }
             found |= bit;
-            if self.groups.iter().any(|g| g & found == *g) {
-                return true;
+            let mut global_checked = None;
+            for &(g, global) in &self.groups {
+                if g & found != g {
+                    continue;
+                }
+                if !global {
+                    return true;
+                }
+                if *global_checked.get_or_insert_with(|| self.first_source_may_be_global(msg)) {
+                    return true;
+                }
             }
         }
         false
+    }
+
+    /// False only when every `sourceIPs` member of `msg` starts with an
+    /// address literal that is not global (or there is none): then no
+    /// request in it came from a public address.
+    fn first_source_may_be_global(&self, msg: &[u8]) -> bool {
+        self.finder_sources
+            .find_iter(msg)
+            .any(|at| first_address_may_be_global(&msg[at + b"sourceIPs".len()..]))
+    }
+}
+
+/// Reads `":["10.0.0.1",...` (possibly escaped once more: `\":[\"10...`)
+/// after a `sourceIPs` member name: false only for a well-formed first
+/// address that is not global.
+fn first_address_may_be_global(rest: &[u8]) -> bool {
+    let mut i = 0;
+    // The closing quote of the name, the colon, the bracket and the opening
+    // quote of the first string, with whatever whitespace or escaping.
+    let mut seen_bracket = false;
+    while let Some(&b) = rest.get(i) {
+        match b {
+            b'"' | b'\\' | b' ' | b'\t' | b'\n' | b'\r' | b':' => i += 1,
+            b'[' if !seen_bracket => {
+                seen_bracket = true;
+                i += 1;
+            }
+            _ => break,
+        }
+        if i > 32 {
+            return true;
+        }
+    }
+    if !seen_bracket {
+        return true;
+    }
+    let start = i;
+    while rest
+        .get(i)
+        .is_some_and(|b| b.is_ascii_hexdigit() || *b == b'.' || *b == b':')
+    {
+        i += 1;
+        if i - start > 45 {
+            return true;
+        }
+    }
+    // The address must end at its closing quote (escaped or not).
+    if !matches!(rest.get(i), Some(b'"' | b'\\')) {
+        return true;
+    }
+    match std::str::from_utf8(&rest[start..i])
+        .ok()
+        .and_then(crate::net::parse_ip)
+    {
+        Some(ip) => crate::net::is_global(ip),
+        None => true,
     }
 }
 
@@ -166,13 +239,16 @@ impl Prefilter {
             finder_403: Finder::new(b"403"),
             finder_escape: Finder::new(b"\\u00"),
         };
-        let mut groups: Vec<Vec<&'static str>> = Vec::new();
+        let mut groups: Vec<(Vec<&'static str>, bool)> = Vec::new();
         for rule in detector.rules() {
             match rule.anchor() {
                 Anchor::MemberValue403 => p.want_403 = true,
                 Anchor::Letters(word) => p.words.push(Word::new(word)),
-                Anchor::Exact(bytes) => groups.push(vec![bytes]),
-                Anchor::AnyOf(list) => groups.extend(list.iter().map(|g| g.to_vec())),
+                Anchor::Exact(bytes) => groups.push((vec![bytes], false)),
+                Anchor::AnyOf(list) => groups.extend(list.iter().map(|g| (g.to_vec(), false))),
+                Anchor::AnyOfFromGlobal(list) => {
+                    groups.extend(list.iter().map(|g| (g.to_vec(), true)));
+                }
                 Anchor::Always => p.always = true,
             }
         }

@@ -45,6 +45,9 @@ pub mod terms {
     /// A workload controller (Deployment, DaemonSet, StatefulSet,
     /// ReplicaSet, Job, CronJob) written, not its status.
     pub const WORKLOAD_WRITE: &str = r#"($.objectRef.resource = "*sets" || $.objectRef.resource = "*jobs" || $.objectRef.resource = "deployments") && $.objectRef.subresource NOT EXISTS && $.verb != "get" && $.verb != "list" && $.verb != "watch" && $.verb != "delete""#;
+    /// A system principal's request whose first address is not one of
+    /// the usual private ranges (the rules check every range).
+    pub const PUBLIC_SYSTEM: &str = r#"($.user.username = "system:*" || $.user.username = "eks:*" || $.user.username = "aks:*") && $.sourceIPs[0] != "10.*" && $.sourceIPs[0] != "192.168.*" && $.sourceIPs[0] != "172.31.*" && $.sourceIPs[0] != "127.*""#;
     /// A command run in a pod's container (`exec` is a `create`, or a
     /// `get` over WebSocket).
     pub const EXEC: &str = r#"$.objectRef.subresource = "exec""#;

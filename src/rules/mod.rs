@@ -70,6 +70,12 @@ pub enum Anchor {
     /// `[["roles"], ["rolebindings"]]`): every group of every enabled rule
     /// is looked for in the same pass.
     AnyOf(&'static [&'static [&'static str]]),
+    /// As [`Anchor::AnyOf`], and the first address of `sourceIPs` must be
+    /// able to be a global one: a message whose every `sourceIPs` member
+    /// starts with a private, loopback or link-local address literal (or
+    /// that has none) is skipped. For rules about requests from public
+    /// addresses.
+    AnyOfFromGlobal(&'static [&'static [&'static str]]),
     /// Any line: the rule needs every event parsed.
     Always,
 }
