@@ -36,33 +36,23 @@ pub mod terms {
     pub const ANONYMOUS: &str = r#"$.user.username = "system:anonymous""#;
     /// Any request on secrets.
     pub const SECRETS: &str = r#"$.objectRef.resource = "secrets""#;
-    /// A pod created, or a request on one of its subresources (`exec`,
-    /// `attach`, `portforward` are `create`s).
-    pub const CREATE_POD: &str = r#"$.verb = "create" && $.objectRef.resource = "pods""#;
-    /// A role, cluster role or binding written (created, changed or
-    /// deleted).
-    pub const RBAC_WRITE: &str = r#"$.objectRef.resource = "*role*" && $.verb != "get" && $.verb != "list" && $.verb != "watch""#;
-    /// A workload controller (Deployment, DaemonSet, StatefulSet,
-    /// ReplicaSet, Job, CronJob) written, not its status.
-    pub const WORKLOAD_WRITE: &str = r#"($.objectRef.resource = "*sets" || $.objectRef.resource = "*jobs" || $.objectRef.resource = "deployments") && $.objectRef.subresource NOT EXISTS && $.verb != "get" && $.verb != "list" && $.verb != "watch" && $.verb != "delete""#;
+    /// Something created that a rule looks at: a pod (or a request on
+    /// one of its subresources: `exec`, `attach`, `portforward` are
+    /// `create`s), an admission webhook configuration, a certificate
+    /// signing request, a Service or an Ingress.
+    pub const CREATE: &str = r#"$.verb = "create" && ($.objectRef.resource = "pods" || $.objectRef.resource = "*webhook*" || $.objectRef.resource = "certificate*" || $.objectRef.resource = "services" || $.objectRef.resource = "ingresses")"#;
+    /// A role, cluster role or binding, or a workload controller
+    /// (Deployment, DaemonSet, StatefulSet, ReplicaSet, Job, CronJob)
+    /// written, not its status.
+    pub const WRITE: &str = r#"($.objectRef.resource = "*role*" || $.objectRef.resource = "*sets" || $.objectRef.resource = "*jobs" || $.objectRef.resource = "deployments") && $.objectRef.subresource NOT EXISTS && $.verb != "get" && $.verb != "list" && $.verb != "watch""#;
     /// A system principal's request whose first address is not one of
     /// the usual private ranges (the rules check every range).
     pub const PUBLIC_SYSTEM: &str = r#"($.user.username = "system:*" || $.user.username = "eks:*" || $.user.username = "aks:*") && $.sourceIPs[0] != "10.*" && $.sourceIPs[0] != "192.168.*" && $.sourceIPs[0] != "172.31.*" && $.sourceIPs[0] != "127.*""#;
     /// A command run in a pod's container (`exec` is a `create`, or a
     /// `get` over WebSocket).
     pub const EXEC: &str = r#"$.objectRef.subresource = "exec""#;
-    /// A CronJob created or changed (its status included).
-    pub const CRONJOB_WRITE: &str = r#"$.objectRef.resource = "cronjobs" && ($.verb = "create" || $.verb = "update" || $.verb = "patch")"#;
-    /// An admission webhook configuration created.
-    pub const CREATE_WEBHOOK: &str =
-        r#"$.verb = "create" && $.objectRef.resource = "*webhookconfigurations""#;
-    /// A certificate signing request created.
-    pub const CREATE_CSR: &str =
-        r#"$.verb = "create" && $.objectRef.resource = "certificatesigningrequests""#;
     /// A service account token requested.
     pub const TOKEN: &str = r#"$.objectRef.subresource = "token""#;
-    /// A Service or Ingress created.
-    pub const CREATE_SERVICE: &str = r#"$.verb = "create" && ($.objectRef.resource = "services" || $.objectRef.resource = "ingresses")"#;
 }
 
 /// Longest filter pattern CloudWatch Logs accepts.
@@ -84,6 +74,17 @@ pub fn pattern<'r>(rules: impl IntoIterator<Item = &'r dyn Rule>) -> String {
         }
     }
     terms.push(HEARTBEAT);
-    let body: Vec<String> = terms.iter().map(|t| format!("({t})")).collect();
+    // `||` binds loosest: only compound terms need parentheses, and the
+    // pattern must fit CloudWatch's 1,024 characters.
+    let body: Vec<String> = terms
+        .iter()
+        .map(|t| {
+            if t.contains("&&") || t.contains("||") {
+                format!("({t})")
+            } else {
+                (*t).to_owned()
+            }
+        })
+        .collect();
     format!("{{ {} }}", body.join(" || "))
 }

@@ -35,7 +35,7 @@ pub static SPEC: Spec = Spec {
         &["cronjobs", "update"],
         &["cronjobs", "patch"],
     ]),
-    filter: Filter::Terms(&[terms::CRONJOB_WRITE]),
+    filter: Filter::Terms(&[terms::WRITE]),
 };
 
 /// The rule.

@@ -31,7 +31,7 @@ pub static SPEC: Spec = Spec {
     enabled: true,
     // `objectRef.resource` is `daemonsets` and `verb` is `create`.
     anchor: Anchor::AnyOf(&[&["daemonsets", "create"]]),
-    filter: Filter::Terms(&[terms::WORKLOAD_WRITE]),
+    filter: Filter::Terms(&[terms::WRITE]),
 };
 
 /// The rule.

@@ -36,7 +36,7 @@ pub static SPEC: Spec = Spec {
     enabled: true,
     // `objectRef.resource` is `pods` and `verb` is `create`.
     anchor: Anchor::AnyOf(&[&["pods", "create"]]),
-    filter: Filter::Terms(&[terms::CREATE_POD]),
+    filter: Filter::Terms(&[terms::CREATE]),
 };
 
 /// The rule.

@@ -41,7 +41,7 @@ pub static SPEC: Spec = Spec {
         &["pods", "create", "kube-node-lease"],
         &["pods", "create", "kube-public"],
     ]),
-    filter: Filter::Terms(&[terms::CREATE_POD]),
+    filter: Filter::Terms(&[terms::CREATE]),
 };
 
 /// The rule.

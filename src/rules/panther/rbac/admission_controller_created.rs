@@ -34,7 +34,7 @@ pub static SPEC: Spec = Spec {
     // `objectRef.resource` is `mutatingwebhookconfigurations` or
     // `validatingwebhookconfigurations`, and `verb` is `create`.
     anchor: Anchor::AnyOf(&[&["webhookconfigurations", "create"]]),
-    filter: Filter::Terms(&[terms::CREATE_WEBHOOK]),
+    filter: Filter::Terms(&[terms::CREATE]),
 };
 
 /// The webhook configuration resources.

@@ -34,7 +34,7 @@ pub static SPEC: Spec = Spec {
     // `objectRef.resource` is `certificatesigningrequests` and `verb` is
     // `create`.
     anchor: Anchor::AnyOf(&[&["certificatesigningrequests", "create"]]),
-    filter: Filter::Terms(&[terms::CREATE_CSR]),
+    filter: Filter::Terms(&[terms::CREATE]),
 };
 
 /// The node bootstrap identity, which requests certificates routinely.

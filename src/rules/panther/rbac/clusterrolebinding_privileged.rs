@@ -33,7 +33,7 @@ pub static SPEC: Spec = Spec {
     enabled: true,
     // `objectRef.resource` is `clusterrolebindings` and `verb` is `create`.
     anchor: Anchor::AnyOf(&[&["clusterrolebindings", "create"]]),
-    filter: Filter::Terms(&[terms::RBAC_WRITE]),
+    filter: Filter::Terms(&[terms::WRITE]),
 };
 
 /// Roles a binding to which is alerted on.

@@ -34,7 +34,7 @@ pub static SPEC: Spec = Spec {
     enabled: true,
     // `objectRef.resource` is `ingresses` and `verb` is `create`.
     anchor: Anchor::AnyOf(&[&["ingresses", "create"]]),
-    filter: Filter::Terms(&[terms::CREATE_SERVICE]),
+    filter: Filter::Terms(&[terms::CREATE]),
 };
 
 /// The rule.

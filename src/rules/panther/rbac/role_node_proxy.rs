@@ -33,7 +33,7 @@ pub static SPEC: Spec = Spec {
     // `objectRef.resource` is `roles` or `clusterroles`, `verb` is
     // `create`, and a rule names `nodes` (`nodes/proxy`, `nodes/*`).
     anchor: Anchor::AnyOf(&[&["roles", "create", "nodes"]]),
-    filter: Filter::Terms(&[terms::RBAC_WRITE]),
+    filter: Filter::Terms(&[terms::WRITE]),
 };
 
 /// The rule.

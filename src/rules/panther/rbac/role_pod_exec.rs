@@ -32,7 +32,7 @@ pub static SPEC: Spec = Spec {
     // `objectRef.resource` is `roles` or `clusterroles`, `verb` is
     // `create`, and a rule names `pods/exec`.
     anchor: Anchor::AnyOf(&[&["roles", "create", "pods/exec"]]),
-    filter: Filter::Terms(&[terms::RBAC_WRITE]),
+    filter: Filter::Terms(&[terms::WRITE]),
 };
 
 /// The rule.

@@ -36,7 +36,7 @@ pub static SPEC: Spec = Spec {
     enabled: true,
     // `objectRef.resource` is `roles` or `clusterroles` and `verb` is `create`.
     anchor: Anchor::AnyOf(&[&["roles", "create"]]),
-    filter: Filter::Terms(&[terms::RBAC_WRITE]),
+    filter: Filter::Terms(&[terms::WRITE]),
 };
 
 /// Verbs that change the cluster.

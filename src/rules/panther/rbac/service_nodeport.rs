@@ -31,7 +31,7 @@ pub static SPEC: Spec = Spec {
     // `objectRef.resource` is `services`, `verb` is `create` and
     // `requestObject.spec.type` is `NodePort`.
     anchor: Anchor::AnyOf(&[&["services", "create", "NodePort"]]),
-    filter: Filter::Terms(&[terms::CREATE_SERVICE]),
+    filter: Filter::Terms(&[terms::CREATE]),
 };
 
 /// The rule.

@@ -40,7 +40,7 @@ pub static SPEC: Spec = Spec {
         &["roles", "patch", "eks:"],
         &["roles", "delete", "eks:"],
     ]),
-    filter: Filter::Terms(&[terms::RBAC_WRITE]),
+    filter: Filter::Terms(&[terms::WRITE]),
 };
 
 /// System roles that are expected to change.
