@@ -3,16 +3,34 @@
 //! The JSON is what SQS, Lambda and HTTPS subscribers receive; its field
 //! names are a public interface. Every string that came from a request
 //! (user agent, URI, username) is attacker-controlled: the JSON escapes it by
-//! construction, and the text renderings strip control characters.
+//! construction, the text renderings strip control characters, and the
+//! investigation query quotes it (or leaves it out).
+//!
+//! An alert is rendered where the window decides it ([`Alert::render`]) and
+//! placed where it is published ([`Alert::locate`]): the region, the
+//! cluster's ARN and the console link depend on where the detector runs,
+//! and an alert waiting in an outbox may have been rendered by an older
+//! version.
 
 use std::fmt::Write as _;
 
-use crate::bounded::{neutralize, subject_text, MAX_SUBJECT_CHARS};
+use crate::bounded::{neutralize, subject_text, MAX_FIELD_BYTES, MAX_SUBJECT_CHARS};
 use crate::rules::Rule;
 use crate::time::format_rfc3339;
 pub use crate::vocab::Alert;
-use crate::vocab::{stable_hash, Sample};
+use crate::vocab::{stable_hash, AlertContext, Condition, Investigate, Sample};
 use crate::window::{Decision, WindowState};
+
+/// The columns of the investigation query, before its conditions.
+pub const QUERY_FIELDS: &str = "fields @timestamp, user.username, verb, requestURI, \
+     objectRef.namespace, objectRef.name, responseStatus.code, sourceIPs.0, userAgent";
+
+/// The end of the investigation query, after its conditions.
+pub const QUERY_END: &str = "sort @timestamp asc | limit 500";
+
+/// The marker [`crate::bounded::cap`] ends a cut value with: such a value
+/// is not what the request carried, so no condition can compare with it.
+const CUT_MARKER: &str = "…[cut";
 
 impl Alert {
     /// The alert `rule` owes for a window, as the window stands now.
@@ -34,6 +52,11 @@ impl Alert {
             ])
         } else {
             stable_hash(&[meta.id.as_str(), &st.dedup, &start])
+        };
+        // An escalation shows the request that made it worse.
+        let sample = match (&st.escalation_sample, escalation) {
+            (Some(s), true) => s.clone(),
+            _ => st.sample.clone(),
         };
         Self {
             alert_id: format!("{id:032x}"),
@@ -58,24 +81,92 @@ impl Alert {
             summary: rule.summary(st),
             log_group: st.log_group.clone(),
             account: st.account.clone(),
-            // An escalation shows the request that made it worse.
-            sample: match (&st.escalation_sample, escalation) {
-                (Some(s), true) => s.clone(),
-                _ => st.sample.clone(),
-            },
+            context: AlertContext::of(st, &sample),
+            sample,
             fanout_dropped: st.fanout_dropped,
+            // Placed when published (see `locate`).
+            region: None,
+            cluster_arn: None,
+            investigate: Some(Investigate {
+                query: query_text(&rule.investigate(st)),
+                console_url: None,
+            }),
         }
     }
 
-    /// The alert without its request sample and summary: what is published
-    /// when the whole alert is refused as too large (which the caps make
-    /// unexpected), so the alert still reaches people.
+    /// Fills in what depends on where the detector runs: `region` (the
+    /// function's, passed in by the handler), the cluster's ARN and the
+    /// console link of the investigation query. An alert rendered by an
+    /// older version (waiting in an outbox) gets a context and a query from
+    /// its own fields. Calling it again gives the same result.
+    pub fn locate(&mut self, region: Option<&str>) {
+        let region = region.map(str::trim).filter(|r| !r.is_empty());
+        self.region = region.map(str::to_owned);
+        // Only a region that reads as one goes into ARNs and links.
+        let region = region.filter(|r| is_region(r));
+        self.cluster_arn = region.and_then(|r| cluster_arn(r, &self.account, &self.log_group));
+        if self.context.is_empty() {
+            self.context = AlertContext::of_sample(&self.sample);
+        }
+        if self.rule_id == crate::tamper::RULE_ID {
+            // A CloudTrail event, not requests in an audit log: its e-mail
+            // links the event in CloudTrail instead.
+            self.investigate = None;
+            return;
+        }
+        let query = match self.investigate.take() {
+            Some(i) if !i.query.is_empty() => i.query,
+            _ => query_text(&self.fallback_conditions()),
+        };
+        let console_url = region.and_then(|r| {
+            insights_url(
+                r,
+                &self.log_group,
+                &self.window_start,
+                &self.window_end,
+                &query,
+            )
+        });
+        self.investigate = Some(Investigate { query, console_url });
+    }
+
+    /// Conditions from the alert alone, for one stored without a query: its
+    /// address, and the sample's fields when the sample is the window's
+    /// only request.
+    fn fallback_conditions(&self) -> Vec<Condition> {
+        let mut out = Vec::new();
+        if crate::net::parse_ip(&self.source_ip).is_some() {
+            out.push(Condition::Mentions(self.source_ip.clone()));
+        }
+        if self.event_count == 1 {
+            let s = &self.sample;
+            for (field, value) in [
+                ("user.username", &s.username),
+                ("verb", &s.verb),
+                ("objectRef.resource", &s.resource),
+            ] {
+                if let Some(v) = value {
+                    out.push(Condition::OneOf(field, vec![v.clone()]));
+                }
+            }
+            if let Some(code) = s.response_status.code {
+                out.push(Condition::OneOfNumbers("responseStatus.code", vec![code]));
+            }
+        }
+        out
+    }
+
+    /// The alert without its request sample, summary, context and query:
+    /// what is published when the whole alert is refused as too large
+    /// (which the caps make unexpected), so the alert still reaches people.
     pub fn minimal(&self) -> Self {
         Self {
             summary: serde_json::Value::Object(serde_json::Map::new()),
             sample: Sample::default(),
             title: crate::bounded::cap(&self.title),
             runbook: String::new(),
+            context: AlertContext::default(),
+            investigate: None,
             ..self.clone()
         }
     }
@@ -105,28 +196,29 @@ impl Alert {
         s
     }
 
-    /// Short human-readable text for e-mail subscribers.
+    /// Short human-readable text for e-mail subscribers: a layout for
+    /// requests in an audit log, one for a CloudTrail change that blinds
+    /// the detector, one for a cluster gone quiet.
     pub fn email_text(&self) -> String {
-        let mut t = String::with_capacity(1024);
-        let s = |v: &str| neutralize(v, 300);
-        let o = |v: &Option<String>| {
-            v.as_deref()
-                .map_or_else(|| "-".to_owned(), |v| neutralize(v, 300))
-        };
+        if self.rule_id == crate::tamper::RULE_ID
+            || self.rule_id == crate::rules::access_entry::META.id
+        {
+            self.tamper_email()
+        } else if self.rule_id == crate::silence::RULE_ID {
+            self.silence_email()
+        } else {
+            self.requests_email()
+        }
+    }
+
+    /// The layout of an alert about requests: the window, the first
+    /// request, every context value, the summary and the query.
+    fn requests_email(&self) -> String {
+        let mut t = String::with_capacity(4096);
+        let o = |v: &Option<String>| v.as_deref().map_or_else(|| "-".to_owned(), s);
         let _ = writeln!(t, "{}", neutralize(&self.title, 2000));
         let _ = writeln!(t);
-        let _ = writeln!(
-            t,
-            "Severity:   {}{}",
-            self.severity.as_str(),
-            if self.escalation { " (escalated)" } else { "" }
-        );
-        let _ = writeln!(
-            t,
-            "Rule:       {} ({})",
-            self.rule_id.as_str(),
-            self.rule_name
-        );
+        self.header(&mut t);
         let _ = writeln!(t, "Cluster:    {}", s(&self.cluster));
         let _ = writeln!(t, "Source IP:  {}", s(&self.source_ip));
         let _ = writeln!(
@@ -141,33 +233,57 @@ impl Alert {
         );
         let _ = writeln!(t, "Seen:       {} to {}", self.first_seen, self.last_seen);
         let _ = writeln!(t, "MITRE:      {}", self.mitre);
-        let _ = writeln!(
-            t,
-            "Account:    {}  Log group: {}",
-            s(&self.account),
-            s(&self.log_group)
-        );
+        self.place(&mut t);
         let _ = writeln!(t);
         let _ = writeln!(t, "What to check next:");
         let _ = writeln!(t, "{}", self.runbook);
-        let _ = writeln!(t);
-        let _ = writeln!(t, "First matching request:");
-        let _ = writeln!(t, "  auditID:    {}", o(&self.sample.audit_id));
-        let _ = writeln!(t, "  verb:       {}", o(&self.sample.verb));
-        let _ = writeln!(t, "  requestURI: {}", o(&self.sample.request_uri));
-        let _ = writeln!(t, "  username:   {}", o(&self.sample.username));
-        let _ = writeln!(t, "  userAgent:  {}", o(&self.sample.user_agent));
-        let code = self
-            .sample
-            .response_status
-            .code
-            .map_or_else(|| "-".to_owned(), |c| c.to_string());
-        let _ = writeln!(
-            t,
-            "  response:   {} {}",
-            code,
-            o(&self.sample.response_status.reason)
-        );
+        // A minimal alert has no sample left to show.
+        if self.sample != Sample::default() {
+            let sm = &self.sample;
+            let _ = writeln!(t);
+            let _ = writeln!(t, "First matching request:");
+            let _ = writeln!(t, "  auditID:    {}", o(&sm.audit_id));
+            let _ = writeln!(t, "  verb:       {}", o(&sm.verb));
+            let _ = writeln!(t, "  requestURI: {}", o(&sm.request_uri));
+            let _ = writeln!(
+                t,
+                "  object:     {} {} (namespace {})",
+                o(&sm.resource),
+                o(&sm.name),
+                o(&sm.namespace)
+            );
+            let _ = writeln!(t, "  username:   {}", o(&sm.username));
+            let _ = writeln!(t, "  userAgent:  {}", o(&sm.user_agent));
+            let _ = writeln!(t, "  sourceIPs:  {}", joined(&sm.source_ips));
+            let code = sm
+                .response_status
+                .code
+                .map_or_else(|| "-".to_owned(), |c| c.to_string());
+            let _ = writeln!(
+                t,
+                "  response:   {} {}",
+                code,
+                o(&sm.response_status.reason)
+            );
+        }
+        if !self.context.is_empty() {
+            let c = &self.context;
+            let codes: Vec<String> = c.response_status.iter().map(i64::to_string).collect();
+            let _ = writeln!(t);
+            let _ = writeln!(t, "Requests in the window:");
+            for (field, values) in [
+                ("username", &c.username),
+                ("sourceIPs", &c.source_ips),
+                ("userAgent", &c.user_agent),
+                ("namespace", &c.namespace),
+                ("verb", &c.verb),
+                ("resource", &c.resource),
+                ("requestURI", &c.request_uri),
+                ("responseStatus", &codes),
+            ] {
+                let _ = writeln!(t, "  {field:<15} {}", joined(values));
+            }
+        }
         let _ = writeln!(t);
         let _ = writeln!(t, "Summary of the window:");
         if let Some(fields) = self.summary.as_object() {
@@ -182,10 +298,369 @@ impl Alert {
                 self.fanout_dropped
             );
         }
-        let _ = writeln!(t, "Reference: {}", self.reference);
-        let _ = writeln!(t, "Alert id: {}", self.alert_id);
+        self.investigation(&mut t, "the window's requests");
+        self.footer(&mut t);
         t
     }
+
+    /// The layout of a CloudTrail change: who did what to which resource,
+    /// from where, whether it worked, and the event in CloudTrail.
+    fn tamper_email(&self) -> String {
+        let mut t = String::with_capacity(2048);
+        let field = |name: &str| {
+            self.summary
+                .get(name)
+                .and_then(serde_json::Value::as_str)
+                .filter(|v| !v.is_empty())
+        };
+        let _ = writeln!(t, "{}", neutralize(&self.title, 2000));
+        let _ = writeln!(t);
+        self.header(&mut t);
+        let _ = writeln!(t, "When:       {}", self.first_seen);
+        let _ = writeln!(
+            t,
+            "Who:        {}",
+            field("principal").map_or_else(|| "-".to_owned(), s)
+        );
+        let did = match (field("eventName"), field("eventSource")) {
+            (Some(name), Some(source)) => format!("{} on {}", s(name), s(source)),
+            (Some(name), None) => s(name),
+            _ => "-".to_owned(),
+        };
+        let _ = writeln!(t, "Did what:   {did}");
+        let _ = writeln!(t, "To:         {}", s(&self.cluster));
+        if let Some(params) = field("requestParameters") {
+            let _ = writeln!(t, "Parameters: {}", neutralize(params, 1000));
+        }
+        let agent = field("userAgent").map_or_else(|| "-".to_owned(), s);
+        let _ = writeln!(
+            t,
+            "From:       {} (user agent {agent})",
+            if self.source_ip.is_empty() {
+                "-".to_owned()
+            } else {
+                s(&self.source_ip)
+            }
+        );
+        let outcome = match (field("errorCode"), field("errorMessage")) {
+            (None, None) => "succeeded".to_owned(),
+            (code, message) => {
+                let mut o = format!("FAILED: {}", code.map_or_else(|| "-".to_owned(), s));
+                if let Some(m) = message {
+                    let _ = write!(o, " ({})", s(m));
+                }
+                o
+            }
+        };
+        let _ = writeln!(t, "Result:     {outcome}");
+        let event_id = field("eventID");
+        let _ = writeln!(
+            t,
+            "Event id:   {}",
+            event_id.map_or_else(|| "-".to_owned(), s)
+        );
+        let link = self
+            .region
+            .as_deref()
+            .zip(event_id)
+            .and_then(|(r, id)| cloudtrail_url(r, id));
+        if let Some(link) = link {
+            let _ = writeln!(t, "CloudTrail: {link}");
+        }
+        self.place(&mut t);
+        let _ = writeln!(t, "MITRE:      {}", self.mitre);
+        let _ = writeln!(t);
+        let _ = writeln!(t, "What to check next:");
+        let _ = writeln!(t, "{}", self.runbook);
+        self.footer(&mut t);
+        t
+    }
+
+    /// The layout of a cluster gone quiet: since when, and the query that
+    /// shows whether anything arrived since.
+    fn silence_email(&self) -> String {
+        let mut t = String::with_capacity(2048);
+        let _ = writeln!(t, "{}", neutralize(&self.title, 2000));
+        let _ = writeln!(t);
+        self.header(&mut t);
+        let _ = writeln!(t, "Cluster:    {}", s(&self.cluster));
+        let _ = writeln!(t, "Last heard: {}", self.first_seen);
+        let _ = writeln!(
+            t,
+            "Reported:   {} (after {} quiet minutes)",
+            self.window_end, self.threshold
+        );
+        self.place(&mut t);
+        let _ = writeln!(t);
+        let _ = writeln!(t, "What to check next:");
+        let _ = writeln!(t, "{}", self.runbook);
+        self.investigation(&mut t, "whatever arrived since (nothing, if still quiet)");
+        self.footer(&mut t);
+        t
+    }
+
+    /// Severity and rule: the first lines of every layout.
+    fn header(&self, t: &mut String) {
+        let _ = writeln!(
+            t,
+            "Severity:   {}{}",
+            self.severity.as_str(),
+            if self.escalation { " (escalated)" } else { "" }
+        );
+        let _ = writeln!(
+            t,
+            "Rule:       {} ({})",
+            self.rule_id.as_str(),
+            self.rule_name
+        );
+    }
+
+    /// Where: account, region, log group and the cluster's ARN.
+    fn place(&self, t: &mut String) {
+        let or_dash = |v: Option<&str>| v.map_or_else(|| "-".to_owned(), s);
+        let _ = writeln!(
+            t,
+            "Account:    {}  Region: {}",
+            s(&self.account),
+            or_dash(self.region.as_deref())
+        );
+        // Alerts about the detector's own resources have neither.
+        if !self.log_group.is_empty() {
+            let _ = writeln!(t, "Log group:  {}", s(&self.log_group));
+            let _ = writeln!(t, "Cluster ARN: {}", or_dash(self.cluster_arn.as_deref()));
+        }
+    }
+
+    /// The query and its console link, when there is one.
+    fn investigation(&self, t: &mut String, what: &str) {
+        let Some(inv) = &self.investigate else {
+            return;
+        };
+        let _ = writeln!(t);
+        let _ = writeln!(
+            t,
+            "Investigate ({what}; CloudWatch Logs Insights on the log group over the window):"
+        );
+        let _ = writeln!(t, "  {}", email_query(&inv.query));
+        if let Some(url) = &inv.console_url {
+            // The console reads `*40` as `@`: written so, no value can
+            // spell a chat mention in the link.
+            let _ = writeln!(t, "  {}", url.replace('@', "*40"));
+        }
+    }
+
+    fn footer(&self, t: &mut String) {
+        let _ = writeln!(t);
+        let _ = writeln!(t, "Reference: {}", self.reference);
+        let _ = writeln!(t, "Alert id: {}", self.alert_id);
+    }
+}
+
+/// A request's value for a line of text read by people.
+fn s(v: &str) -> String {
+    neutralize(v, 300)
+}
+
+/// Values for one line of text, each neutralised, the line bounded.
+fn joined(values: &[String]) -> String {
+    if values.is_empty() {
+        return "-".to_owned();
+    }
+    let all = values.iter().map(|v| s(v)).collect::<Vec<_>>().join(", ");
+    neutralize(&all, 1000)
+}
+
+/// The query as e-mail text: neutralised like any request value, with the
+/// query's own `@` fields written as they must be typed.
+fn email_query(query: &str) -> String {
+    neutralize(query, 6000)
+        .replace("＠timestamp", "@timestamp")
+        .replace("＠message", "@message")
+}
+
+/// The CloudWatch Logs Insights query with `conditions` joined by `and`;
+/// without any, every request of the time range.
+pub fn query_text(conditions: &[Condition]) -> String {
+    let parts: Vec<String> = conditions.iter().filter_map(condition_text).collect();
+    if parts.is_empty() {
+        format!("{QUERY_FIELDS} | {QUERY_END}")
+    } else {
+        format!(
+            "{QUERY_FIELDS} | filter {} | {QUERY_END}",
+            parts.join(" and ")
+        )
+    }
+}
+
+/// One condition as query text, or `None` when it is left out: a value it
+/// needs is unusable, and comparing with part of the values would hide
+/// requests (the query only ever shows more than the window, never less).
+fn condition_text(condition: &Condition) -> Option<String> {
+    match condition {
+        Condition::Mentions(text) => Some(format!("@message like {}", quoted(text)?)),
+        Condition::OneOf(field, values) => {
+            let values = values
+                .iter()
+                .map(|v| quoted(v))
+                .collect::<Option<Vec<_>>>()?;
+            match values.as_slice() {
+                [] => None,
+                [one] => Some(format!("{field} = {one}")),
+                many => Some(format!("{field} in [{}]", many.join(", "))),
+            }
+        }
+        Condition::OneOfNumbers(field, values) => match values.as_slice() {
+            [] => None,
+            [one] => Some(format!("{field} = {one}")),
+            many => {
+                let many: Vec<String> = many.iter().map(i64::to_string).collect();
+                Some(format!("{field} in [{}]", many.join(", ")))
+            }
+        },
+        // The rule's own text: may hold `or`, so it stands apart.
+        Condition::Fixed(text) => Some(format!("({text})")),
+    }
+}
+
+/// A request's value as a query string literal, or `None` when it cannot
+/// be compared with: longer than [`MAX_FIELD_BYTES`], cut by
+/// [`crate::bounded::cap`], or holding control characters (written without
+/// them it would compare unequal, and the query would find nothing).
+fn quoted(value: &str) -> Option<String> {
+    if value.len() > MAX_FIELD_BYTES
+        || value.contains(CUT_MARKER)
+        || value.chars().any(char::is_control)
+    {
+        return None;
+    }
+    Some(format!("\"{}\"", query_string(value)))
+}
+
+/// The inside of a query string literal: `\` and `"` escaped, control
+/// characters dropped (so no value can end the literal or break a line).
+pub fn query_string(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    for c in value.chars() {
+        match c {
+            '\\' | '"' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// JavaScript's `escape()`: ASCII letters, digits and `@*_+-./` kept,
+/// every other byte of the UTF-8 text as `%XX`.
+pub fn js_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 3);
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"@*_+-./".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// A value as the console's link fragment writes it: [`js_escape`] with
+/// `%` written `*`. A `*` of the value itself is escaped first (`*2A`), or
+/// the console would read it as the start of an escape.
+fn console_escape(text: &str) -> String {
+    js_escape(text).replace('*', "%2A").replace('%', "*")
+}
+
+/// True for text shaped like an AWS region (`us-east-1`): lower-case
+/// letters, digits and hyphens, starting with a letter.
+fn is_region(region: &str) -> bool {
+    region.len() <= 32
+        && region.starts_with(|c: char| c.is_ascii_lowercase())
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// The partition of a region and the host of its console.
+fn partition(region: &str) -> (&'static str, &'static str) {
+    if region.starts_with("cn-") {
+        ("aws-cn", "console.amazonaws.cn")
+    } else if region.starts_with("us-gov-") {
+        ("aws-us-gov", "console.amazonaws-us-gov.com")
+    } else {
+        ("aws", "console.aws.amazon.com")
+    }
+}
+
+/// The cluster of an EKS control-plane log group, `/aws/eks/<name>/cluster`,
+/// when the name is one EKS accepts (letters, digits, `-` and `_`, starting
+/// with a letter or digit, at most 100 characters).
+pub fn cluster_name(log_group: &str) -> Option<&str> {
+    let name = log_group
+        .strip_prefix("/aws/eks/")?
+        .strip_suffix("/cluster")?;
+    let ok = (1..=100).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    ok.then_some(name)
+}
+
+/// `arn:<partition>:eks:<region>:<account>:cluster/<name>`; `None` without
+/// a 12-digit account or a well-formed log group.
+pub fn cluster_arn(region: &str, account: &str, log_group: &str) -> Option<String> {
+    if !is_region(region) || account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let name = cluster_name(log_group)?;
+    let (partition, _) = partition(region);
+    Some(format!(
+        "arn:{partition}:eks:{region}:{account}:cluster/{name}"
+    ))
+}
+
+/// The console link that opens `query` in CloudWatch Logs Insights on
+/// `log_group` from `start` to `end` (RFC3339); `None` without a log group.
+pub fn insights_url(
+    region: &str,
+    log_group: &str,
+    start: &str,
+    end: &str,
+    query: &str,
+) -> Option<String> {
+    if !is_region(region) || log_group.is_empty() {
+        return None;
+    }
+    let (_, host) = partition(region);
+    Some(format!(
+        "https://{region}.{host}/cloudwatch/home?region={region}#logsV2:logs-insights\
+         $3FqueryDetail$3D~(end~'{}~start~'{}~timeType~'ABSOLUTE~tz~'UTC~editorString~'{}\
+         ~source~(~'{}))",
+        console_escape(end),
+        console_escape(start),
+        console_escape(query),
+        console_escape(log_group),
+    ))
+}
+
+/// The CloudTrail console's page of one event; `None` for an id that is
+/// not one (CloudTrail's are UUIDs).
+pub fn cloudtrail_url(region: &str, event_id: &str) -> Option<String> {
+    let id_ok = (1..=64).contains(&event_id.len())
+        && event_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if !is_region(region) || !id_ok {
+        return None;
+    }
+    let (_, host) = partition(region);
+    Some(format!(
+        "https://{region}.{host}/cloudtrailv2/home?region={region}#/events/{event_id}"
+    ))
 }
 
 /// One summary value as text: `value (count)` lists, plain lists, scalars.
@@ -311,5 +786,318 @@ mod tests {
         // The JSON keeps the value as sent, escaped.
         assert!(alert.to_json().contains(r"\r\nBcc"));
         assert!(alert.to_json().contains("<!here> @channel"));
+    }
+
+    /// An alert as a version without region, context or query stored it.
+    const OLD_ALERT: &str = r#"{"alert_id": "0123", "rule_id": "Amazon.EKS.Audit.Multiple403",
+        "rule_name": "r", "severity": "INFO", "escalation": false, "title": "t", "dedup": "d",
+        "cluster": "prod", "source_ip": "5.5.5.5", "event_count": 1, "threshold": 10,
+        "window_start": "2024-05-14T00:00:00.000Z", "window_end": "2024-05-14T00:30:00.000Z",
+        "first_seen": "", "last_seen": "", "mitre": "", "reference": "", "runbook": "",
+        "summary": {}, "log_group": "/aws/eks/prod/cluster", "account": "123456789012",
+        "sample": {"auditID": "a", "requestURI": "/api/v1/secrets", "verb": "list",
+        "userAgent": "curl/8", "username": "bob", "responseStatus": {"code": 403,
+        "reason": "Forbidden"}, "stageTimestamp": null}}"#;
+
+    fn old_alert() -> Alert {
+        serde_json::from_str(OLD_ALERT).expect("an old alert reads")
+    }
+
+    #[test]
+    fn an_alert_stored_by_an_older_version_still_reads_and_is_placed() {
+        let mut a = old_alert();
+        assert_eq!((a.region.as_ref(), a.cluster_arn.as_ref()), (None, None));
+        assert!(a.context.is_empty() && a.investigate.is_none());
+        assert_eq!(a.sample.source_ips, Vec::<String>::new());
+        a.locate(Some("eu-central-1"));
+        assert_eq!(
+            a.cluster_arn.as_deref(),
+            Some("arn:aws:eks:eu-central-1:123456789012:cluster/prod")
+        );
+        assert_eq!(a.context.username, ["bob"]);
+        assert_eq!(a.context.response_status, [403]);
+        // one request: its sample narrows the query
+        let q = &a.investigate.as_ref().expect("a query").query;
+        assert!(
+            q.contains(
+                r#"filter @message like "5.5.5.5" and user.username = "bob" and verb = "list""#
+            ),
+            "{q}"
+        );
+        // placing it again changes nothing
+        let once = a.clone();
+        a.locate(Some("eu-central-1"));
+        assert_eq!(a, once);
+    }
+
+    #[test]
+    fn cluster_arns_follow_the_partition_and_need_a_cluster_log_group() {
+        let arn = |region, group| cluster_arn(region, "123456789012", group);
+        let g = "/aws/eks/prod-1_a/cluster";
+        assert_eq!(
+            arn("us-east-1", g).as_deref(),
+            Some("arn:aws:eks:us-east-1:123456789012:cluster/prod-1_a")
+        );
+        assert_eq!(
+            arn("cn-northwest-1", g).as_deref(),
+            Some("arn:aws-cn:eks:cn-northwest-1:123456789012:cluster/prod-1_a")
+        );
+        assert_eq!(
+            arn("us-gov-west-1", g).as_deref(),
+            Some("arn:aws-us-gov:eks:us-gov-west-1:123456789012:cluster/prod-1_a")
+        );
+        for bad in [
+            "",
+            "/aws/eks/cluster",
+            "/aws/eks//cluster",
+            "/aws/eks/a/b/cluster",
+            "/aws/eks/prod/cluster/",
+            "/aws/lambda/prod",
+            "/aws/eks/-prod/cluster",
+            "/aws/eks/pr\"od/cluster",
+            &format!("/aws/eks/{}/cluster", "x".repeat(101)),
+        ] {
+            assert_eq!(arn("us-east-1", bad), None, "{bad}");
+        }
+        assert_eq!(cluster_arn("us-east-1", "", g), None, "no account");
+        assert_eq!(cluster_arn("us-east-1", "12345", g), None, "not an account");
+        assert_eq!(
+            cluster_arn("US East", "123456789012", g),
+            None,
+            "not a region"
+        );
+        // and an alert without a region gets none, nor a link
+        let mut a = old_alert();
+        a.locate(None);
+        assert_eq!(a.region, None);
+        assert_eq!(a.cluster_arn, None);
+        assert_eq!(
+            a.investigate.as_ref().and_then(|i| i.console_url.as_ref()),
+            None
+        );
+    }
+
+    #[test]
+    fn query_values_are_escaped_and_control_characters_never_reach_the_query() {
+        assert_eq!(query_string(r#"a"b\c"#), r#"a\"b\\c"#);
+        assert_eq!(query_string("a\u{0}b\r\nc\u{7f}"), "abc");
+        let q = query_text(&[
+            Condition::Mentions("1.2.3.4".into()),
+            Condition::OneOf("user.username", vec![r#"x" or verb = "y\"#.into()]),
+        ]);
+        assert!(
+            q.contains(
+                r#"filter @message like "1.2.3.4" and user.username = "x\" or verb = \"y\\""#
+            ),
+            "{q}"
+        );
+        // a value with control characters would compare unequal once they
+        // are dropped: the condition is left out, never half-kept
+        let q = query_text(&[
+            Condition::OneOf("verb", vec!["get".into(), "li\u{1b}st".into()]),
+            Condition::OneOfNumbers("responseStatus.code", vec![403, 404]),
+        ]);
+        assert!(!q.contains('\u{1b}') && !q.contains("filter verb"), "{q}");
+        assert!(
+            q.contains("filter responseStatus.code in [403, 404] |"),
+            "{q}"
+        );
+    }
+
+    #[test]
+    fn cut_and_overlong_values_are_left_out_of_the_query() {
+        let cut = crate::bounded::cap(&"a".repeat(1000));
+        assert!(cut.contains(CUT_MARKER));
+        let q = query_text(&[
+            Condition::Mentions("9.9.9.9".into()),
+            Condition::OneOf("user.username", vec![cut]),
+            Condition::OneOf("objectRef.resource", vec!["é".repeat(129)]),
+            Condition::OneOf("verb", vec!["x".repeat(256)]),
+        ]);
+        assert!(
+            !q.contains("[cut") && !q.contains("username =") && !q.contains('é'),
+            "{q}"
+        );
+        assert!(
+            q.contains(&format!(r#"verb = "{}""#, "x".repeat(256))),
+            "{q}"
+        );
+        // nothing usable: every request of the time range
+        assert_eq!(
+            query_text(&[Condition::Mentions("x…[cut, 9 bytes]".into())]),
+            format!("{QUERY_FIELDS} | {QUERY_END}")
+        );
+    }
+
+    #[test]
+    fn the_console_link_encodes_the_query_like_javascript_escape() {
+        let q = query_text(&[
+            Condition::Mentions("1.2.3.4".into()),
+            Condition::OneOf("verb", vec!["get".into(), "list".into()]),
+        ]);
+        assert_eq!(
+            q,
+            "fields @timestamp, user.username, verb, requestURI, objectRef.namespace, \
+             objectRef.name, responseStatus.code, sourceIPs.0, userAgent | filter @message \
+             like \"1.2.3.4\" and verb in [\"get\", \"list\"] | sort @timestamp asc | limit 500"
+        );
+        let url = insights_url(
+            "us-east-1",
+            "/aws/eks/prod/cluster",
+            "2024-05-14T00:00:00.000Z",
+            "2024-05-14T00:30:00.000Z",
+            &q,
+        );
+        assert_eq!(
+            url.as_deref(),
+            Some(
+                "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1\
+                 #logsV2:logs-insights$3FqueryDetail$3D~(end~'2024-05-14T00*3A30*3A00.000Z\
+                 ~start~'2024-05-14T00*3A00*3A00.000Z~timeType~'ABSOLUTE~tz~'UTC~editorString~'\
+                 fields*20@timestamp*2C*20user.username*2C*20verb*2C*20requestURI*2C*20\
+                 objectRef.namespace*2C*20objectRef.name*2C*20responseStatus.code*2C*20\
+                 sourceIPs.0*2C*20userAgent*20*7C*20filter*20@message*20like*20*221.2.3.4*22\
+                 *20and*20verb*20in*20*5B*22get*22*2C*20*22list*22*5D*20*7C*20sort*20\
+                 @timestamp*20asc*20*7C*20limit*20500~source~(~'/aws/eks/prod/cluster))"
+            )
+        );
+        // escape() keeps these; other bytes, UTF-8 ones too, become %XX
+        assert_eq!(js_escape("aZ9@*_+-./ ~'é"), "aZ9@*_+-./%20%7E%27%C3%A9");
+        // a `*` of the value itself must not read as an escape
+        assert_eq!(console_escape("a*b"), "a*2Ab");
+        // other partitions, their own console
+        let host = |r| insights_url(r, "/g", "s", "e", "q").expect("link");
+        assert!(host("cn-north-1").starts_with("https://cn-north-1.console.amazonaws.cn/"));
+        assert!(host("us-gov-east-1")
+            .starts_with("https://us-gov-east-1.console.amazonaws-us-gov.com/"));
+        assert_eq!(insights_url("us-east-1", "", "s", "e", "q"), None);
+    }
+
+    #[test]
+    fn the_longest_query_and_link_a_window_can_give_stay_small() {
+        // GIVEN the most a query takes: an IPv6 address, a username and five
+        // verbs and resources of 256 bytes that each double when escaped
+        let v = |n: usize| format!("{n}{}", "\"".repeat(255));
+        let q = query_text(&[
+            Condition::Mentions("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255".into()),
+            Condition::OneOf("user.username", vec![v(0)]),
+            Condition::OneOf("verb", (1..=5).map(v).collect()),
+            Condition::OneOf("objectRef.resource", (6..=10).map(v).collect()),
+            Condition::OneOfNumbers("responseStatus.code", vec![400, 401, 403, 404, 500]),
+        ]);
+        let url = insights_url("us-gov-west-1", &"/g".repeat(256), "s", "e", &q).expect("url");
+        // THEN both stay far from SNS's 256 KB (Logs Insights takes 10,000
+        // characters of query)
+        assert!(q.len() < 6_000, "{} bytes", q.len());
+        assert!(url.len() < 20_000, "{} bytes", url.len());
+    }
+
+    #[test]
+    fn the_minimal_alert_drops_context_and_query() {
+        let mut a = hostile_alert();
+        a.locate(Some("us-east-1"));
+        assert!(!a.context.is_empty() && a.investigate.is_some());
+        let m = a.minimal();
+        assert!(m.context.is_empty() && m.investigate.is_none());
+        assert_eq!(m.sample, Sample::default());
+        // where it is stays: it is short
+        assert_eq!(m.cluster_arn, a.cluster_arn);
+        assert!(!m.email_text().contains("First matching request"));
+    }
+
+    #[test]
+    fn email_text_shows_where_and_what_the_window_saw() {
+        let mut a = hostile_alert();
+        a.locate(Some("us-east-1"));
+        let text = a.email_text();
+        for line in [
+            "Region: us-east-1",
+            "  responseStatus  200",
+            "  requestURI      /api/v1/pods",
+            "Investigate (",
+        ] {
+            assert!(text.contains(line), "{line:?} in\n{text}");
+        }
+        // account "1" is no account: no ARN, nor a forged line
+        assert!(text.contains("Cluster ARN: -"), "{text}");
+    }
+
+    /// A tamper alert, as CloudTrail's record `detail` makes it.
+    fn tamper(extra: serde_json::Value) -> Alert {
+        let mut detail = serde_json::json!({
+            "eventSource": "logs.amazonaws.com", "eventName": "DeleteSubscriptionFilter",
+            "eventID": "7c1d2e3f-4a5b-4c6d-8e7f-000000000039",
+            "eventTime": "2024-11-24T09:59:00Z", "recipientAccountId": "123456789012",
+            "userIdentity": {"arn": "arn:aws:sts::123456789012:assumed-role/Admin/mallory"},
+            "sourceIPAddress": "203.0.113.66", "userAgent": "aws-cli/2 <!here>",
+            "requestParameters": {"logGroupName": "/aws/eks/prod/cluster", "filterName": "f"},
+        });
+        if let (Some(d), Some(e)) = (detail.as_object_mut(), extra.as_object()) {
+            d.extend(e.clone());
+        }
+        let mut a = crate::tamper::assess(&detail, &[]).expect("a tamper alert");
+        a.locate(Some("us-east-1"));
+        a
+    }
+
+    #[test]
+    fn a_tamper_alert_says_who_did_what_and_whether_it_worked() {
+        let done = tamper(serde_json::json!({})).email_text();
+        for line in [
+            "Who:        arn:aws:sts::123456789012:assumed-role/Admin/mallory\n",
+            "Did what:   DeleteSubscriptionFilter on logs.amazonaws.com\n",
+            "To:         prod\n",
+            "From:       203.0.113.66 (user agent aws-cli/2 ‹!here›)\n",
+            "Result:     succeeded\n",
+            "Event id:   7c1d2e3f-4a5b-4c6d-8e7f-000000000039\n",
+            "CloudTrail: https://us-east-1.console.aws.amazon.com/cloudtrailv2/home?region=us-east-1#/events/7c1d2e3f-4a5b-4c6d-8e7f-000000000039\n",
+            "\"logGroupName\":\"/aws/eks/prod/cluster\"",
+        ] {
+            assert!(done.contains(line), "{line:?} in\n{done}");
+        }
+        assert!(!done.contains("First matching request") && !done.contains("Investigate"));
+        let refused = tamper(serde_json::json!({
+            "errorCode": "AccessDenied", "errorMessage": "not authorized",
+        }))
+        .email_text();
+        assert!(
+            refused.contains("Result:     FAILED: AccessDenied (not authorized)\n"),
+            "{refused}"
+        );
+        // no region: no CloudTrail link; an id that is not one: none either
+        let mut a = tamper(serde_json::json!({}));
+        a.locate(None);
+        assert!(!a.email_text().contains("CloudTrail:"));
+        assert_eq!(cloudtrail_url("us-east-1", "x/../y"), None);
+    }
+
+    #[test]
+    fn a_silence_alert_says_since_when_and_links_the_log_group() {
+        let mut watch = std::collections::BTreeMap::new();
+        crate::silence::hear(
+            &mut watch,
+            "prod",
+            "/aws/eks/prod/cluster",
+            "123456789012",
+            0,
+            1,
+        );
+        let (mut alerts, _) = crate::silence::silent(&mut watch, 90 * 60_000, 60 * 60_000);
+        let mut a = alerts.remove(0);
+        a.locate(Some("us-east-1"));
+        let text = a.email_text();
+        assert!(
+            text.contains("Last heard: 1970-01-01T00:00:00.000Z"),
+            "{text}"
+        );
+        assert!(!text.contains("First matching request"), "{text}");
+        assert!(
+            text.contains("https://us-east-1.console.aws.amazon.com/cloudwatch/"),
+            "{text}"
+        );
+        assert_eq!(
+            a.investigate.as_ref().map(|i| i.query.as_str()),
+            Some(format!("{QUERY_FIELDS} | {QUERY_END}").as_str())
+        );
     }
 }

@@ -21,7 +21,8 @@
 //! - [`rules`]: the rule trait, the [`rules::registry`] (one line per rule),
 //!   one file per rule, and the [`rules::Detector`].
 //! - [`alert`]: renders a decision into the alert document, e-mail text and
-//!   subject.
+//!   subject, and places it where it is published (region, cluster ARN, the
+//!   investigation query's console link).
 //! - [`decode`]: Lambda event → subscription batch or schedule (capped
 //!   gunzip, lenient log entries).
 //! - [`audit`]: the audit event, only the fields we use, borrowed.

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use eks_audit_detector::config::{DetectorConfig, DetectorResources};
+use eks_audit_detector::config::{DetectorConfig, DetectorResources, SAMPLE_REGION};
 use eks_audit_detector::handler::Processor;
 use eks_audit_detector::lambda::{self, LambdaConfig};
 use eks_audit_detector::replay::{self, Format, ReplayOptions};
@@ -143,6 +143,10 @@ fn replay_main(args: &[String]) -> ExitCode {
     // in events/ come from, so that `make run` shows every kind of report.
     if !config.resources.is_known() {
         config.resources = DetectorResources::sample_stack();
+        // ...and its region, for the ARNs and console links of the alerts.
+        if config.region.is_none() {
+            config.region = Some(SAMPLE_REGION.to_owned());
+        }
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -371,7 +371,10 @@ mod tests {
     #[test]
     fn disabled_rules_lose_their_anchor() {
         let cfg = DetectorConfig {
-            disabled_rules: vec!["Amazon.EKS.Audit.Multiple403".into()],
+            disabled_rules: vec![
+                "Amazon.EKS.Audit.Multiple403".into(),
+                "Kubernetes.API.Multiple403.PublicIP".into(),
+            ],
             ..DetectorConfig::default()
         };
         let p = Prefilter::new(&Detector::new(cfg));

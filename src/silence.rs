@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::bounded::cap;
 use crate::time::{format_rfc3339, Millis};
-use crate::vocab::{stable_hash, Alert, RuleId, Sample, Severity};
+use crate::vocab::{stable_hash, Alert, AlertContext, RuleId, Sample, Severity};
 
 /// The id alerts of this kind carry.
 pub const RULE_ID: RuleId = RuleId::new("EksAuditDetector.AuditLogSilent");
@@ -153,6 +153,11 @@ fn alert(cluster: &str, h: &Heard, now_ms: Millis, silent_ms: Millis) -> Alert {
         account: h.account.clone(),
         sample: Sample::default(),
         fanout_dropped: 0,
+        // Placed when published (see `Alert::locate`).
+        region: None,
+        cluster_arn: None,
+        context: AlertContext::default(),
+        investigate: None,
     }
 }
 

@@ -185,6 +185,19 @@ pub struct Sample {
     /// `stageTimestamp` as written.
     #[serde(rename = "stageTimestamp")]
     pub stage_timestamp: Option<String>,
+    /// `objectRef.namespace`.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// `objectRef.resource`.
+    #[serde(default)]
+    pub resource: Option<String>,
+    /// `objectRef.name`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `sourceIPs`, bounded: the first 3 distinct entries and the last (the
+    /// connection's), each capped.
+    #[serde(default, rename = "sourceIPs")]
+    pub source_ips: Vec<String>,
 }
 
 /// `responseStatus` of the sample event.
@@ -194,6 +207,72 @@ pub struct SampleStatus {
     pub code: Option<i64>,
     /// Kubernetes reason, e.g. `Forbidden`.
     pub reason: Option<String>,
+}
+
+/// The request fields Panther's `k8s_alert_context` lists, as the window saw
+/// them: for each, the distinct values the rule tallied in the window, else
+/// the value of the alert's sample request. Empty lists for alerts that are
+/// not about requests (tampering, silence).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AlertContext {
+    /// `user.username`.
+    pub username: Vec<String>,
+    /// `sourceIPs` entries.
+    #[serde(rename = "sourceIPs")]
+    pub source_ips: Vec<String>,
+    /// `userAgent`.
+    #[serde(rename = "userAgent")]
+    pub user_agent: Vec<String>,
+    /// `objectRef.namespace`.
+    pub namespace: Vec<String>,
+    /// `verb`.
+    pub verb: Vec<String>,
+    /// `objectRef.resource`.
+    pub resource: Vec<String>,
+    /// `requestURI`.
+    #[serde(rename = "requestURI")]
+    pub request_uri: Vec<String>,
+    /// `responseStatus.code`.
+    #[serde(rename = "responseStatus")]
+    pub response_status: Vec<i64>,
+}
+
+impl AlertContext {
+    /// True when no field has a value.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// Where to look next: a CloudWatch Logs Insights query over the alert's
+/// log group that lists the window's matching requests.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Investigate {
+    /// The query, to run on the window's time range.
+    pub query: String,
+    /// A console link that opens the query on the window's time range and
+    /// log group; null when the region or the log group is unknown.
+    pub console_url: Option<String>,
+}
+
+/// One condition of an investigation query (see
+/// [`crate::rules::Rule::investigate`]), kept as data so that rendering it
+/// (escaping every value, leaving out the unusable ones) is done in one
+/// place, [`crate::alert`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    /// The raw event contains this text: `@message like "<text>"`.
+    Mentions(String),
+    /// A field is one of these strings: `<field> = "<v>"` or
+    /// `<field> in ["<v>", ...]`.
+    OneOf(&'static str, Vec<String>),
+    /// A field is one of these numbers.
+    OneOfNumbers(&'static str, Vec<i64>),
+    /// Text the rule writes itself, with no request data in it (e.g. a
+    /// case-insensitive regular expression: `verb like /(?i)^list$/`).
+    Fixed(&'static str),
 }
 
 /// What every match of one event shares, built once per event and capped,
@@ -316,6 +395,21 @@ pub struct Alert {
     /// their own (a long `X-Forwarded-For` chain): see the README.
     #[serde(default)]
     pub fanout_dropped: u64,
+    /// The function's AWS region (filled when the alert is published).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// `arn:<partition>:eks:<region>:<account>:cluster/<name>`, from the
+    /// log group; null when the region, the account or a well-formed log
+    /// group is missing (filled when the alert is published).
+    #[serde(default)]
+    pub cluster_arn: Option<String>,
+    /// The request fields of the window (see [`AlertContext`]).
+    #[serde(default)]
+    pub context: AlertContext,
+    /// The query that lists the window's requests, and its console link;
+    /// null for alerts that are not about requests in the log group.
+    #[serde(default)]
+    pub investigate: Option<Investigate>,
 }
 
 /// 128-bit FNV-1a: stable across versions and platforms, unlike `Hash`.

@@ -27,7 +27,7 @@ type AwsProcessor = Processor<DynamoStore, SnsSink>;
 
 fn processor_for(stack: &Stack, table: &str, topic_arn: &str) -> AwsProcessor {
     Processor::new(
-        Detector::new(DetectorConfig::default()),
+        Detector::new(common::seed_config()),
         DynamoStore::new(aws_sdk_dynamodb::Client::new(&stack.config), table),
         SnsSink::new(aws_sdk_sns::Client::new(&stack.config), topic_arn),
     )
@@ -202,7 +202,7 @@ fn eight_concurrent_invocations_on_one_key_give_one_alert_and_the_exact_count() 
             let p = Arc::new(Processor::new(
                 Detector::new(DetectorConfig {
                     multiple_403_threshold: 40,
-                    ..DetectorConfig::default()
+                    ..common::seed_config()
                 }),
                 DynamoStore::new(aws_sdk_dynamodb::Client::new(&stack.config), &stack.table),
                 SnsSink::new(aws_sdk_sns::Client::new(&stack.config), &stack.topic_arn),
@@ -418,7 +418,7 @@ fn racing_instances_on_one_kinesis_batch_against_dynamodb_alert_once_per_account
             let p = Arc::new(Processor::new(
                 Detector::new(DetectorConfig {
                     organization_mode: true,
-                    ..DetectorConfig::default()
+                    ..common::seed_config()
                 }),
                 DynamoStore::new(aws_sdk_dynamodb::Client::new(&stack.config), &stack.table),
                 SnsSink::new(aws_sdk_sns::Client::new(&stack.config), &stack.topic_arn),

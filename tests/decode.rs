@@ -17,7 +17,7 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 
 fn scan(json: &str) -> (ScanStats, usize) {
-    let detector = Detector::new(DetectorConfig::default());
+    let detector = Detector::new(common::seed_config());
     let batch = Batch::parse(json.as_bytes()).expect("batch parses");
     let mut out = Vec::new();
     let mut stats = ScanStats::default();
@@ -208,7 +208,7 @@ proptest! {
         };
         let json = inflate(&data, 1 << 20).expect("valid gzip inflates");
         if let Ok(batch) = Batch::parse(&json) {
-            let detector = Detector::new(DetectorConfig::default());
+            let detector = Detector::new(common::seed_config());
             Scanner::new(&detector).scan_batch(&batch, &mut Vec::new(), &mut ScanStats::default());
         }
     }
@@ -292,7 +292,7 @@ proptest! {
         let msg = format!("{{ {} }}", fields.join(" , "));
         let cfg = DetectorConfig {
             pod_scan_match: if broad { PodScanMatch::Broad } else { PodScanMatch::Exact },
-            ..DetectorConfig::default()
+            ..common::seed_config()
         };
         let detector = Detector::new(cfg);
         let ev = AuditEvent::parse(&msg).expect("generated event parses");
@@ -310,7 +310,7 @@ proptest! {
 
 #[test]
 fn prefilter_drops_most_normal_traffic() {
-    let detector = Detector::new(DetectorConfig::default());
+    let detector = Detector::new(common::seed_config());
     let p = Prefilter::new(&detector);
     let normal: Value = event("kubelet_lease_update.json");
     assert!(!p.may_match(normal.to_string().as_bytes()));

@@ -21,7 +21,7 @@ const GROUP: &str = "/aws/eks/prod/cluster";
 
 fn processor() -> Processor<MemoryStore, RecordingSink> {
     Processor::new(
-        Detector::new(DetectorConfig::default()),
+        Detector::new(common::seed_config()),
         MemoryStore::new(),
         RecordingSink::default(),
     )
@@ -97,7 +97,7 @@ fn the_same_batch_delivered_twice_changes_nothing() {
     assert_eq!((again.state_reads, again.state_writes), (0, 0));
     // a cold instance reads the key and finds the batch already applied
     let cold = Processor::new(
-        Detector::new(DetectorConfig::default()),
+        Detector::new(common::seed_config()),
         MemoryStore::new(),
         RecordingSink::default(),
     );
@@ -261,7 +261,7 @@ fn an_alert_left_undelivered_is_delivered_once_by_the_next_scheduled_run() {
     // never retried and no later batch touches the key
     let shared = std::sync::Arc::new(MemoryStore::new());
     let a = Processor::new(
-        Detector::new(DetectorConfig::default()),
+        Detector::new(common::seed_config()),
         std::sync::Arc::clone(&shared),
         RecordingSink::default(),
     );
@@ -270,12 +270,12 @@ fn an_alert_left_undelivered_is_delivered_once_by_the_next_scheduled_run() {
     block_on(a.handle_invoke_body(body.as_bytes())).expect_err("publish fails");
     // WHEN SNS recovers and two instances run the schedule at once
     let b = Processor::new(
-        Detector::new(DetectorConfig::default()),
+        Detector::new(common::seed_config()),
         std::sync::Arc::clone(&shared),
         RecordingSink::default(),
     );
     let c = Processor::new(
-        Detector::new(DetectorConfig::default()),
+        Detector::new(common::seed_config()),
         std::sync::Arc::clone(&shared),
         RecordingSink::default(),
     );
@@ -297,7 +297,7 @@ fn a_claim_keeps_others_off_an_alert_only_until_shortly_after_its_invocations_de
     let clock = ManualClock::at(1_000_000);
     let make = || {
         Processor::new(
-            Detector::new(DetectorConfig::default()),
+            Detector::new(common::seed_config()),
             std::sync::Arc::clone(&shared),
             RecordingSink::default(),
         )
@@ -329,7 +329,7 @@ fn a_claim_keeps_others_off_an_alert_only_until_shortly_after_its_invocations_de
 
 fn counting(store: CountingStore) -> Processor<CountingStore, RecordingSink> {
     Processor::new(
-        Detector::new(DetectorConfig::default()),
+        Detector::new(common::seed_config()),
         store,
         RecordingSink::default(),
     )
@@ -413,7 +413,7 @@ fn a_sustained_scanner_delivered_twice_to_two_instances_costs_almost_nothing() {
     let store = std::sync::Arc::new(CountingStore::default());
     let make = || {
         Processor::new(
-            Detector::new(DetectorConfig::default()),
+            Detector::new(common::seed_config()),
             std::sync::Arc::clone(&store),
             RecordingSink::default(),
         )
@@ -549,7 +549,7 @@ fn a_batch_larger_than_one_slice_counts_exactly_once_even_when_redelivered() {
     let p = Processor::new(
         Detector::new(DetectorConfig {
             multiple_403_threshold: (2 * EVENTS_PER_SLICE + 100) as u64,
-            ..DetectorConfig::default()
+            ..common::seed_config()
         }),
         MemoryStore::new(),
         RecordingSink::default(),
@@ -759,7 +759,7 @@ fn a_threshold_above_the_batch_memory_still_counts_no_redelivery_twice() {
     let p = Processor::new(
         Detector::new(DetectorConfig {
             multiple_403_threshold: 1000,
-            ..DetectorConfig::default()
+            ..common::seed_config()
         }),
         MemoryStore::new(),
         RecordingSink::default(),

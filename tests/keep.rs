@@ -36,7 +36,7 @@ fn burst(ip: &str, tag: &str) -> Vec<(i64, String)> {
 fn detector() -> Detector {
     Detector::new(DetectorConfig {
         organization_mode: true,
-        ..DetectorConfig::default()
+        ..common::seed_config()
     })
 }
 

@@ -29,7 +29,7 @@ fn processor(organization_mode: bool) -> Processor<MemoryStore, RecordingSink> {
     Processor::new(
         Detector::new(DetectorConfig {
             organization_mode,
-            ..DetectorConfig::default()
+            ..common::seed_config()
         }),
         MemoryStore::new(),
         RecordingSink::default(),
@@ -213,7 +213,7 @@ fn racing_instances_on_one_kinesis_batch_alert_once_per_account() {
         Processor::new(
             Detector::new(DetectorConfig {
                 organization_mode: true,
-                ..DetectorConfig::default()
+                ..common::seed_config()
             }),
             std::sync::Arc::clone(&shared),
             RecordingSink::default(),

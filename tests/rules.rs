@@ -190,7 +190,7 @@ fn multiple403_hardened_source_keys_every_403_on_the_connection() {
 fn hardened() -> DetectorConfig {
     DetectorConfig {
         multiple_403_source: SourceAddress::FirstOrLast,
-        ..DetectorConfig::default()
+        ..common::seed_config()
     }
 }
 
@@ -245,7 +245,7 @@ fn tallied<'m>(m: &'m Match, field: &str) -> Vec<&'m str> {
 
 #[test]
 fn a_forged_allowlisted_first_address_does_not_hide_the_connection() {
-    for config in [DetectorConfig::default(), hardened()] {
+    for config in [common::seed_config(), hardened()] {
         let mode = config.multiple_403_source;
         // GIVEN an attacker who puts our CI runner first in X-Forwarded-For
         let ev = from_chain(forbidden(), &[CI_RUNNER, ATTACKER_403]);
@@ -288,7 +288,7 @@ fn an_allowlisted_connection_is_suppressed_whatever_it_forwards() {
     let long: Vec<String> = forged(5_000);
     let mut long_chain: Vec<&str> = long.iter().map(String::as_str).collect();
     long_chain.push(CI_RUNNER);
-    for config in [DetectorConfig::default(), hardened()] {
+    for config in [common::seed_config(), hardened()] {
         let mode = config.multiple_403_source;
         for chain in [
             // our runner, directly
@@ -343,9 +343,9 @@ fn rotating_forged_first_addresses_share_the_connections_key_when_hardened() {
     };
     // WHEN Panther's keying is used THEN each 403 is alone under its key,
     // so no key reaches the threshold (the evasion)
-    let threshold = DetectorConfig::default().multiple_403_threshold;
+    let threshold = common::seed_config().multiple_403_threshold;
     assert_eq!(threshold, 10);
-    let panther = run_all(&DetectorConfig::default());
+    let panther = run_all(&common::seed_config());
     assert_eq!(keys(&panther, multiple_403::META.id).len(), 10);
     // WHEN hardened THEN all ten share the connection's key: the threshold
     // is reached, and the alert's tallies show what each request claimed
@@ -554,7 +554,7 @@ fn multiple403_title_uses_panther_placeholders() {
 fn allowlisted_source_never_matches() {
     let cfg = DetectorConfig {
         allow_source_cidrs: CidrList::parse("185.220.101.0/24,139.59.77.101").expect("valid"),
-        ..DetectorConfig::default()
+        ..common::seed_config()
     };
     assert_eq!(
         run_with(cfg.clone(), &forbidden(), "prod").0,
@@ -568,7 +568,7 @@ fn allowlisted_source_never_matches() {
 fn disabled_rules_do_not_run() {
     let cfg = DetectorConfig {
         disabled_rules: vec!["Amazon.EKS.Audit.Multiple403".into()],
-        ..DetectorConfig::default()
+        ..common::seed_config()
     };
     assert_eq!(run_with(cfg, &forbidden(), "prod").0, Verdict::NoMatch);
 }
@@ -584,7 +584,7 @@ fn b_verdict_with(cfg: DetectorConfig, ev: &Value) -> Verdict {
 }
 
 fn b_verdict(ev: &Value) -> Verdict {
-    b_verdict_with(DetectorConfig::default(), ev)
+    b_verdict_with(common::seed_config(), ev)
 }
 
 #[test]
@@ -652,7 +652,7 @@ fn pod_scan_has_no_stage_status_or_ip_condition() {
 fn pod_scan_broad_mode_also_matches_queries_and_namespaced_lists() {
     let broad = DetectorConfig {
         pod_scan_match: PodScanMatch::Broad,
-        ..DetectorConfig::default()
+        ..common::seed_config()
     };
     for (uri, expected) in [
         ("/api/v1/pods?limit=500", Verdict::matched(1)),
@@ -739,7 +739,7 @@ fn corpus_verdicts_match_the_reference_implementation() {
             .map(|v| v.as_str().expect("str").to_owned())
             .collect()
     };
-    let detector = Detector::new(DetectorConfig::default());
+    let detector = Detector::new(common::seed_config());
     let scanner = Scanner::new(&detector);
     let mut stats = ScanStats::default();
     let mut matches = Vec::new();

@@ -568,6 +568,10 @@ fn a_state_record_stays_under_64_kb_whatever_the_requests_and_sns_do() {
                 reason: Some(huge(tag + 5)),
             },
             stage_timestamp: Some(huge(tag + 6)),
+            namespace: Some(huge(tag + 30)),
+            resource: Some(huge(tag + 31)),
+            name: Some(huge(tag + 32)),
+            source_ips: (0..4).map(|i| huge(tag + 33 + i)).collect(),
         };
         Match {
             rule: eks_audit_detector::rules::pod_scan::META.id,

@@ -87,6 +87,9 @@ pub struct DetectorConfig {
     /// The detector's own resources, whose changes are reported as
     /// tampering (`DETECTOR_*`); nothing known by default.
     pub resources: DetectorResources,
+    /// The function's AWS region (`AWS_REGION`, which Lambda sets): what
+    /// alerts name, and build the cluster's ARN and console links from.
+    pub region: Option<String>,
 }
 
 /// The detector's own resources, as the stack names them: CloudTrail
@@ -129,6 +132,10 @@ pub struct DetectorResources {
 /// [`DetectorResources::sample_stack`]).
 pub const SAMPLE_STACK: &str = "eks-audit-detector";
 
+/// The region of the samples' stack (`replay` uses it when `AWS_REGION`
+/// is unset).
+pub const SAMPLE_REGION: &str = "us-east-1";
+
 impl DetectorResources {
     /// True when at least one resource is known: then trails (any) and the
     /// known resources are watched too.
@@ -148,8 +155,9 @@ impl DetectorResources {
     /// with the resources of both modes. `replay` uses them when no `DETECTOR_*`
     /// variable is set, so `make run` shows every kind of report.
     pub fn sample_stack() -> Self {
-        let arn =
-            |service: &str, rest: &str| format!("arn:aws:{service}:us-east-1:123456789012:{rest}");
+        let arn = |service: &str, rest: &str| {
+            format!("arn:aws:{service}:{SAMPLE_REGION}:123456789012:{rest}")
+        };
         Self {
             function_name: Some(SAMPLE_STACK.to_owned()),
             key_arns: vec![
@@ -236,6 +244,7 @@ impl Default for DetectorConfig {
             late_horizon_minutes: DEFAULT_LATE_HORIZON_MINUTES,
             silent_minutes: 60,
             resources: DetectorResources::default(),
+            region: None,
         }
     }
 }
@@ -387,6 +396,7 @@ impl DetectorConfig {
         };
         cfg.max_decompressed_bytes = usize::try_from(mb * 1024 * 1024)
             .map_err(|_| err("MAX_DECOMPRESSED_MB", "", "too large for this platform"))?;
+        cfg.region = get("AWS_REGION").map(|r| r.trim().to_owned());
         cfg.resources = DetectorResources::from_lookup(get);
         Ok(cfg)
     }
@@ -547,6 +557,14 @@ mod tests {
             from(&[("RULE_SETTINGS_FILE", "/nonexistent/settings.json")]).expect_err("unreadable");
         assert!(missing.reason.contains("cannot read"), "{}", missing.reason);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_region_is_the_functions_and_unknown_without_it() {
+        assert_eq!(from(&[]).expect("default").region, None);
+        assert_eq!(from(&[("AWS_REGION", " ")]).expect("blank").region, None);
+        let cfg = from(&[("AWS_REGION", "eu-west-3")]).expect("valid");
+        assert_eq!(cfg.region.as_deref(), Some("eu-west-3"));
     }
 
     #[test]

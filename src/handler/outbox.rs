@@ -109,6 +109,11 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
     /// without its request details, then logged and given up.
     pub(super) async fn publish_one(&self, alert: &Alert) -> (String, Delivery) {
         let id = alert.alert_id.clone();
+        // Placed here, where the region is known: the outbox may hold
+        // alerts an older version rendered, and they get it too.
+        let mut alert = alert.clone();
+        alert.locate(self.detector.config().region.as_deref());
+        let alert = &alert;
         let mut result = self.sink.publish(alert).await;
         if let Err(e) = &result {
             if e.permanent {

@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 
 use crate::bounded::cap;
 use crate::time::{format_rfc3339, parse_timestamp};
-use crate::vocab::{stable_hash, Alert, RuleId, RuleMeta, Sample, Severity, Source};
+use crate::vocab::{stable_hash, Alert, AlertContext, RuleId, RuleMeta, Sample, Severity, Source};
 
 /// Rule metadata.
 pub static META: RuleMeta = RuleMeta {
@@ -216,6 +216,11 @@ fn alert(detail: &Value, name: &str, cluster: &str, principal: &str, grant: Gran
         account: cap(str_of("recipientAccountId").unwrap_or_default()),
         sample: Sample::default(),
         fanout_dropped: 0,
+        // Filled where the alert is published (`Alert::locate`).
+        region: None,
+        cluster_arn: None,
+        context: AlertContext::default(),
+        investigate: None,
     }
 }
 

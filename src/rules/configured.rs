@@ -105,6 +105,10 @@ impl Rule for Configured {
     fn filter(&self) -> super::filter::Filter {
         self.rule.filter()
     }
+
+    fn investigate(&self, state: &WindowState) -> Vec<crate::vocab::Condition> {
+        self.rule.investigate(state)
+    }
 }
 
 /// Checks `DISABLED_RULES`, `ENABLED_RULES` and `RULE_SETTINGS` against

@@ -26,8 +26,8 @@ use crate::bounded::cap;
 use crate::config::{DetectorConfig, SourceAddress};
 use crate::net::{self, CidrList};
 use crate::vocab::{
-    EventContext, Match, MatchedEvent, RuleId, RuleMeta, Sample, Severity, Source, Verdict,
-    WindowParams,
+    Condition, EventContext, Match, MatchedEvent, RuleId, RuleMeta, Sample, Severity, Source,
+    Verdict, WindowParams,
 };
 use crate::window::WindowState;
 
@@ -251,6 +251,16 @@ impl Rule for Multiple403 {
     /// The first match's title, like Panther's alert title.
     fn title(&self, state: &WindowState, _severity: Severity) -> String {
         state.title.clone()
+    }
+
+    /// What the rule counted: the 403s from the window's address.
+    fn investigate(&self, state: &WindowState) -> Vec<Condition> {
+        let mut out = Vec::with_capacity(2);
+        if net::parse_ip(&state.source_ip).is_some() {
+            out.push(Condition::Mentions(state.source_ip.clone()));
+        }
+        out.push(Condition::OneOfNumbers("responseStatus.code", vec![403]));
+        out
     }
 
     /// Top 5 values with counts of each summary field.

@@ -27,8 +27,8 @@ use crate::config::{DetectorConfig, PodScanMatch, SourceAddress};
 use crate::net::CidrList;
 use crate::time::format_rfc3339;
 use crate::vocab::{
-    EventContext, Match, MatchedEvent, RuleId, RuleMeta, Sample, Severity, Source, Verdict,
-    WindowParams,
+    Condition, EventContext, Match, MatchedEvent, RuleId, RuleMeta, Sample, Severity, Source,
+    Verdict, WindowParams,
 };
 use crate::window::WindowState;
 
@@ -362,6 +362,27 @@ impl Rule for PodScan {
                 state.source_ip, state.cluster
             )
         }
+    }
+
+    /// The anonymous pod listings from the window's address, compared as
+    /// the rule compares them (case-insensitively; the URI as configured).
+    fn investigate(&self, state: &WindowState) -> Vec<Condition> {
+        let mut out = Vec::with_capacity(5);
+        if crate::net::parse_ip(&state.source_ip).is_some() {
+            out.push(Condition::Mentions(state.source_ip.clone()));
+        }
+        out.extend([
+            Condition::Fixed(r"user.username like /(?i)^system:anonymous$/"),
+            Condition::Fixed(r"verb like /(?i)^list$/"),
+            Condition::Fixed(r"objectRef.resource like /(?i)^pods$/"),
+            Condition::Fixed(match self.uri_match {
+                PodScanMatch::Exact => r"requestURI like /(?i)^\/api\/v1\/pods$/",
+                PodScanMatch::Broad => {
+                    r"requestURI like /(?i)^\/api\/v1\/(namespaces\/[^\/?]+\/)?pods(\?|$)/"
+                }
+            }),
+        ]);
+        out
     }
 
     /// Splunk's columns: count, firstTime, lastTime and `values(...)`.

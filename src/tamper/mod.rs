@@ -46,7 +46,7 @@ use serde_json::{json, Value};
 use crate::bounded::cap;
 use crate::config::DetectorResources;
 use crate::time::parse_timestamp;
-use crate::vocab::{stable_hash, Alert, RuleId, Sample, Severity};
+use crate::vocab::{stable_hash, Alert, AlertContext, RuleId, Sample, Severity};
 
 /// The id alerts of this kind carry.
 pub const RULE_ID: RuleId = RuleId::new("EksAuditDetector.LoggingTampered");
@@ -301,6 +301,11 @@ fn alert(detail: &Value, name: &str, params: &Value, finding: Finding) -> Alert 
         account: str_of("recipientAccountId").map(cap).unwrap_or_default(),
         sample: Sample::default(),
         fanout_dropped: 0,
+        // Placed when published (see `Alert::locate`).
+        region: None,
+        cluster_arn: None,
+        context: AlertContext::default(),
+        investigate: None,
     }
 }
 

@@ -22,6 +22,39 @@ use eks_audit_detector::sink::{AlertSink, PublishError};
 use eks_audit_detector::vocab::{EventContext, Match, Verdict};
 use serde_json::Value;
 
+/// The rules this detector started with. Tests of the machinery (windows,
+/// outbox, retries, Kinesis, DynamoDB) count the alerts of these only, so
+/// that a burst of 403s is one alert and not also Panther's Kubernetes
+/// twin of the same rule; the catalog has tests of its own.
+pub const SEED_RULES: [&str; 4] = [
+    "Amazon.EKS.Audit.Multiple403",
+    "Amazon.EKS.Audit.PodScan",
+    "EksAuditDetector.AwsAuthChanged",
+    "EksAuditDetector.Impersonation",
+];
+
+/// Every registry rule but [`SEED_RULES`].
+pub fn catalog_ids() -> Vec<String> {
+    eks_audit_detector::rules::registry(&DetectorConfig::default())
+        .iter()
+        .map(|r| r.meta().id.as_str().to_owned())
+        .filter(|id| !SEED_RULES.contains(&id.as_str()))
+        .collect()
+}
+
+/// The default settings with only [`SEED_RULES`] running.
+pub fn seed_config() -> DetectorConfig {
+    DetectorConfig {
+        disabled_rules: catalog_ids(),
+        ..DetectorConfig::default()
+    }
+}
+
+/// `DISABLED_RULES` for [`seed_config`], for the binary.
+pub fn seed_disabled() -> String {
+    catalog_ids().join(",")
+}
+
 /// Path of a file under `tests/fixtures`.
 pub fn fixture_path(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
