@@ -162,3 +162,57 @@ fn rules_panther_ships_off_are_off_until_enabled() {
         );
     }
 }
+
+/// The prefilter never skips a line a rule matches: every event of
+/// Panther's tests that a rule matches passes it, as written and as it
+/// stands inside the subscription's envelope (escaped once more), with
+/// every rule enabled.
+#[test]
+fn the_prefilter_keeps_every_line_a_rule_matches() {
+    let config = DetectorConfig::from_lookup(|k| {
+        (k == "ENABLED_RULES").then(|| {
+            "Kubernetes.Pod.Exec,Kubernetes.BulkSecretAccess,\
+             Amazon.EKS.Audit.SystemNamespaceFromPublicIP"
+                .to_owned()
+        })
+    })
+    .expect("valid");
+    let detector = eks_audit_detector::rules::Detector::new(config);
+    let prefilter = eks_audit_detector::prefilter::Prefilter::new(&detector);
+    let allow = CidrList::default();
+    let mut kept = 0;
+    for (path, doc) in fixtures() {
+        let id = doc["rule_id"].as_str().expect("rule_id");
+        let Some(rule) = detector.rules().find(|r| r.meta().id.as_str() == id) else {
+            continue;
+        };
+        for test in doc["tests"].as_array().expect("tests") {
+            let text = test["log"].to_string();
+            let ev = AuditEvent::parse(&text).expect("parses");
+            let ctx = EventContext {
+                cluster: "c",
+                at_ms: 0,
+            };
+            let mut out = Vec::new();
+            if !matches!(
+                rule.evaluate(&ev, ctx, &allow, &mut out),
+                Verdict::Matched { .. }
+            ) {
+                continue;
+            }
+            let escaped = serde_json::to_string(&text).expect("string");
+            assert!(
+                prefilter.may_match(text.as_bytes()),
+                "{path}: {}",
+                test["name"]
+            );
+            assert!(
+                prefilter.may_match(escaped.as_bytes()),
+                "{path}: {} escaped",
+                test["name"]
+            );
+            kept += 1;
+        }
+    }
+    assert!(kept >= 50, "{kept}");
+}

@@ -19,6 +19,7 @@ pub mod listing;
 pub mod multiple_403;
 pub mod panther;
 pub mod pod_scan;
+pub mod workload;
 
 use serde_json::Value;
 
@@ -32,6 +33,7 @@ use crate::vocab::{
     Verdict, WindowParams,
 };
 use crate::window::{WindowState, UNIQUE_FIELD};
+use catalog::Catalog;
 pub use configured::{check_rules, check_rules_against, minutes, Configured};
 
 /// Every rule there is, built from the settings. One line per rule.
@@ -43,6 +45,16 @@ pub fn registry(config: &DetectorConfig) -> Vec<Box<dyn Rule>> {
         Box::new(impersonation::Impersonation::new()),
     ];
     rules.extend(panther::rules(config));
+    rules.extend([
+        Box::new(Catalog::new(workload::privileged::WorkloadPrivileged)) as Box<dyn Rule>,
+        Box::new(Catalog::new(
+            workload::host_namespaces::WorkloadHostNamespaces,
+        )),
+        Box::new(Catalog::new(workload::host_path::WorkloadHostPath)),
+        Box::new(Catalog::new(
+            workload::capabilities::WorkloadDangerousCapabilities,
+        )),
+    ]);
     rules
 }
 

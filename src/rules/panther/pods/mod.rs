@@ -4,7 +4,7 @@ use crate::config::DetectorConfig;
 use crate::rules::catalog::Catalog;
 use crate::rules::Rule;
 
-mod common;
+pub(crate) mod common;
 pub mod cronjob_created_or_modified;
 pub mod daemonset_created;
 pub mod dangerous_capabilities;
