@@ -49,7 +49,17 @@ fn sample_events() -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn the_binary_as_a_lambda_function_turns_the_sample_events_into_alerts() {
-    let (rt, stack, api, function) = deployed();
+    // Every rule at its defaults, as deployed.
+    let rt = runtime();
+    let stack = rt.block_on(Stack::new());
+    let api = RuntimeApi::start();
+    let function = Function::start_with(
+        &api,
+        &stack.table,
+        &stack.topic_arn,
+        ("test", "test"),
+        &[("DISABLED_RULES", "")],
+    );
 
     // WHEN every sample event is invoked
     for (name, body) in sample_events() {
@@ -72,40 +82,62 @@ fn the_binary_as_a_lambda_function_turns_the_sample_events_into_alerts() {
     }
     // THEN the queue holds the three documented alerts
     let alerts = rt.block_on(stack.alerts());
-    let got: Vec<(String, &str)> = alerts
+    // (the alerts of one invocation are published in no set order)
+    let mut got: Vec<(String, &str)> = alerts
         .iter()
         .map(|a| (a.rule_id.as_str().to_owned(), a.severity.as_str()))
         .collect();
-    assert_eq!(
-        got,
-        vec![
-            ("Amazon.EKS.Audit.Multiple403".to_owned(), "INFO"),
-            ("Amazon.EKS.Audit.PodScan".to_owned(), "LOW"),
-            ("Amazon.EKS.Audit.PodScan".to_owned(), "HIGH"),
-            ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
-            ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
-            // two accounts' `prod` through Kinesis: one key without
-            // organization mode
-            ("Amazon.EKS.Audit.Multiple403".to_owned(), "INFO"),
-            // the function knows only its own name here (Lambda's
-            // AWS_LAMBDA_FUNCTION_NAME) and its alert topic: the changes to
-            // the function (14-20), and to the trail, any trail (30-32)
-            ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
-            ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
-            ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
-            ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
-            ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
-            ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
-            ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
-            ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
-            ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
-            ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
-            // the refused attempt on a cluster's filter (39), one step down
-            ("EksAuditDetector.LoggingTampered".to_owned(), "MEDIUM"),
-            // a member account's cluster, forwarded to this account (41)
-            ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
-        ]
-    );
+    got.sort();
+    let mut want = vec![
+        // 01: a public 403 burst, Panther's EKS rule and its Kubernetes twin
+        ("Amazon.EKS.Audit.Multiple403".to_owned(), "INFO"),
+        ("Kubernetes.API.Multiple403.PublicIP".to_owned(), "INFO"),
+        // 03-04: an anonymous pod listing refused, then allowed
+        ("Amazon.EKS.AnonymousAPIAccess".to_owned(), "INFO"),
+        ("Amazon.EKS.Audit.PodScan".to_owned(), "LOW"),
+        ("Kubernetes.API.AnonymousAccess".to_owned(), "INFO"),
+        ("Amazon.EKS.AnonymousAPIAccess".to_owned(), "LOW"),
+        ("Amazon.EKS.Audit.PodScan".to_owned(), "HIGH"),
+        ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
+        ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
+        // two accounts' `prod` through Kinesis: one key without
+        // organization mode
+        ("Amazon.EKS.Audit.Multiple403".to_owned(), "INFO"),
+        ("Kubernetes.API.Multiple403.PublicIP".to_owned(), "INFO"),
+        // the function knows only its own name here (Lambda's
+        // AWS_LAMBDA_FUNCTION_NAME) and its alert topic: the changes to
+        // the function (14-20), and to the trail, any trail (30-32)
+        ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
+        ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
+        ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
+        ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
+        ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
+        ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
+        ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
+        ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
+        ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
+        ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
+        // the refused attempt on a cluster's filter (39), one step down
+        ("EksAuditDetector.LoggingTampered".to_owned(), "MEDIUM"),
+        // a member account's cluster, forwarded to this account (41)
+        ("EksAuditDetector.LoggingTampered".to_owned(), "HIGH"),
+        // an access entry granting cluster admin (42)
+        ("EksAuditDetector.AccessEntryAdmin".to_owned(), "HIGH"),
+        // a privileged DaemonSet and a cluster-admin binding (43)
+        (
+            "EksAuditDetector.Workload.HostNamespaces".to_owned(),
+            "MEDIUM",
+        ),
+        ("EksAuditDetector.Workload.HostPath".to_owned(), "HIGH"),
+        ("EksAuditDetector.Workload.Privileged".to_owned(), "HIGH"),
+        (
+            "Kubernetes.ClusterRoleBinding.Privileged".to_owned(),
+            "HIGH",
+        ),
+        ("Kubernetes.DaemonSet.Created".to_owned(), "INFO"),
+    ];
+    want.sort();
+    assert_eq!(got, want);
 
     // AND a redelivered event changes nothing
     let (_, first) = &sample_events()[0];
@@ -165,7 +197,7 @@ fn the_binary_as_a_lambda_function_turns_the_sample_events_into_alerts() {
         .iter()
         .filter(|l| l["fields"]["message"] == "invocation failed")
         .count();
-    assert_eq!(summaries, 43, "{stdout}");
+    assert_eq!(summaries, 45, "{stdout}");
     // (metrics are written for failed invocations too)
     assert!(failed >= 1, "{stdout}");
     assert_eq!(emf, summaries + failed, "{stdout}");

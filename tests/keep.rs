@@ -137,6 +137,7 @@ fn without_a_bucket_nothing_is_kept_and_nothing_changes() {
 fn replay_stdin(body: &str) -> (bool, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_eks-audit-detector"))
         .args(["replay", "-"])
+        .env("DISABLED_RULES", common::seed_disabled())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

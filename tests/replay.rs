@@ -49,17 +49,22 @@ fn replay_of_the_sample_events_prints_their_alerts_and_a_summary() {
             )
         })
         .collect();
+    // Every rule at its defaults; the tamper samples (11-38) are about the
+    // stack replay watches without DETECTOR_*.
     assert_eq!(
         ids,
         vec![
             ("Amazon.EKS.Audit.Multiple403", "INFO"),
+            ("Kubernetes.API.Multiple403.PublicIP", "INFO"),
+            ("Amazon.EKS.AnonymousAPIAccess", "INFO"),
             ("Amazon.EKS.Audit.PodScan", "LOW"),
+            ("Kubernetes.API.AnonymousAccess", "INFO"),
+            ("Amazon.EKS.AnonymousAPIAccess", "LOW"),
             ("Amazon.EKS.Audit.PodScan", "HIGH"),
             ("EksAuditDetector.LoggingTampered", "HIGH"),
             ("EksAuditDetector.LoggingTampered", "HIGH"),
             ("Amazon.EKS.Audit.Multiple403", "INFO"),
-            // 11-38: every change to the samples' stack (what replay
-            // watches without DETECTOR_*), in file order
+            ("Kubernetes.API.Multiple403.PublicIP", "INFO"),
             ("EksAuditDetector.LoggingTampered", "HIGH"),
             ("EksAuditDetector.LoggingTampered", "HIGH"),
             ("EksAuditDetector.LoggingTampered", "MEDIUM"),
@@ -88,15 +93,19 @@ fn replay_of_the_sample_events_prints_their_alerts_and_a_summary() {
             ("EksAuditDetector.LoggingTampered", "MEDIUM"),
             ("EksAuditDetector.LoggingTampered", "HIGH"),
             ("EksAuditDetector.LoggingTampered", "LOW"),
-            // 39: a refused attempt, one step down; 40: CloudFormation, none
             ("EksAuditDetector.LoggingTampered", "MEDIUM"),
-            // 41: a member account's cluster
             ("EksAuditDetector.LoggingTampered", "HIGH"),
+            ("EksAuditDetector.AccessEntryAdmin", "HIGH"),
+            ("EksAuditDetector.Workload.HostNamespaces", "MEDIUM"),
+            ("EksAuditDetector.Workload.HostPath", "HIGH"),
+            ("EksAuditDetector.Workload.Privileged", "HIGH"),
+            ("Kubernetes.ClusterRoleBinding.Privileged", "HIGH"),
+            ("Kubernetes.DaemonSet.Created", "INFO"),
         ]
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("batches 9 (control messages 1)"),
+        stderr.contains("batches 10 (control messages 1)"),
         "{stderr}"
     );
     assert!(stderr.contains("skipped truncated        1"), "{stderr}");
@@ -137,7 +146,18 @@ fn replay_reads_ndjson_from_stdin_with_stage_timestamps() {
     let out = child.wait_with_output().expect("waits");
     assert!(out.status.success());
     let alerts = alerts(&out.stdout);
-    assert_eq!(alerts.len(), 1);
+    // Panther's EKS rule, and its Kubernetes twin on the same burst
+    let rules: Vec<&str> = alerts
+        .iter()
+        .map(|a| a["rule_id"].as_str().expect("rule_id"))
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            "Amazon.EKS.Audit.Multiple403",
+            "Kubernetes.API.Multiple403.PublicIP"
+        ]
+    );
     assert_eq!(alerts[0]["dedup"], "lab_403_185.220.101.47");
     assert_eq!(alerts[0]["window_start"], "2024-05-14T00:00:00.000Z");
     assert_eq!(alerts[0]["last_seen"], "2024-05-14T00:09:00.000Z");

@@ -36,6 +36,8 @@ fn panther_public_ip_case_has_panthers_title_and_dedup() {
     let doc: Value =
         serde_json::from_str(&fixture("panther/403_and_public_ip.json")).expect("JSON");
     let (_, _, matches) = run(&doc["log"], "example-cluster-eks-logs");
+    // (the first-four detector runs: Panther's Kubernetes twin matches too,
+    // see tests/panther_catalog.rs)
     assert_eq!(matches.len(), 1);
     let m = &matches[0];
     assert_eq!(m.dedup, "example-cluster-eks-logs_403_5.5.5.5");

@@ -6,7 +6,7 @@ use eks_audit_detector::audit::AuditEvent;
 use eks_audit_detector::config::DetectorConfig;
 use eks_audit_detector::net::CidrList;
 use eks_audit_detector::prefilter::Prefilter;
-use eks_audit_detector::rules::{registry, Detector, Rule};
+use eks_audit_detector::rules::{registry, Detector};
 use eks_audit_detector::vocab::{EventContext, Match, Severity, Verdict};
 use serde_json::{json, Value};
 

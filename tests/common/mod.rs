@@ -72,9 +72,9 @@ pub fn event(rel: &str) -> Value {
     serde_json::from_str(&fixture(&format!("events/{rel}"))).expect("fixture is JSON")
 }
 
-/// Runs the default detector on one event.
+/// Runs the first four rules on one event.
 pub fn run(ev: &Value, cluster: &str) -> (Verdict, Verdict, Vec<Match>) {
-    run_with(DetectorConfig::default(), ev, cluster)
+    run_with(seed_config(), ev, cluster)
 }
 
 /// Runs a detector with `config` on one event.
