@@ -19,7 +19,7 @@ CHECKOV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV)/.installed
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help run test lint fmt clippy rust-version cfn-lint checkov build deploy delete invoke bench clean
+.PHONY: rules-table help run test lint fmt clippy rust-version cfn-lint checkov build deploy delete invoke bench clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-8s %s\n", $$1, $$2}'
@@ -71,6 +71,12 @@ delete: $(TOOLS_STAMP) ## sam delete: remove the stack (the table and its state 
 invoke: $(TOOLS_STAMP) $(TEST_STAMP) ## Run the function locally on EVENT=file through cargo-lambda's Runtime API
 	$(CARGO) build --release --locked --bin eks-audit-detector
 	scripts/invoke.sh $(EVENT)
+
+rules-table: ## Rewrite README's rule table from `rules list --format markdown`
+	$(CARGO) build --release --locked --bin eks-audit-detector
+	$(BIN) rules list --format markdown > .rules-table.md
+	$(PYTHON) scripts/readme-rules.py README.md .rules-table.md
+	rm -f .rules-table.md
 
 bench: $(TEST_STAMP) ## Benchmarks (criterion): pipeline throughput, and invocations against local AWS APIs
 	$(CARGO) bench --locked --bench pipeline

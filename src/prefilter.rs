@@ -46,94 +46,99 @@ pub struct Prefilter {
 }
 
 /// The exact strings of every enabled rule, in groups of strings that must
-/// appear together, found in one pass.
+/// appear together. One string of each group, its rarest, is its primary:
+/// the primaries of all groups are found in one pass; a group's other
+/// strings are looked for only in a message holding its primary. Groups
+/// that also need a first source address that may be global are searched
+/// only in messages that have one (most traffic comes from the VPC).
 #[derive(Debug, Clone)]
 struct Exact {
-    automaton: AhoCorasick,
-    /// Each group as a set of pattern ids (at most 128 patterns), and
-    /// whether it also needs a first source address that may be global.
-    groups: Vec<(u128, bool)>,
+    plain: Option<Groups>,
+    global: Option<Groups>,
     finder_sources: Finder<'static>,
 }
 
-/// Most distinct exact strings the prefilter tracks; beyond it every line
-/// is a candidate (no rule set comes near).
+/// Groups searched together.
+#[derive(Debug, Clone)]
+struct Groups {
+    automaton: AhoCorasick,
+    /// For each primary, the set of primaries it contains (itself too).
+    implied: Vec<u128>,
+    groups: Vec<Group>,
+}
+
+/// One group of strings that must all appear.
+#[derive(Debug, Clone)]
+struct Group {
+    /// Its primary, as a pattern id of the automaton.
+    primary: usize,
+    /// Its other strings.
+    rest: Vec<Finder<'static>>,
+}
+
+/// Most distinct primaries the prefilter tracks; beyond it every line is a
+/// candidate (no rule set comes near).
 const MAX_EXACT_PATTERNS: usize = 128;
+
+/// Strings in nearly every audit event, most common first: never a
+/// group's primary while it has another string.
+const COMMON: [&str; 13] = [
+    "ResponseComplete",
+    "system:",
+    "get",
+    "list",
+    "watch",
+    "update",
+    "patch",
+    "pods",
+    "create",
+    "delete",
+    "eks:",
+    "kube-system",
+    "template",
+];
+
+/// How common `s` is: lower is rarer (a string not listed is rarest, the
+/// longer the rarer).
+fn commonness(s: &str) -> (usize, std::cmp::Reverse<usize>) {
+    let rank = COMMON
+        .iter()
+        .position(|c| *c == s)
+        .map_or(0, |i| COMMON.len() - i);
+    (rank, std::cmp::Reverse(s.len()))
+}
 
 impl Exact {
     /// `None` when the groups cannot be tracked (too many strings, or an
     /// empty group or string, which would match anything).
     fn new(groups: &[(Vec<&'static str>, bool)]) -> Option<Self> {
-        let mut patterns: Vec<&'static str> = Vec::new();
-        let mut sets: Vec<(u128, bool)> = Vec::with_capacity(groups.len());
-        for (group, global) in groups {
-            if group.is_empty() {
-                return None;
+        let of = |global: bool| -> Option<Option<Groups>> {
+            let mine: Vec<&Vec<&'static str>> = groups
+                .iter()
+                .filter(|(_, g)| *g == global)
+                .map(|(list, _)| list)
+                .collect();
+            if mine.is_empty() {
+                return Some(None);
             }
-            let mut set = 0u128;
-            for s in group {
-                if s.is_empty() {
-                    return None;
-                }
-                let id = match patterns.iter().position(|p| p == s) {
-                    Some(id) => id,
-                    None => {
-                        patterns.push(s);
-                        patterns.len() - 1
-                    }
-                };
-                if id >= MAX_EXACT_PATTERNS {
-                    return None;
-                }
-                set |= 1u128 << id;
-            }
-            if !sets.contains(&(set, *global)) {
-                sets.push((set, *global));
-            }
-        }
-        // A group that contains a less demanding one never decides alone.
-        let weaker =
-            |o: &(u128, bool), g: &(u128, bool)| o != g && o.0 & g.0 == o.0 && (!o.1 || g.1);
-        let groups: Vec<(u128, bool)> = sets
-            .iter()
-            .copied()
-            .filter(|g| !sets.iter().any(|o| weaker(o, g)))
-            .collect();
-        let automaton = AhoCorasick::builder()
-            .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(&patterns)
-            .ok()?;
+            Groups::new(&mine).map(Some)
+        };
         Some(Self {
-            automaton,
-            groups,
+            plain: of(false)?,
+            global: of(true)?,
             finder_sources: Finder::new(b"sourceIPs").into_owned(),
         })
     }
 
-    /// True when every string of some group is in `msg`.
+    /// True when every string of some group is in `msg` (and, for a group
+    /// that needs one, `msg` may have a global first source address).
     fn found_in(&self, msg: &[u8]) -> bool {
-        let mut found = 0u128;
-        for m in self.automaton.find_overlapping_iter(msg) {
-            let bit = 1u128 << m.pattern().as_usize();
-            if found & bit != 0 {
-                continue;
-            }
-            found |= bit;
-            let mut global_checked = None;
-            for &(g, global) in &self.groups {
-                if g & found != g {
-                    continue;
-                }
-                if !global {
-                    return true;
-                }
-                if *global_checked.get_or_insert_with(|| self.first_source_may_be_global(msg)) {
-                    return true;
-                }
-            }
+        if self.plain.as_ref().is_some_and(|g| g.found_in(msg)) {
+            return true;
         }
-        false
+        self.global
+            .as_ref()
+            .is_some_and(|g| self.first_source_may_be_global(msg) && g.found_in(msg))
     }
 
     /// False only when every `sourceIPs` member of `msg` starts with an
@@ -143,6 +148,85 @@ impl Exact {
         self.finder_sources
             .find_iter(msg)
             .any(|at| first_address_may_be_global(&msg[at + b"sourceIPs".len()..]))
+    }
+}
+
+impl Groups {
+    fn new(groups: &[&Vec<&'static str>]) -> Option<Self> {
+        let mut primaries: Vec<&'static str> = Vec::new();
+        let mut out: Vec<Group> = Vec::with_capacity(groups.len());
+        let mut seen: Vec<Vec<&'static str>> = Vec::new();
+        for group in groups {
+            if group.is_empty() || group.iter().any(|s| s.is_empty()) {
+                return None;
+            }
+            let mut sorted = (*group).clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            if seen.contains(&sorted) {
+                continue;
+            }
+            seen.push(sorted.clone());
+            let primary = *sorted.iter().min_by_key(|s| commonness(s))?;
+            let id = match primaries.iter().position(|p| *p == primary) {
+                Some(id) => id,
+                None => {
+                    primaries.push(primary);
+                    primaries.len() - 1
+                }
+            };
+            if id >= MAX_EXACT_PATTERNS {
+                return None;
+            }
+            out.push(Group {
+                primary: id,
+                rest: sorted
+                    .iter()
+                    .filter(|s| **s != primary)
+                    .map(|s| Finder::new(s.as_bytes()).into_owned())
+                    .collect(),
+            });
+        }
+        let automaton = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(&primaries)
+            .ok()?;
+        // The search reports one match per position, the longest: a
+        // primary found also finds every primary inside it.
+        let implied = primaries
+            .iter()
+            .map(|p| {
+                primaries
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, q)| p.contains(**q))
+                    .fold(0u128, |set, (i, _)| set | 1u128 << i)
+            })
+            .collect();
+        Some(Self {
+            automaton,
+            implied,
+            groups: out,
+        })
+    }
+
+    /// True when every string of some group is in `msg`.
+    fn found_in(&self, msg: &[u8]) -> bool {
+        let mut found = 0u128;
+        for m in self.automaton.find_iter(msg) {
+            let new = self.implied[m.pattern().as_usize()] & !found;
+            if new == 0 {
+                continue;
+            }
+            found |= new;
+            if self.groups.iter().any(|g| {
+                new & (1u128 << g.primary) != 0 && g.rest.iter().all(|f| f.find(msg).is_some())
+            }) {
+                return true;
+            }
+        }
+        false
     }
 }
 
@@ -380,5 +464,30 @@ mod tests {
         let p = Prefilter::new(&Detector::new(cfg));
         assert!(!p.may_match(br#"{"responseStatus":{"code":403}}"#));
         assert!(p.may_match(br#"{"user":{"username":"system:anonymous"}}"#));
+    }
+
+    #[test]
+    fn a_global_source_anchor_skips_only_private_first_addresses() {
+        assert!(!first_address_may_be_global(
+            br#"":["10.0.3.4","203.0.113.9"]"#
+        ));
+        assert!(!first_address_may_be_global(br#"\":[\"192.168.1.1\"]"#));
+        assert!(!first_address_may_be_global(br#"": [ "fd00::1" ]"#));
+        assert!(first_address_may_be_global(br#"":["203.0.113.9"]"#));
+        assert!(first_address_may_be_global(br#"\":[\"2600:1f18::1\"]"#));
+        // Anything unusual is kept: not a list, not an address, cut short.
+        assert!(first_address_may_be_global(br#"":"10.0.0.1""#));
+        assert!(first_address_may_be_global(br#"":["10.0.0.1x"]"#));
+        assert!(first_address_may_be_global(br#"":["10.0.0."#));
+        assert!(first_address_may_be_global(br#"":[]"#));
+    }
+
+    #[test]
+    fn a_system_principal_from_the_vpc_is_skipped_and_from_outside_kept() {
+        let p = all();
+        let inside = br#"{"user":{"username":"system:node:ip-10-0-1-2"},"sourceIPs":["10.0.1.2"],"verb":"get","objectRef":{"resource":"nodes"}}"#;
+        let outside = br#"{"user":{"username":"system:node:ip-10-0-1-2"},"sourceIPs":["198.51.100.7"],"verb":"get","objectRef":{"resource":"nodes"}}"#;
+        assert!(!p.may_match(inside));
+        assert!(p.may_match(outside));
     }
 }

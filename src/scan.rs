@@ -131,7 +131,7 @@ const TRUNCATED: &[u8] = b"[Truncated...]";
 #[derive(Debug)]
 pub struct Scanner<'d> {
     detector: &'d Detector,
-    prefilter: Prefilter,
+    prefilter: &'d Prefilter,
 }
 
 impl<'d> Scanner<'d> {
@@ -139,7 +139,7 @@ impl<'d> Scanner<'d> {
     pub fn new(detector: &'d Detector) -> Self {
         Self {
             detector,
-            prefilter: Prefilter::new(detector),
+            prefilter: detector.prefilter(),
         }
     }
 

@@ -74,7 +74,7 @@ pub fn render_summary(s: &ReplaySummary) -> String {
     for row in rule_rows(s) {
         let _ = writeln!(
             t,
-            "  {:<46} matched events {:<6} matches {:<6} rule errors {}{}",
+            "  {:<48} matched events {:<6} matches {:<6} rule errors {}{}",
             row.id.as_str(),
             row.matched_events,
             row.matches,

@@ -408,6 +408,8 @@ pub fn first_and_last<'s>(items: &'s [Str<'_>], first: usize) -> (Vec<&'s str>, 
 pub struct Detector {
     config: DetectorConfig,
     rules: Vec<Box<dyn Rule>>,
+    /// Built on first use, once per detector (not per batch).
+    prefilter: std::sync::OnceLock<crate::prefilter::Prefilter>,
 }
 
 impl Detector {
@@ -426,7 +428,17 @@ impl Detector {
             .filter(|r| config.enabled(r.meta().id.as_str(), r.enabled_by_default()))
             .map(|r| Box::new(Configured::new(r, &config)) as Box<dyn Rule>)
             .collect();
-        Self { config, rules }
+        Self {
+            config,
+            rules,
+            prefilter: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The prefilter of the enabled rules' anchors.
+    pub fn prefilter(&self) -> &crate::prefilter::Prefilter {
+        self.prefilter
+            .get_or_init(|| crate::prefilter::Prefilter::new(self))
     }
 
     /// The configuration the detector was built from.

@@ -2,7 +2,7 @@
 //! template shares the node's PID, IPC or network namespace (MITRE
 //! TA0004:T1611 Escape to Host).
 
-use super::{workload, ANCHOR, FILTER};
+use super::{workload, workload_anchor, FILTER};
 use crate::audit::AuditEvent;
 use crate::rules::catalog::{EventRule, Hit, Spec};
 use crate::rules::panther::pods::common::host_namespace;
@@ -27,7 +27,7 @@ pub static SPEC: Spec = Spec {
     threshold: 1,
     dedup_minutes: 60,
     enabled: true,
-    anchor: ANCHOR,
+    anchor: workload_anchor!("hostPID", "hostIPC", "hostNetwork"),
     filter: FILTER,
 };
 

@@ -1,7 +1,7 @@
 //! `EksAuditDetector.Workload.HostPath`: a workload whose pod template
 //! mounts a directory of the node (MITRE TA0004:T1611 Escape to Host).
 
-use super::{workload, ANCHOR, FILTER};
+use super::{workload, workload_anchor, FILTER};
 use crate::audit::AuditEvent;
 use crate::rules::catalog::k8s::is_sensitive_hostpath;
 use crate::rules::catalog::{EventRule, Hit, Spec};
@@ -27,7 +27,7 @@ pub static SPEC: Spec = Spec {
     threshold: 1,
     dedup_minutes: 60,
     enabled: true,
-    anchor: ANCHOR,
+    anchor: workload_anchor!("hostPath"),
     filter: FILTER,
 };
 

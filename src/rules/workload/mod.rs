@@ -33,7 +33,6 @@ use serde_json::Value;
 use super::catalog::k8s::{is_failed_request, is_system_principal};
 use super::catalog::Hit;
 use super::filter::{terms, Filter};
-use super::Anchor;
 use crate::audit::{at, opt, AuditEvent};
 
 /// The workload resources and the path of their pod template.
@@ -50,14 +49,21 @@ const WORKLOADS: [(&str, &str, &[&str]); 6] = [
     ),
 ];
 
-/// What every workload rule's message must contain: the resource (`sets`
+/// What a workload rule's message must contain: the resource (`sets`
 /// covers DaemonSets, StatefulSets and ReplicaSets, `jobs` Jobs and
-/// CronJobs) and the pod template's member name.
-pub const ANCHOR: Anchor = Anchor::AnyOf(&[
-    &["deployments", "template"],
-    &["sets", "template"],
-    &["jobs", "template"],
-]);
+/// CronJobs), the pod template's member name, and the member the rule
+/// looks for in it (`securityContext`, `hostPath`, ...; member names are
+/// never escaped).
+macro_rules! workload_anchor {
+    ($($member:literal),+) => {
+        $crate::rules::Anchor::AnyOf(&[$(
+            &["deployments", "template", $member],
+            &["sets", "template", $member],
+            &["jobs", "template", $member],
+        )+])
+    };
+}
+pub(crate) use workload_anchor;
 
 /// What CloudWatch must forward for them.
 pub const FILTER: Filter = Filter::Terms(&[terms::WRITE]);

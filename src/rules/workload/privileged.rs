@@ -2,7 +2,7 @@
 //! runs a privileged container or one allowed to run as root (MITRE
 //! TA0004:T1611 Escape to Host, TA0004:T1548).
 
-use super::{workload, ANCHOR, FILTER};
+use super::{workload, workload_anchor, FILTER};
 use crate::audit::AuditEvent;
 use crate::rules::catalog::{EventRule, Hit, Spec};
 use crate::rules::panther::pods::common::is_privileged;
@@ -28,7 +28,7 @@ pub static SPEC: Spec = Spec {
     threshold: 1,
     dedup_minutes: 60,
     enabled: true,
-    anchor: ANCHOR,
+    anchor: workload_anchor!("securityContext"),
     filter: FILTER,
 };
 

@@ -34,8 +34,9 @@ pub static SPEC: Spec = Spec {
     threshold: 1,
     dedup_minutes: 60,
     enabled: true,
-    // `objectRef.resource` is `pods` and `verb` is `create`.
-    anchor: Anchor::AnyOf(&[&["pods", "create"]]),
+    // `objectRef.resource` is `pods`, `verb` is `create`, and the pod spec
+    // has `securityContext.capabilities` (a member name, never escaped).
+    anchor: Anchor::AnyOf(&[&["pods", "create", "capabilities"]]),
     filter: Filter::Terms(&[terms::CREATE]),
 };
 

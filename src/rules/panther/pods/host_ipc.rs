@@ -33,8 +33,9 @@ pub static SPEC: Spec = Spec {
     threshold: 1,
     dedup_minutes: 60,
     enabled: true,
-    // `objectRef.resource` is `pods` and `verb` is `create`.
-    anchor: Anchor::AnyOf(&[&["pods", "create"]]),
+    // `objectRef.resource` is `pods`, `verb` is `create`, and the pod spec
+    // has `spec.hostIPC` (a member name, never escaped).
+    anchor: Anchor::AnyOf(&[&["pods", "create", "hostIPC"]]),
     filter: Filter::Terms(&[terms::CREATE]),
 };
 
