@@ -39,6 +39,17 @@ pub fn name_or<'e>(ev: &'e AuditEvent<'_>, default: &'e str) -> &'e str {
     ev.name().filter(|n| !n.is_empty()).unwrap_or(default)
 }
 
+/// The guards most of Panther's pod rules open with: a pod is created
+/// (`create` on `pods`), the API server accepted it, and it is not a
+/// platform component's pod in a system namespace.
+pub fn user_pod_creation(ev: &AuditEvent<'_>) -> bool {
+    use crate::rules::catalog::k8s::{is_failed_request, is_system_namespace, is_system_principal};
+    verb_in(ev, &["create"])
+        && ev.resource() == Some("pods")
+        && !is_failed_request(ev.status_code())
+        && !(is_system_principal(ev.username()) && is_system_namespace(ev.namespace()))
+}
+
 /// `event.udm("verb")` is one of `verbs`.
 pub fn verb_in(ev: &AuditEvent<'_>, verbs: &[&str]) -> bool {
     opt(&ev.verb).is_some_and(|v| verbs.contains(&v))

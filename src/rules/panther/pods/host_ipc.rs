@@ -2,16 +2,14 @@
 //! (`hostIPC: true`) (MITRE TA0004:T1611, TA0005:T1562).
 
 use crate::audit::AuditEvent;
-use crate::rules::catalog::k8s::{
-    is_failed_request, is_system_namespace, is_system_principal, pod_name, pod_spec,
-};
+use crate::rules::catalog::k8s::{pod_name, pod_spec};
 use crate::rules::catalog::{EventRule, Hit, Spec};
 use crate::rules::filter::{terms, Filter};
 use crate::rules::Anchor;
 use crate::vocab::{RuleId, RuleMeta, Severity, Source};
 
 use super::common::{
-    host_namespace, namespace_or_unknown, username_or_unknown, verb_in, with_images,
+    host_namespace, namespace_or_unknown, user_pod_creation, username_or_unknown, with_images,
 };
 
 /// What the rule declares.
@@ -49,16 +47,9 @@ impl EventRule for HostIpc {
     }
 
     fn check(&self, ev: &AuditEvent<'_>, _cluster: &str) -> Option<Hit> {
-        // Only pod creation.
-        if !verb_in(ev, &["create"]) || ev.resource() != Some("pods") {
-            return None;
-        }
-        // Refused requests created nothing.
-        if is_failed_request(ev.status_code()) {
-            return None;
-        }
-        // Platform components run host-level pods in system namespaces.
-        if is_system_principal(ev.username()) && is_system_namespace(ev.namespace()) {
+        // A pod created and accepted, not by a platform component in a
+        // system namespace.
+        if !user_pod_creation(ev) {
             return None;
         }
         // `hostIPC` is `true`.

@@ -16,6 +16,16 @@ pub struct Raised;
 /// A Python computation: its value, or the exception it raised.
 pub type Py<T> = Result<T, Raised>;
 
+/// The guards the role rules open with: a Role or ClusterRole created,
+/// the API server accepted it, and not by a platform component.
+pub fn user_role_creation(ev: &AuditEvent<'_>) -> bool {
+    use crate::rules::catalog::k8s::{is_failed_request, is_system_principal};
+    ev.verb.as_ref().map(|v| v.as_str()) == Some("create")
+        && matches!(ev.resource(), Some("roles" | "clusterroles"))
+        && !is_failed_request(ev.status_code())
+        && !is_system_principal(ev.username())
+}
+
 /// Python's truthiness of a JSON value.
 pub fn truthy(v: &Value) -> bool {
     match v {

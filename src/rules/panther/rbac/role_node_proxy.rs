@@ -2,9 +2,10 @@
 //! with access to `nodes/proxy` (the kubelet API through the API server)
 //! (MITRE TA0004:T1078.004, TA0005:T1562.001).
 
-use super::common::{any, contains, or_default, or_empty, role_rules, role_type};
+use super::common::{
+    any, contains, or_default, or_empty, role_rules, role_type, user_role_creation,
+};
 use crate::audit::AuditEvent;
-use crate::rules::catalog::k8s::{is_failed_request, is_system_principal};
 use crate::rules::catalog::{EventRule, Hit, Spec};
 use crate::rules::filter::{terms, Filter};
 use crate::rules::Anchor;
@@ -47,18 +48,9 @@ impl EventRule for RoleNodeProxy {
 
     fn check(&self, ev: &AuditEvent<'_>, _cluster: &str) -> Option<Hit> {
         let resource = ev.resource();
-        // Only Role and ClusterRole creation.
-        if ev.verb.as_ref().map(|v| v.as_str()) != Some("create")
-            || !matches!(resource, Some("roles" | "clusterroles"))
-        {
-            return None;
-        }
-        // Refused requests created nothing.
-        if is_failed_request(ev.status_code()) {
-            return None;
-        }
-        // Platform components create such roles on purpose.
-        if is_system_principal(ev.username()) {
+        // A Role or ClusterRole created and accepted, not by a platform
+        // component.
+        if !user_role_creation(ev) {
             return None;
         }
         // Some rule of the role grants `nodes/proxy`, a verb on `nodes/*`,

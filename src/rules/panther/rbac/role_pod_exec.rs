@@ -1,9 +1,10 @@
 //! `Kubernetes.Role.PodExec`: a Role or ClusterRole created with access to
 //! `pods/exec` (MITRE TA0004:T1078.004, TA0008:T1021).
 
-use super::common::{any, contains, or_default, or_empty, role_rules, role_type, title_namespace};
+use super::common::{
+    any, contains, or_default, or_empty, role_rules, role_type, title_namespace, user_role_creation,
+};
 use crate::audit::AuditEvent;
-use crate::rules::catalog::k8s::{is_failed_request, is_system_principal};
 use crate::rules::catalog::{EventRule, Hit, Spec};
 use crate::rules::filter::{terms, Filter};
 use crate::rules::Anchor;
@@ -46,18 +47,9 @@ impl EventRule for RolePodExec {
 
     fn check(&self, ev: &AuditEvent<'_>, _cluster: &str) -> Option<Hit> {
         let resource = ev.resource();
-        // Only Role and ClusterRole creation.
-        if ev.verb.as_ref().map(|v| v.as_str()) != Some("create")
-            || !matches!(resource, Some("roles" | "clusterroles"))
-        {
-            return None;
-        }
-        // Refused requests created nothing.
-        if is_failed_request(ev.status_code()) {
-            return None;
-        }
-        // Platform components create such roles on purpose.
-        if is_system_principal(ev.username()) {
+        // A Role or ClusterRole created and accepted, not by a platform
+        // component.
+        if !user_role_creation(ev) {
             return None;
         }
         // Some rule of the role names `pods/exec`.

@@ -1,8 +1,8 @@
 //! `Kubernetes.Role.Wildcard`: a Role or ClusterRole created with `*` in
 //! its resources or verbs (MITRE TA0004/TA0005 T1078.004).
 
+use super::common::user_role_creation;
 use crate::audit::{at, AuditEvent};
-use crate::rules::catalog::k8s::{is_failed_request, is_system_principal};
 use crate::rules::catalog::{EventRule, Hit, Spec};
 use crate::rules::filter::{terms, Filter};
 use crate::rules::Anchor;
@@ -54,18 +54,9 @@ impl EventRule for RoleWildcard {
 
     fn check(&self, ev: &AuditEvent<'_>, _cluster: &str) -> Option<Hit> {
         let resource = ev.resource();
-        // Only Role and ClusterRole creation.
-        if ev.verb.as_ref().map(|v| v.as_str()) != Some("create")
-            || !matches!(resource, Some("roles" | "clusterroles"))
-        {
-            return None;
-        }
-        // Refused requests created nothing.
-        if is_failed_request(ev.status_code()) {
-            return None;
-        }
-        // Platform components create broad roles on purpose.
-        if is_system_principal(ev.username()) {
+        // A Role or ClusterRole created and accepted, not by a platform
+        // component.
+        if !user_role_creation(ev) {
             return None;
         }
         // Some rule of the role has a wildcard.

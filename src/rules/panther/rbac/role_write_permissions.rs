@@ -5,10 +5,10 @@
 use serde_json::Value;
 
 use super::common::{
-    any, find_map, or_default, or_empty, role_rules, role_type, title_namespace, Py,
+    any, find_map, or_default, or_empty, role_rules, role_type, title_namespace,
+    user_role_creation, Py,
 };
 use crate::audit::AuditEvent;
-use crate::rules::catalog::k8s::{is_failed_request, is_system_principal};
 use crate::rules::catalog::{EventRule, Hit, Spec};
 use crate::rules::filter::{terms, Filter};
 use crate::rules::Anchor;
@@ -96,18 +96,9 @@ impl EventRule for RoleWritePermissions {
 
     fn check(&self, ev: &AuditEvent<'_>, _cluster: &str) -> Option<Hit> {
         let resource = ev.resource();
-        // Only Role and ClusterRole creation.
-        if ev.verb.as_ref().map(|v| v.as_str()) != Some("create")
-            || !matches!(resource, Some("roles" | "clusterroles"))
-        {
-            return None;
-        }
-        // Refused requests created nothing.
-        if is_failed_request(ev.status_code()) {
-            return None;
-        }
-        // Platform components create such roles on purpose.
-        if is_system_principal(ev.username()) {
+        // A Role or ClusterRole created and accepted, not by a platform
+        // component.
+        if !user_role_creation(ev) {
             return None;
         }
         // Some rule of the role has a write verb.
