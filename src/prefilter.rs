@@ -485,7 +485,7 @@ mod tests {
         ));
         assert!(!first_address_may_be_global(br#"\":[\"192.168.1.1\"]"#));
         assert!(!first_address_may_be_global(br#"": [ "fd00::1" ]"#));
-        assert!(first_address_may_be_global(br#"":["203.0.113.9"]"#));
+        assert!(first_address_may_be_global(br#"":["52.94.76.10"]"#));
         assert!(first_address_may_be_global(br#"\":[\"2600:1f18::1\"]"#));
         // Anything unusual is kept: not a list, not an address, cut short.
         assert!(first_address_may_be_global(br#"":"10.0.0.1""#));
@@ -498,7 +498,7 @@ mod tests {
     fn a_system_principal_from_the_vpc_is_skipped_and_from_outside_kept() {
         let p = all();
         let inside = br#"{"user":{"username":"system:node:ip-10-0-1-2"},"sourceIPs":["10.0.1.2"],"verb":"get","objectRef":{"resource":"nodes"}}"#;
-        let outside = br#"{"user":{"username":"system:node:ip-10-0-1-2"},"sourceIPs":["198.51.100.7"],"verb":"get","objectRef":{"resource":"nodes"}}"#;
+        let outside = br#"{"user":{"username":"system:node:ip-10-0-1-2"},"sourceIPs":["52.94.76.10"],"verb":"get","objectRef":{"resource":"nodes"}}"#;
         assert!(!p.may_match(inside));
         assert!(p.may_match(outside));
     }
