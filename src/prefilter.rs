@@ -252,7 +252,10 @@ fn first_address_may_be_global(rest: &[u8]) -> bool {
     let mut seen_bracket = false;
     while let Some(&b) = rest.get(i) {
         match b {
-            b'"' | b'\\' | b' ' | b'\t' | b'\n' | b'\r' | b':' => i += 1,
+            b'"' | b'\\' | b' ' | b'\t' | b'\n' | b'\r' => i += 1,
+            // The member's colon, before the list only: after it a colon
+            // belongs to an IPv6 address.
+            b':' if !seen_bracket => i += 1,
             b'[' if !seen_bracket => {
                 seen_bracket = true;
                 i += 1;
@@ -492,6 +495,8 @@ mod tests {
         assert!(first_address_may_be_global(br#"":["10.0.0.1x"]"#));
         assert!(first_address_may_be_global(br#"":["10.0.0."#));
         assert!(first_address_may_be_global(br#"":[]"#));
+        // An IPv6 form with a leading colon is an address, not a separator.
+        assert!(first_address_may_be_global(br#"":["::10.0.0.1"]"#));
     }
 
     #[test]

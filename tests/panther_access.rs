@@ -559,3 +559,39 @@ fn odd_request_objects_match_nothing() {
         }
     }
 }
+
+/// A cluster-wide dump is reported whether it is a list or a watch, and a
+/// query string naming `/namespaces/` does not hide it.
+#[test]
+fn secrets_dumped_by_watch_or_behind_a_query_are_reported() {
+    use eks_audit_detector::audit::AuditEvent;
+    use eks_audit_detector::config::DetectorConfig;
+    use eks_audit_detector::net::CidrList;
+    use eks_audit_detector::rules::registry;
+    use eks_audit_detector::vocab::{EventContext, Verdict};
+    let rules = registry(&DetectorConfig::default());
+    let rule = rules
+        .iter()
+        .find(|r| r.meta().id.as_str() == "Kubernetes.Secrets.DumpAllNamespaces")
+        .expect("registered");
+    let run = |verb: &str, uri: &str| {
+        let ev = serde_json::json!({"verb": verb, "requestURI": uri,
+            "user": {"username": "mallory"}, "sourceIPs": ["52.94.76.10"],
+            "objectRef": {"resource": "secrets"}, "responseStatus": {"code": 200}})
+        .to_string();
+        let ev = AuditEvent::parse(&ev).expect("parses");
+        let mut out = Vec::new();
+        let ctx = EventContext {
+            cluster: "c",
+            at_ms: 0,
+        };
+        matches!(
+            rule.evaluate(&ev, ctx, &CidrList::default(), &mut out),
+            Verdict::Matched { .. }
+        )
+    };
+    assert!(run("watch", "/api/v1/secrets?watch=true"));
+    assert!(run("list", "/api/v1/secrets?x=/namespaces/"));
+    assert!(!run("list", "/api/v1/namespaces/prod/secrets"));
+    assert!(!run("get", "/api/v1/secrets"));
+}

@@ -30,7 +30,7 @@ pub static SPEC: Spec = Spec {
     dedup_minutes: 60,
     enabled: true,
     // `objectRef.resource` is `secrets` and `verb` is `list`.
-    anchor: Anchor::AnyOf(&[&["secrets", "list"]]),
+    anchor: Anchor::AnyOf(&[&["secrets", "list"], &["secrets", "watch"]]),
     filter: Filter::Terms(&[terms::SECRETS]),
 };
 
@@ -51,16 +51,19 @@ impl EventRule for SecretsDumpAllNamespaces {
     }
 
     fn check(&self, ev: &AuditEvent<'_>, _cluster: &str) -> Option<Hit> {
-        // Only successful lists of secrets.
-        if opt(&ev.verb) != Some("list")
+        // Only successful lists of secrets (a watch from the start sends
+        // every secret too: reported here, unlike in Panther).
+        if !matches!(opt(&ev.verb), Some("list" | "watch"))
             || ev.resource() != Some("secrets")
             || is_failed_request(ev.status_code())
         {
             return None;
         }
-        // Cluster-wide: no namespace, and none in the path.
+        // Cluster-wide: no namespace, and none in the path (the query is
+        // the client's to fill: `?x=/namespaces/` must not hide a dump).
         let uri = opt(&ev.request_uri).unwrap_or("");
-        if ev.namespace().is_some_and(|n| !n.is_empty()) || uri.contains("/namespaces/") {
+        let path = uri.split('?').next().unwrap_or(uri);
+        if ev.namespace().is_some_and(|n| !n.is_empty()) || path.contains("/namespaces/") {
             return None;
         }
         // Not by system identities or the listed components.
