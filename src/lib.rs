@@ -20,9 +20,10 @@
 //!   machine that decides alerts without rendering them.
 //! - [`rules`]: the rule trait, the [`rules::registry`] (one line per rule),
 //!   one file per rule, and the [`rules::Detector`].
-//! - [`alert`]: renders a decision into the alert document, e-mail text and
-//!   subject, and places it where it is published (region, cluster ARN, the
-//!   investigation query's console link).
+//! - [`alert`]: renders a decision into the alert document and subject
+//!   (mod.rs), its e-mail layouts (email.rs), and places it where it is
+//!   published: region, cluster ARN, the investigation query and its
+//!   console link (place.rs).
 //! - [`decode`]: Lambda event → subscription batch or schedule (capped
 //!   gunzip, lenient log entries).
 //! - [`audit`]: the audit event, only the fields we use, borrowed.
