@@ -18,8 +18,13 @@
 //! - [`window`]: windows, thresholds, dedup, redelivery, the earlier windows
 //!   late matches still count in, and the outbox of a key, as a state
 //!   machine that decides alerts without rendering them.
-//! - [`rules`]: the rule trait, the [`rules::registry`] (one line per rule),
-//!   one file per rule, and the [`rules::Detector`].
+//! - [`rules`]: the rule trait and anchors, the [`rules::registry`] (one
+//!   line per rule), one file per rule (Panther's catalog under `panther/`,
+//!   single-event rules through `catalog/`, workload templates under
+//!   `workload/`), rule options (`options.rs`), settings applied to any rule
+//!   (`configured.rs`), what an alert shows of a window's requests
+//!   (`context.rs`), the filter pattern (`filter.rs`), `rules list`
+//!   (`listing.rs`) and the [`rules::Detector`] (`detector.rs`).
 //! - [`alert`]: renders a decision into the alert document and subject
 //!   (mod.rs), its e-mail layouts (email.rs), and places it where it is
 //!   published: region, cluster ARN, the investigation query and its
