@@ -119,7 +119,7 @@ fn all_values(state: &WindowState, names: &[&str], sample: Option<String>) -> Op
     }
 }
 
-/// The default query conditions of a window ([`Rule::investigate`]): the
+/// The default query conditions of a window ([`crate::rules::Rule::investigate`]): the
 /// source address the alert is about, when it is an address; the username,
 /// when the window saw only one; the verbs, resources and response codes,
 /// when it saw at most [`MAX_LISTED_VALUES`] of each.

@@ -45,7 +45,7 @@ impl OptionKind {
 }
 
 /// A rule's option from the settings, read as `kind` (already checked at
-/// start-up by [`check_rules`]).
+/// start-up by [`crate::rules::check_rules`]).
 pub fn option<'c>(config: &'c DetectorConfig, id: RuleId, name: &str) -> Option<&'c str> {
     config
         .settings(id.as_str())?
