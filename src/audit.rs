@@ -90,9 +90,14 @@ pub struct AuditEvent<'a> {
     /// `responseObject` (logged at the `RequestResponse` level).
     #[serde(borrow)]
     pub response_object: Option<&'a RawValue>,
-    /// The three bodies above, each parsed at most once per event.
+    /// The three bodies above, and the whole event, each parsed at most
+    /// once per event.
     #[serde(skip)]
     pub parsed: Parsed,
+    /// The message text the event was parsed from (empty for an event
+    /// built otherwise), for rules that read the whole event (Sigma's).
+    #[serde(skip)]
+    pub text: &'a str,
 }
 
 /// The event's bodies, parsed the first time a rule asks for one. A body
@@ -103,6 +108,7 @@ pub struct Parsed {
     annotations: OnceCell<Option<Value>>,
     request: OnceCell<Option<Value>>,
     response: OnceCell<Option<Value>>,
+    whole: OnceCell<Option<Value>>,
 }
 
 fn parse_raw(raw: Option<&RawValue>) -> Option<Value> {
@@ -278,7 +284,18 @@ fn lenient_code<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error
 impl<'a> AuditEvent<'a> {
     /// Parses one message. The caller decides what a failure means.
     pub fn parse(text: &'a str) -> Result<Self, serde_json::Error> {
-        serde_json::from_str(text)
+        let mut ev: Self = serde_json::from_str(text)?;
+        ev.text = text;
+        Ok(ev)
+    }
+
+    /// The whole event as a JSON value, parsed on first use (only rules that
+    /// may read any field ask for it).
+    pub fn whole(&self) -> Option<&Value> {
+        self.parsed
+            .whole
+            .get_or_init(|| serde_json::from_str(self.text).ok())
+            .as_ref()
     }
 
     /// True for an `audit.k8s.io` `Event`: other streams of an EKS control

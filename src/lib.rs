@@ -68,6 +68,7 @@ pub mod prefilter;
 pub mod replay;
 pub mod rules;
 pub mod scan;
+pub mod sigma;
 pub mod silence;
 pub mod sink;
 pub mod store;

@@ -41,6 +41,8 @@ pub struct Prefilter {
     want_403: bool,
     words: Vec<Word>,
     exact: Option<Exact>,
+    /// Sigma rules' strings, found in any case (one automaton for all).
+    folded: Option<AhoCorasick>,
     finder_403: Finder<'static>,
     finder_escape: Finder<'static>,
 }
@@ -335,10 +337,12 @@ impl Prefilter {
             want_403: false,
             words: Vec::new(),
             exact: None,
+            folded: None,
             finder_403: Finder::new(b"403"),
             finder_escape: Finder::new(b"\\u00"),
         };
         let mut groups: Vec<(Vec<&'static str>, bool)> = Vec::new();
+        let mut folded: Vec<&'static str> = Vec::new();
         for rule in detector.rules() {
             match rule.anchor() {
                 Anchor::MemberValue403 => p.want_403 = true,
@@ -348,7 +352,20 @@ impl Prefilter {
                 Anchor::AnyOfFromGlobal(list) => {
                     groups.extend(list.iter().map(|g| (g.to_vec(), true)));
                 }
+                Anchor::Folded(list) => folded.extend(list),
                 Anchor::Always => p.always = true,
+            }
+        }
+        if !folded.is_empty() {
+            folded.sort_unstable();
+            folded.dedup();
+            // An empty string would match anything: then so does the rule.
+            match AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .build(&folded)
+            {
+                Ok(ac) if folded.iter().all(|s| !s.is_empty()) => p.folded = Some(ac),
+                _ => p.always = true,
             }
         }
         if !groups.is_empty() {
@@ -379,7 +396,10 @@ impl Prefilter {
         if self.exact.as_ref().is_some_and(|e| e.found_in(msg)) {
             return true;
         }
-        (self.want_403 || !self.words.is_empty() || self.exact.is_some())
+        if self.folded.as_ref().is_some_and(|f| f.is_match(msg)) {
+            return true;
+        }
+        (self.want_403 || !self.words.is_empty() || self.exact.is_some() || self.folded.is_some())
             && self.has_alnum_escape(msg)
     }
 

@@ -111,16 +111,22 @@ pub enum Source {
     Project,
     /// Written by the user.
     User,
+    /// A Sigma rule of the user's.
+    Sigma,
+    /// A rule of SigmaHQ's catalog, bundled.
+    SigmaHq,
 }
 
 impl Source {
-    /// `Panther`, `Splunk`, `eks-audit-detector`, `user`.
+    /// `Panther`, `Splunk`, `eks-audit-detector`, `user`, `Sigma`, `SigmaHQ`.
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Panther => "Panther",
             Source::Splunk => "Splunk",
             Source::Project => "eks-audit-detector",
             Source::User => "user",
+            Source::Sigma => "Sigma",
+            Source::SigmaHq => "SigmaHQ",
         }
     }
 }

@@ -90,6 +90,9 @@ pub struct DetectorConfig {
     /// The function's AWS region (`AWS_REGION`, which Lambda sets): what
     /// alerts name, and build the cluster's ARN and console links from.
     pub region: Option<String>,
+    /// Sigma rules loaded at start-up (bundled, `RULES_DIR`, `replay
+    /// --rules`); the caller loads them, the registry lists them.
+    pub sigma: crate::sigma::SigmaRules,
 }
 
 /// The detector's own resources, as the stack names them: CloudTrail
@@ -245,6 +248,7 @@ impl Default for DetectorConfig {
             silent_minutes: 60,
             resources: DetectorResources::default(),
             region: None,
+            sigma: crate::sigma::SigmaRules::default(),
         }
     }
 }

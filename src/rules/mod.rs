@@ -22,6 +22,7 @@ pub mod multiple_403;
 pub mod options;
 pub mod panther;
 pub mod pod_scan;
+pub mod sigma;
 pub mod workload;
 
 use serde_json::Value;
@@ -56,6 +57,7 @@ pub fn registry(config: &DetectorConfig) -> Vec<Box<dyn Rule>> {
             workload::capabilities::WorkloadDangerousCapabilities,
         )),
     ]);
+    rules.extend(sigma::rules(config));
     rules
 }
 
@@ -90,6 +92,10 @@ pub enum Anchor {
     /// that has none) is skipped. For rules about requests from public
     /// addresses.
     AnyOfFromGlobal(&'static [&'static [&'static str]]),
+    /// Any of these strings, ASCII case-insensitively (a Sigma rule's, see
+    /// [`crate::sigma::literals`]): every such string of every enabled rule
+    /// is looked for in one pass.
+    Folded(&'static [&'static str]),
     /// Any line: the rule needs every event parsed.
     Always,
 }

@@ -54,6 +54,44 @@ pub const MAX_TALLY_BYTES: usize = 1024;
 /// [`MAX_DISTINCT_VALUES`], which bounds such a rule's threshold.
 pub const UNIQUE_FIELD: &str = "#unique";
 
+/// The tally of a window that holds the steps of an ordered sequence (a
+/// Sigma `temporal_ordered` correlation): a match that is step `i` counts
+/// only when the window has counted `i` steps, so the count is how far
+/// the sequence has got, in the order the matches are applied (event time
+/// within a batch, arrival across batches).
+pub const STEP_FIELD: &str = "#step";
+
+/// Whether a match counts in a window, and the distinct value it adds.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Counting<'m> {
+    /// It counts; with the distinct value to remember, if any.
+    Counts(Option<&'m str>),
+    /// A distinct value seen before, or a step out of order.
+    Not,
+}
+
+/// How `m` counts in a window that has counted `count` and has seen the
+/// distinct values `seen` says.
+pub(crate) fn counts<'m>(m: &'m Match, count: u64, seen: impl Fn(&str) -> bool) -> Counting<'m> {
+    for (field, value) in &m.facts {
+        if *field == UNIQUE_FIELD {
+            return if seen(value) {
+                Counting::Not
+            } else {
+                Counting::Counts(Some(value))
+            };
+        }
+        if *field == STEP_FIELD {
+            return if value.parse::<u64>().ok() == Some(count) {
+                Counting::Counts(None)
+            } else {
+                Counting::Not
+            };
+        }
+    }
+    Counting::Counts(None)
+}
+
 /// How far back (event time, from the open window's start) a late match
 /// still counts, unless configured otherwise (`LATE_HORIZON_MINUTES`): the
 /// longest a batch can come back, Lambda's 6 hours of asynchronous retries
@@ -314,15 +352,10 @@ impl WindowState {
 
     fn add(&mut self, m: &Match) {
         // A rule that counts distinct values (Panther's `unique()`) counts a
-        // value seen before in this window only once.
-        let repeat = m.facts.iter().any(|(f, v)| {
-            *f == UNIQUE_FIELD
-                && self
-                    .tallies
-                    .get(UNIQUE_FIELD)
-                    .is_some_and(|seen| seen.contains_key(v))
-        });
-        if !repeat {
+        // value seen before in this window only once; a sequence counts
+        // its next step only.
+        let seen = self.tallies.get(UNIQUE_FIELD);
+        if counts(m, self.count, |v| seen.is_some_and(|s| s.contains_key(v))) != Counting::Not {
             self.count += 1;
         }
         self.first_seen = self.first_seen.min(m.at_ms);

@@ -49,6 +49,11 @@ pub struct PastWindow {
     /// Its first match's request, while it may still alert.
     #[serde(default)]
     pub sample: Option<Sample>,
+    /// The distinct values (hashes) it counted, for a rule that counts
+    /// distinct values: a late repeat counts no more than in the open
+    /// window (at most [`super::MAX_DISTINCT_VALUES`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub distinct: Vec<String>,
 }
 
 impl PastWindow {
@@ -75,7 +80,16 @@ impl PastWindow {
 
     /// Counts a late match.
     pub fn add(&mut self, m: &Match) {
-        self.count += 1;
+        match super::counts(m, self.count, |v| self.distinct.iter().any(|d| d == v)) {
+            super::Counting::Counts(Some(value)) => {
+                if self.distinct.len() < super::MAX_DISTINCT_VALUES {
+                    self.distinct.push(value.to_owned());
+                }
+                self.count += 1;
+            }
+            super::Counting::Counts(None) => self.count += 1,
+            super::Counting::Not => {}
+        }
         self.first_seen = self.first_seen.min(m.at_ms);
         self.last_seen = self.last_seen.max(m.at_ms);
         self.severity = self.severity.max(m.severity);
@@ -97,6 +111,7 @@ impl PastWindow {
             alerted: None,
             title: m.event.title.clone(),
             sample: Some(m.event.sample.clone()),
+            distinct: Vec::new(),
         }
     }
 }
@@ -137,6 +152,7 @@ impl WindowState {
             alerted: self.alerted,
             title: std::mem::take(&mut self.title),
             sample: Some(std::mem::take(&mut self.sample)),
+            distinct: self.tallied(super::UNIQUE_FIELD).into_iter().cloned().collect(),
         };
         self.past.push(closed);
         self.start_window(m, params, cluster);

@@ -63,6 +63,9 @@ pub struct Hit {
     pub severity: Option<Severity>,
     /// `unique()`: when set, the threshold counts distinct values.
     pub unique: Option<String>,
+    /// The step of an ordered sequence this event is (Sigma's
+    /// `temporal_ordered`): the window counts steps taken in order.
+    pub step: Option<usize>,
     /// The rule's own context fields (its `alert_context` extras), tallied
     /// per window: (summary field, value).
     pub extra: Vec<(&'static str, String)>,
@@ -76,6 +79,7 @@ impl Hit {
             title,
             severity: None,
             unique: None,
+            step: None,
             extra: Vec::new(),
         }
     }
@@ -87,6 +91,7 @@ impl Hit {
             dedup,
             severity: None,
             unique: None,
+            step: None,
             extra: Vec::new(),
         }
     }
@@ -137,6 +142,9 @@ pub const CONTEXT_FIELDS: [&str; 8] = [
 /// The tally that holds hashes of `unique()` values seen in the open
 /// window (see [`crate::window`]).
 pub const UNIQUE_FIELD: &str = crate::window::UNIQUE_FIELD;
+
+/// The tally of the steps of an ordered sequence (see [`crate::window`]).
+pub const STEP_FIELD: &str = crate::window::STEP_FIELD;
 
 /// Distinct addresses of one event tallied (the first ones and the
 /// connection's).
@@ -244,6 +252,9 @@ impl<R: EventRule> Rule for Catalog<R> {
             // A hash bounds what a window keeps of each distinct value.
             own.push((UNIQUE_FIELD, format!("{:016x}", stable_hash(&[&u]) as u64)));
         }
+        if let Some(step) = hit.step {
+            own.push((STEP_FIELD, step.to_string()));
+        }
         out.push(Match {
             rule: spec.meta.id,
             dedup: cap_key(&hit.dedup),
@@ -280,6 +291,9 @@ impl<R: EventRule> Rule for Catalog<R> {
         for (field, values) in &state.tallies {
             if field == UNIQUE_FIELD {
                 out.insert("distinct".into(), json!(values.len()));
+                continue;
+            }
+            if field == STEP_FIELD {
                 continue;
             }
             let values: Vec<&String> = values.keys().collect();

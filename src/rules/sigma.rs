@@ -1,0 +1,198 @@
+//! Sigma rules as rules of the registry: each loaded rule (see
+//! [`crate::sigma`]) is a single-event rule through [`Catalog`], so it
+//! gets the same alert, context fields, settings and windows as the
+//! built-in ones.
+//!
+//! - A detection alerts once per dedup key per period: the cluster and
+//!   the rule's dedup fields (by default the user and the first source
+//!   address), for 60 minutes unless the rule says otherwise.
+//! - A correlation keys a window on the cluster and its `group-by` values,
+//!   `timespan` long, and counts in it: events (`event_count`), distinct
+//!   values (`value_count`), distinct detections (`temporal`) or steps
+//!   taken in order (`temporal_ordered`).
+
+use std::sync::Arc;
+
+use rsigma_eval::JsonEvent;
+
+use super::catalog::{Catalog, EventRule, Hit, Spec};
+use super::filter::Filter;
+use super::{Anchor, Rule};
+use crate::audit::AuditEvent;
+use crate::config::DetectorConfig;
+use crate::sigma::{field_text, Kind, SigmaRule};
+use crate::vocab::{RuleId, RuleMeta, Severity, Source};
+
+/// The loaded Sigma rules of `config`, as rules.
+pub fn rules(config: &DetectorConfig) -> Vec<Box<dyn Rule>> {
+    config
+        .sigma
+        .0
+        .rules
+        .iter()
+        .map(|r| Box::new(Catalog::new(Sigma::new(r.clone()))) as Box<dyn Rule>)
+        .collect()
+}
+
+/// One Sigma rule.
+#[derive(Debug)]
+pub struct Sigma {
+    rule: Arc<SigmaRule>,
+    spec: &'static Spec,
+}
+
+/// Sigma `level` → severity (no level: medium, as Sigma's default).
+pub fn severity(level: Option<rsigma_parser::Level>) -> Severity {
+    use rsigma_parser::Level;
+    match level {
+        Some(Level::Informational) => Severity::Info,
+        Some(Level::Low) => Severity::Low,
+        None | Some(Level::Medium) => Severity::Medium,
+        Some(Level::High) => Severity::High,
+        Some(Level::Critical) => Severity::Critical,
+    }
+}
+
+/// Text kept for the life of the process: rules are loaded once at start.
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+/// What an on-call engineer reads about the rule: its description, false
+/// positives, author and licence (SigmaHQ's Detection Rule License asks
+/// for the attribution), and where it was loaded from.
+fn runbook(r: &SigmaRule) -> String {
+    let mut out = r.description.trim().to_owned();
+    if !r.falsepositives.is_empty() {
+        out.push_str(&format!(
+            "\nFalse positives: {}.",
+            r.falsepositives.join("; ")
+        ));
+    }
+    if !r.author.is_empty() {
+        out.push_str(&format!("\nAuthor: {}.", r.author));
+    }
+    if !r.license.is_empty() {
+        out.push_str(&format!("\nLicense: {}.", r.license));
+    }
+    out.push_str(&format!("\nSigma rule {} ({}).", r.id, r.origin));
+    out.trim().to_owned()
+}
+
+impl Sigma {
+    /// Wraps a loaded rule (its description is built once, here).
+    pub fn new(rule: Arc<SigmaRule>) -> Self {
+        let source = if rule.enabled_by_default {
+            Source::Sigma
+        } else {
+            Source::SigmaHq
+        };
+        let (threshold, minutes) = match &rule.kind {
+            Kind::Detection { dedup_minutes, .. } => (1, *dedup_minutes),
+            Kind::Correlation(c) => (c.threshold, (c.timespan_ms / 60_000) as u64),
+        };
+        let anchor = match &rule.literals {
+            Some(l) => Anchor::Folded(Box::leak(
+                l.iter()
+                    .map(|s| leak(s.clone()))
+                    .collect::<Vec<_>>()
+                    .into_boxed_slice(),
+            )),
+            None => Anchor::Always,
+        };
+        let spec = Box::leak(Box::new(Spec {
+            meta: RuleMeta {
+                id: RuleId::new(leak(rule.id.clone())),
+                source,
+                name: leak(rule.title.clone()),
+                mitre: leak(rule.mitre.join(", ")),
+                reference: leak(
+                    rule.references
+                        .first()
+                        .cloned()
+                        .unwrap_or_else(|| rule.origin.clone()),
+                ),
+                runbook: leak(runbook(&rule)),
+            },
+            severity: severity(rule.level),
+            max_severity: severity(rule.level),
+            threshold,
+            dedup_minutes: minutes,
+            enabled: rule.enabled_by_default,
+            anchor,
+            filter: Filter::All,
+        }));
+        Self { rule, spec }
+    }
+}
+
+/// `cluster|value|value...`, each value capped (see
+/// [`crate::sigma::MAX_VALUE_BYTES`]); a missing field is empty.
+fn key(cluster: &str, values: &[String]) -> String {
+    let mut out = cluster.to_owned();
+    for v in values {
+        out.push('|');
+        out.push_str(v);
+    }
+    out
+}
+
+impl EventRule for Sigma {
+    fn spec(&self) -> &'static Spec {
+        self.spec
+    }
+
+    fn check(&self, ev: &AuditEvent<'_>, cluster: &str) -> Option<Hit> {
+        // Every field of the event may be read: parsed once per event,
+        // shared by every Sigma rule.
+        let event = ev.whole()?;
+        match &self.rule.kind {
+            Kind::Detection { dedup_fields, .. } => {
+                if !self.rule.matches(event) {
+                    return None;
+                }
+                let json = JsonEvent::borrow(event);
+                let values: Vec<String> = dedup_fields
+                    .iter()
+                    .map(|f| {
+                        let v = field_text(&json, f);
+                        if f == "sourceIPs" {
+                            first_value(v)
+                        } else {
+                            v.unwrap_or_default()
+                        }
+                    })
+                    .collect();
+                Some(Hit::new(self.rule.title.clone(), key(cluster, &values)))
+            }
+            Kind::Correlation(c) => {
+                let hit = c.hit(event)?;
+                let shown: Vec<String> = c
+                    .group_by
+                    .iter()
+                    .zip(&hit.group)
+                    .map(|(g, v)| format!("{g}={v}"))
+                    .collect();
+                let title = if shown.is_empty() {
+                    self.rule.title.clone()
+                } else {
+                    format!("{} ({})", self.rule.title, shown.join(", "))
+                };
+                let mut out = Hit::new(title, key(cluster, &hit.group));
+                out.unique = hit.distinct;
+                out.step = hit.step;
+                Some(out)
+            }
+        }
+    }
+}
+
+/// The first of a list's values (`sourceIPs` → its first address), as
+/// the default dedup key takes the first source address.
+fn first_value(v: Option<String>) -> String {
+    let v = v.unwrap_or_default();
+    match v.split_once(',') {
+        Some((first, _)) => first.to_owned(),
+        None => v,
+    }
+}

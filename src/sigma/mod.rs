@@ -1,0 +1,238 @@
+//! Sigma rules of your own: YAML files read at start-up, each becoming a
+//! rule of the registry (see [`crate::rules::sigma`]).
+//!
+//! Parsing and single-event matching are the `rsigma` crates' (README
+//! "Dependencies"); what a correlation counts, and where, is ours: a
+//! correlation is a rule whose matches count in the same windows, in the
+//! same DynamoDB records, as the built-in rules' (see [`crate::window`]),
+//! so it inherits their guarantees under racing instances, redelivery and
+//! late batches. Nothing here reads the environment or the clock; reading
+//! files is the caller's ([`load::read_dir`]).
+//!
+//! - [`load`]: files → documents (with their first line) → checked,
+//!   compiled rules, and a `file:line: reason` for each one that cannot run.
+//! - [`eks`]: the field names SigmaHQ's Kubernetes rules use that the EKS
+//!   audit event spells otherwise.
+//! - [`literals`]: what a message must contain for a rule to match it, for
+//!   the prefilter.
+
+pub mod eks;
+pub mod literals;
+pub mod load;
+
+use std::sync::Arc;
+
+use rsigma_eval::event::Event as _;
+use rsigma_eval::{evaluate_rule, CompiledRule, EventValue, JsonEvent};
+use serde_json::Value;
+
+pub use load::{load, read_dir, LoadedText, Problem};
+
+/// Longest value kept of a group-by or counted field (a request's own
+/// strings; the dedup key and the window's tallies stay bounded).
+pub const MAX_VALUE_BYTES: usize = 256;
+
+/// Distinct values a window can hold for a `value_count` or `temporal`
+/// correlation: a threshold above it is refused at load.
+pub const MAX_DISTINCT: u64 = crate::window::MAX_DISTINCT_VALUES as u64;
+
+/// Longest `timespan` (and dedup period) accepted: a window cannot outlive
+/// what the key records keep.
+pub const MAX_TIMESPAN_MINUTES: u64 = 24 * 60;
+
+/// Every Sigma rule loaded, and what could not be.
+#[derive(Debug, Default)]
+pub struct SigmaSet {
+    /// The rules that run (or can be turned on), in load order.
+    pub rules: Vec<Arc<SigmaRule>>,
+    /// What could not be loaded, one line each.
+    pub problems: Vec<Problem>,
+}
+
+/// The loaded set, shared by the settings ([`crate::config::DetectorConfig`]):
+/// compared by identity, so a configuration stays cheap to clone and compare.
+#[derive(Debug, Clone, Default)]
+pub struct SigmaRules(pub Arc<SigmaSet>);
+
+impl PartialEq for SigmaRules {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SigmaRules {}
+
+/// One loaded rule: a detection that alerts on its own, or a correlation.
+#[derive(Debug)]
+pub struct SigmaRule {
+    /// The rule's `id` (its `name` when it has no id).
+    pub id: String,
+    /// `title`.
+    pub title: String,
+    /// `description`.
+    pub description: String,
+    /// `level` (informational … critical); `None`: medium.
+    pub level: Option<rsigma_parser::Level>,
+    /// `attack.tNNNN` tags as technique ids (`T1613`).
+    pub mitre: Vec<String>,
+    /// `references`.
+    pub references: Vec<String>,
+    /// `author`.
+    pub author: String,
+    /// `license`.
+    pub license: String,
+    /// `falsepositives`.
+    pub falsepositives: Vec<String>,
+    /// Where it was read from, `file:line`.
+    pub origin: String,
+    /// Whether it runs unless a setting says otherwise (rules in a folder
+    /// named `sigmahq` are off by default).
+    pub enabled_by_default: bool,
+    /// What a line must contain for it to match (any of these, ASCII
+    /// case-insensitively); `None`: any line.
+    pub literals: Option<Vec<String>>,
+    /// What it does.
+    pub kind: Kind,
+}
+
+/// What a rule does.
+#[derive(Debug)]
+pub enum Kind {
+    /// A detection: alerts once per dedup key per period.
+    Detection {
+        /// The compiled detection.
+        compiled: CompiledRule,
+        /// Event fields whose values, with the cluster, make the dedup key.
+        dedup_fields: Vec<String>,
+        /// Dedup period in minutes.
+        dedup_minutes: u64,
+    },
+    /// A correlation over detections.
+    Correlation(Correlation),
+}
+
+/// A correlation rule, checked and bound to the detections it names.
+#[derive(Debug)]
+pub struct Correlation {
+    /// What it counts.
+    pub counts: Counts,
+    /// The detections it names, in order (the order matters to
+    /// `temporal_ordered`).
+    pub steps: Vec<Step>,
+    /// `timespan`, in milliseconds.
+    pub timespan_ms: i64,
+    /// Matches (or distinct values, or steps) that raise the alert.
+    pub threshold: u64,
+    /// `group-by` names, as written (the alert's title shows them).
+    pub group_by: Vec<String>,
+}
+
+/// What a correlation counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Counts {
+    /// `event_count`: matching events.
+    Events,
+    /// `value_count`: distinct values of this (mapped) field.
+    Values(String),
+    /// `temporal`: distinct detections.
+    Rules,
+    /// `temporal_ordered`: detections in the order listed.
+    Sequence,
+}
+
+/// One detection a correlation names.
+#[derive(Debug)]
+pub struct Step {
+    /// Its id.
+    pub id: String,
+    /// Its compiled detection.
+    pub compiled: CompiledRule,
+    /// The (mapped) fields that give this detection's group-by values, in
+    /// `group-by` order (aliases resolved).
+    pub group_fields: Vec<String>,
+}
+
+/// A correlation's reading of one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorrelationHit {
+    /// The group-by values.
+    pub group: Vec<String>,
+    /// What counts as distinct (`value_count`'s value, `temporal`'s
+    /// detection id), if anything.
+    pub distinct: Option<String>,
+    /// The step matched (`temporal_ordered`).
+    pub step: Option<usize>,
+}
+
+impl SigmaRule {
+    /// Whether the detection matches the event (`false` for a correlation).
+    pub fn matches(&self, event: &Value) -> bool {
+        match &self.kind {
+            Kind::Detection { compiled, .. } => {
+                evaluate_rule(compiled, &JsonEvent::borrow(event)).is_some()
+            }
+            Kind::Correlation(_) => false,
+        }
+    }
+}
+
+impl Correlation {
+    /// The first detection the event matches, read as the correlation
+    /// counts it; `None` when none matches, or a `value_count` field is
+    /// missing.
+    pub fn hit(&self, event: &Value) -> Option<CorrelationHit> {
+        let json = JsonEvent::borrow(event);
+        let (index, step) = self
+            .steps
+            .iter()
+            .enumerate()
+            .find(|(_, s)| evaluate_rule(&s.compiled, &json).is_some())?;
+        let group = step
+            .group_fields
+            .iter()
+            .map(|f| field_text(&json, f).unwrap_or_default())
+            .collect();
+        let (distinct, order) = match &self.counts {
+            Counts::Events => (None, None),
+            Counts::Values(field) => (Some(field_text(&json, field)?), None),
+            Counts::Rules => (Some(step.id.clone()), None),
+            Counts::Sequence => (None, Some(index)),
+        };
+        Some(CorrelationHit {
+            group,
+            distinct,
+            step: order,
+        })
+    }
+}
+
+/// A field's value as text (array members joined with `,`), capped;
+/// `None` when the event lacks it or it is `null`.
+pub fn field_text(event: &JsonEvent<'_>, field: &str) -> Option<String> {
+    fn push(out: &mut String, v: &EventValue<'_>) {
+        // Enough for the cap: an attacker's thousand-member array stops here.
+        if out.len() > MAX_VALUE_BYTES {
+            return;
+        }
+        match v {
+            EventValue::Null => {}
+            EventValue::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    push(out, item);
+                }
+            }
+            EventValue::Map(_) => out.push_str(&v.to_json().to_string()),
+            other => out.push_str(&other.as_str().unwrap_or_default()),
+        }
+    }
+    let value = event.get_field(field)?;
+    if value.is_null() {
+        return None;
+    }
+    let mut out = String::new();
+    push(&mut out, &value);
+    Some(crate::bounded::cap_to(&out, MAX_VALUE_BYTES))
+}
