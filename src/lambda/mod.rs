@@ -64,7 +64,11 @@ impl LambdaConfig {
                 reason: "expected an SNS topic ARN (arn:aws:sns:...)".into(),
             });
         }
-        let detector = DetectorConfig::from_lookup(&lookup)?;
+        let mut detector = DetectorConfig::from_lookup(&lookup)?;
+        // Sigma rules: the bundled ones and `RULES_DIR`'s. One that cannot
+        // load is reported at start (see `run`); the others run.
+        let dirs = crate::sigma::rules_dirs(&lookup);
+        detector.sigma = crate::sigma::SigmaRules(Arc::new(crate::sigma::load_with_bundled(&dirs)));
         crate::rules::check_rules(&detector)?;
         let ops_topic_arn = lookup("OPS_TOPIC_ARN").filter(|v| !v.trim().is_empty());
         if let Some(ops) = &ops_topic_arn {
@@ -160,6 +164,19 @@ pub async fn run(config: LambdaConfig) -> Result<(), lambda_runtime::Error> {
         .timeout_config(timeouts)
         .load()
         .await;
+    // Rules that could not be loaded: one error line each, and a metric the
+    // template alarms on; every other rule runs.
+    let problems = &config.detector.sigma.0.problems;
+    for p in problems {
+        tracing::error!(
+            rule_file = p.file,
+            line = p.line,
+            "Sigma rule not loaded: {p}"
+        );
+    }
+    if !problems.is_empty() {
+        println!("{}", observe::rules_not_loaded(problems.len() as u64));
+    }
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table);
     let sink = SnsSink::new(aws_sdk_sns::Client::new(&aws), &config.topic_arn)
         .with_ops_topic(config.ops_topic_arn.clone());

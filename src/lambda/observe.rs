@@ -156,6 +156,15 @@ pub fn emf_lines(r: &Report, stack: &str, timestamp_ms: i64) -> Vec<String> {
     lines
 }
 
+/// The metric line of rules that could not be loaded at start
+/// (`RulesNotLoaded`, which the template alarms on).
+pub fn rules_not_loaded(count: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    emf_doc(&[("RulesNotLoaded", count)], stack_name(), None, "", now)
+}
+
 fn emf_doc(
     metrics: &[(&str, u64)],
     stack: &str,

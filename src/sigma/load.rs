@@ -12,8 +12,8 @@ use rsigma_parser::{
     CorrelationType, SigmaRule as Parsed, WindowMode,
 };
 
-use super::{eks, literals, Correlation, Counts, Kind, SigmaRule, SigmaSet, Step, MAX_DISTINCT};
 use super::MAX_TIMESPAN_MINUTES;
+use super::{eks, literals, Correlation, Counts, Kind, SigmaRule, SigmaSet, Step, MAX_DISTINCT};
 
 /// Largest rule file read (a rule is a few kilobytes).
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
@@ -61,7 +61,11 @@ pub fn read_dir(dir: &Path) -> (Vec<LoadedText>, Vec<Problem>) {
         let entries = match std::fs::read_dir(&d) {
             Ok(e) => e,
             Err(e) => {
-                problems.push(problem(&d.display().to_string(), 0, format!("cannot read: {e}")));
+                problems.push(problem(
+                    &d.display().to_string(),
+                    0,
+                    format!("cannot read: {e}"),
+                ));
                 continue;
             }
         };
@@ -69,10 +73,7 @@ pub fn read_dir(dir: &Path) -> (Vec<LoadedText>, Vec<Problem>) {
             let path = entry.path();
             if path.is_dir() {
                 pending.push(path);
-            } else if path
-                .extension()
-                .is_some_and(|e| e == "yml" || e == "yaml")
-            {
+            } else if path.extension().is_some_and(|e| e == "yml" || e == "yaml") {
                 paths.push(path);
             }
         }
@@ -83,7 +84,11 @@ pub fn read_dir(dir: &Path) -> (Vec<LoadedText>, Vec<Problem>) {
         let name = path.display().to_string();
         match std::fs::metadata(&path) {
             Ok(m) if m.len() > MAX_FILE_BYTES => {
-                problems.push(problem(&name, 0, format!("larger than {MAX_FILE_BYTES} bytes")));
+                problems.push(problem(
+                    &name,
+                    0,
+                    format!("larger than {MAX_FILE_BYTES} bytes"),
+                ));
                 continue;
             }
             _ => {}
@@ -197,7 +202,12 @@ pub fn load(files: &[LoadedText]) -> SigmaSet {
                 ));
             }
             let at = |l| (file.name.clone(), l, catalog);
-            detections.extend(collection.rules.into_iter().map(|item| Doc::new(at(line), item)));
+            detections.extend(
+                collection
+                    .rules
+                    .into_iter()
+                    .map(|item| Doc::new(at(line), item)),
+            );
             correlations.extend(
                 collection
                     .correlations
@@ -212,10 +222,18 @@ pub fn load(files: &[LoadedText]) -> SigmaSet {
     let mut compiled: Vec<(Doc<Parsed>, Arc<SigmaRule>)> = Vec::new();
     let mut failed: BTreeSet<String> = BTreeSet::new();
     for mut doc in detections {
-        let id = rule_id(doc.item.id.as_deref(), doc.item.name.as_deref(), &doc.item.title);
+        let id = rule_id(
+            doc.item.id.as_deref(),
+            doc.item.name.as_deref(),
+            &doc.item.title,
+        );
         let origin = format!("{}:{}", doc.file, doc.line);
         if let Some(first) = seen_ids.get(&id) {
-            problems.push(problem(&doc.file, doc.line, format!("rule id {id} is already used at {first}")));
+            problems.push(problem(
+                &doc.file,
+                doc.line,
+                format!("rule id {id} is already used at {first}"),
+            ));
             continue;
         }
         seen_ids.insert(id.clone(), origin.clone());
@@ -237,7 +255,11 @@ pub fn load(files: &[LoadedText]) -> SigmaSet {
         let id = rule_id(c.id.as_deref(), c.name.as_deref(), &c.title);
         let origin = format!("{}:{}", doc.file, doc.line);
         if let Some(first) = seen_ids.get(&id) {
-            problems.push(problem(&doc.file, doc.line, format!("rule id {id} is already used at {first}")));
+            problems.push(problem(
+                &doc.file,
+                doc.line,
+                format!("rule id {id} is already used at {first}"),
+            ));
             continue;
         }
         seen_ids.insert(id.clone(), origin.clone());
@@ -296,8 +318,14 @@ fn mitre(tags: &[String]) -> Vec<String> {
 fn detection(doc: &mut Doc<Parsed>, id: &str, origin: &str) -> Result<SigmaRule, String> {
     let rule = &mut doc.item;
     let ls = &rule.logsource;
-    let product_ok = ls.product.as_deref().is_none_or(|p| p.eq_ignore_ascii_case("kubernetes"));
-    let service_ok = ls.service.as_deref().is_none_or(|s| s.eq_ignore_ascii_case("audit"));
+    let product_ok = ls
+        .product
+        .as_deref()
+        .is_none_or(|p| p.eq_ignore_ascii_case("kubernetes"));
+    let service_ok = ls
+        .service
+        .as_deref()
+        .is_none_or(|s| s.eq_ignore_ascii_case("audit"));
     if !product_ok || !service_ok {
         return Err(format!(
             "rule {id}: logsource is not Kubernetes audit (product: kubernetes, service: audit)"
@@ -308,7 +336,8 @@ fn detection(doc: &mut Doc<Parsed>, id: &str, origin: &str) -> Result<SigmaRule,
     }
     eks::map_rule(rule);
     let compiled = compile_rule(rule).map_err(|e| format!("rule {id}: {e}"))?;
-    let (dedup_fields, dedup_minutes) = dedup_settings(rule).map_err(|e| format!("rule {id}: {e}"))?;
+    let (dedup_fields, dedup_minutes) =
+        dedup_settings(rule).map_err(|e| format!("rule {id}: {e}"))?;
     Ok(SigmaRule {
         id: id.to_owned(),
         title: rule.title.clone(),
@@ -334,7 +363,10 @@ fn detection(doc: &mut Doc<Parsed>, id: &str, origin: &str) -> Result<SigmaRule,
 /// `dedup_minutes` at the top of the rule), or the defaults.
 fn dedup_settings(rule: &Parsed) -> Result<(Vec<String>, u64), String> {
     let fields = match rule.custom_attributes.get("dedup_fields") {
-        None => DEFAULT_DEDUP_FIELDS.iter().map(|f| (*f).to_owned()).collect(),
+        None => DEFAULT_DEDUP_FIELDS
+            .iter()
+            .map(|f| (*f).to_owned())
+            .collect(),
         Some(v) => v
             .as_sequence()
             .ok_or("dedup_fields must be a list of field names")?
@@ -377,7 +409,9 @@ fn correlation(
     match c.window {
         WindowMode::Sliding | WindowMode::Tumbling => {}
         WindowMode::Session => {
-            return Err(format!("correlation {id}: session windows are not supported"))
+            return Err(format!(
+                "correlation {id}: session windows are not supported"
+            ))
         }
     }
     if c.rules.is_empty() {
@@ -391,9 +425,9 @@ fn correlation(
     }
     let mut steps = Vec::new();
     for name in &c.rules {
-        let found = detections.iter().find(|(d, r)| {
-            r.id == *name || d.item.name.as_deref() == Some(name.as_str())
-        });
+        let found = detections
+            .iter()
+            .find(|(d, r)| r.id == *name || d.item.name.as_deref() == Some(name.as_str()));
         let Some((parsed, rule)) = found else {
             let is_correlation = correlations.iter().any(|d| {
                 d.item.id.as_deref() == Some(name) || d.item.name.as_deref() == Some(name)
@@ -439,10 +473,12 @@ fn correlation(
     }
     let (threshold, field) = threshold(c, &id, steps.len())?;
     let counts = match counts {
-        Counts::Values(_) => Counts::Values(eks::field(
-            &field.ok_or(format!("correlation {id}: value_count needs condition.field"))?,
-        )
-        .to_owned()),
+        Counts::Values(_) => Counts::Values(
+            eks::field(&field.ok_or(format!(
+                "correlation {id}: value_count needs condition.field"
+            ))?)
+            .to_owned(),
+        ),
         other => other,
     };
     if matches!(counts, Counts::Values(_) | Counts::Rules) && threshold > MAX_DISTINCT {
@@ -460,11 +496,7 @@ fn correlation(
 }
 
 /// The count that raises the alert, and `value_count`'s field.
-fn threshold(
-    c: &CorrelationRule,
-    id: &str,
-    steps: usize,
-) -> Result<(u64, Option<String>), String> {
+fn threshold(c: &CorrelationRule, id: &str, steps: usize) -> Result<(u64, Option<String>), String> {
     let temporal = matches!(
         c.correlation_type,
         CorrelationType::Temporal | CorrelationType::TemporalOrdered
@@ -533,7 +565,10 @@ fn all_and(expr: &ConditionExpr, rules: &[String]) -> bool {
 }
 
 /// A correlation's strings: any of its detections' (none when one has none).
-fn corr_literals(c: &Correlation, detections: &[(Doc<Parsed>, Arc<SigmaRule>)]) -> Option<Vec<String>> {
+fn corr_literals(
+    c: &Correlation,
+    detections: &[(Doc<Parsed>, Arc<SigmaRule>)],
+) -> Option<Vec<String>> {
     let mut out = Vec::new();
     for step in &c.steps {
         let (_, rule) = detections.iter().find(|(_, r)| r.id == step.id)?;

@@ -28,6 +28,49 @@ use serde_json::Value;
 
 pub use load::{load, read_dir, LoadedText, Problem};
 
+mod bundled {
+    include!(concat!(env!("OUT_DIR"), "/bundled_rules.rs"));
+}
+
+/// The rule files bundled with the function (`rules/` of the repository,
+/// built into the binary).
+pub fn bundled() -> Vec<LoadedText> {
+    bundled::BUNDLED
+        .iter()
+        .map(|(name, text)| LoadedText {
+            name: (*name).to_owned(),
+            text: (*text).to_owned(),
+        })
+        .collect()
+}
+
+/// The folders of rules of your own (`RULES_DIR`: one, or several
+/// separated by `:`), beside the bundled ones.
+pub fn rules_dirs(lookup: impl Fn(&str) -> Option<String>) -> Vec<std::path::PathBuf> {
+    lookup("RULES_DIR")
+        .unwrap_or_default()
+        .split(':')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from)
+        .collect()
+}
+
+/// The bundled rules and every rule file under `dirs`, loaded together
+/// (a correlation may name a rule of another folder).
+pub fn load_with_bundled(dirs: &[std::path::PathBuf]) -> SigmaSet {
+    let mut files = bundled();
+    let mut unreadable = Vec::new();
+    for dir in dirs {
+        let (more, problems) = read_dir(dir);
+        files.extend(more);
+        unreadable.extend(problems);
+    }
+    let mut set = load(&files);
+    set.problems.extend(unreadable);
+    set
+}
+
 /// Longest value kept of a group-by or counted field (a request's own
 /// strings; the dedup key and the window's tallies stay bounded).
 pub const MAX_VALUE_BYTES: usize = 256;

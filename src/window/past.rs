@@ -152,7 +152,11 @@ impl WindowState {
             alerted: self.alerted,
             title: std::mem::take(&mut self.title),
             sample: Some(std::mem::take(&mut self.sample)),
-            distinct: self.tallied(super::UNIQUE_FIELD).into_iter().cloned().collect(),
+            distinct: self
+                .tallied(super::UNIQUE_FIELD)
+                .into_iter()
+                .cloned()
+                .collect(),
         };
         self.past.push(closed);
         self.start_window(m, params, cluster);
