@@ -518,11 +518,23 @@ fn threshold(c: &CorrelationRule, id: &str, steps: usize) -> Result<(u64, Option
             if at_least == 0 {
                 return Err(format!("correlation {id}: the condition is always true"));
             }
-            if temporal && at_least as usize != steps {
-                return Err(format!(
-                    "correlation {id}: a temporal condition must count every rule it names ({steps})"
-                ));
-            }
+            let steps = steps as u64;
+            let ordered = c.correlation_type == CorrelationType::TemporalOrdered;
+            let at_least = match at_least {
+                // No condition (the parser's `gte: 1`): every rule.
+                1 if temporal => steps,
+                n if temporal && n > steps => {
+                    return Err(format!(
+                        "correlation {id}: the condition counts {n} rules of the {steps} it names"
+                    ))
+                }
+                n if ordered && n != steps => {
+                    return Err(format!(
+                        "correlation {id}: an ordered sequence needs every rule it names ({steps})"
+                    ))
+                }
+                n => n,
+            };
             Ok((at_least, field.as_ref().and_then(|f| f.first().cloned())))
         }
         CorrelationCondition::Extended(expr) if temporal => {
