@@ -19,7 +19,7 @@ CHECKOV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV)/.installed
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: rules-table help run test lint fmt clippy rust-version cfn-lint checkov build deploy delete invoke bench clean
+.PHONY: rules-check rules-table help run test lint fmt clippy rust-version cfn-lint checkov build deploy delete invoke bench clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-8s %s\n", $$1, $$2}'
@@ -31,7 +31,7 @@ run: ## Build and replay the sample events in events/ locally (no AWS account ne
 test: $(TEST_STAMP) ## Install what the tests need (moto) and run every test
 	TEST_PYTHON=$(CURDIR)/$(VENV)/bin/python $(CARGO) test --locked --all-targets
 
-lint: fmt clippy rust-version cfn-lint checkov ## cargo fmt --check, clippy -D warnings, rust-version, cfn-lint, sam validate --lint, checkov
+lint: fmt clippy rust-version rules-check cfn-lint checkov ## cargo fmt --check, clippy -D warnings, rust-version, rules check rules/, cfn-lint, sam validate --lint, checkov
 
 fmt:
 	$(CARGO) fmt --all -- --check
@@ -42,6 +42,9 @@ clippy:
 # Cargo.toml's rust-version must cover every locked dependency.
 rust-version:
 	$(PYTHON) scripts/check-rust-version.py
+
+rules-check: ## eks-audit-detector rules check rules/: every bundled Sigma rule loads
+	$(CARGO) run --quiet --locked --bin eks-audit-detector -- rules check rules/
 
 cfn-lint: $(LINT_STAMP)
 	$(TOOLS)/bin/cfn-lint template.yaml member.yaml

@@ -1,8 +1,9 @@
 //! Throughput of the whole path on ~1 MB batches: invoke body → base64 →
 //! gunzip → parse → detections with in-memory state; next to gunzip alone,
-//! so the ratio can be read from one run. The whole path runs twice: with
-//! every rule enabled (those off by default too), and with only the two
-//! rules the detector started with (Multiple403 and PodScan).
+//! so the ratio can be read from one run. The whole path runs three times: with
+//! every rule enabled (those off by default too), with only the two
+//! rules the detector started with (Multiple403 and PodScan), and with
+//! every rule plus SigmaHQ's 16 Sigma rules and three correlations.
 
 mod corpus;
 
@@ -56,6 +57,7 @@ fn bench_profile(c: &mut Criterion, name: &str, profile: Profile) {
     for (label, config) in [
         ("full_pipeline", detector.config().clone()),
         ("full_pipeline_two_original_rules", two_original.clone()),
+        ("full_pipeline_with_sigma", with_sigma()),
     ] {
         group.bench_function(label, |b| {
             b.iter_batched(
@@ -92,6 +94,77 @@ fn every_rule() -> DetectorConfig {
         enabled_rules: off,
         ..config
     }
+}
+
+/// Three correlations over two detections of one's own, beside SigmaHQ's
+/// bundled rules.
+const CORRELATIONS: &str = "\
+title: Secret read
+id: bench-secret-read
+logsource: {product: kubernetes, service: audit}
+detection:
+  sel:
+    verb: get
+    objectRef.resource: secrets
+  condition: sel
+---
+title: Pod exec
+id: bench-pod-exec
+logsource: {product: kubernetes, service: audit}
+detection:
+  sel:
+    verb: create
+    objectRef.subresource: exec
+  condition: sel
+---
+title: Many secret reads
+id: bench-many-reads
+correlation:
+  type: event_count
+  rules: [bench-secret-read]
+  group-by: [user.username]
+  timespan: 10m
+  condition:
+    gte: 20
+---
+title: Many secrets
+id: bench-many-secrets
+correlation:
+  type: value_count
+  rules: [bench-secret-read]
+  group-by: [user.username]
+  timespan: 10m
+  condition:
+    gte: 10
+    field: objectRef.name
+---
+title: Read then exec
+id: bench-read-then-exec
+correlation:
+  type: temporal_ordered
+  rules: [bench-secret-read, bench-pod-exec]
+  group-by: [user.username]
+  timespan: 30m
+  generate: true
+";
+
+/// Every rule (as [`every_rule`]), SigmaHQ's 16 bundled rules turned on,
+/// and [`CORRELATIONS`].
+fn with_sigma() -> DetectorConfig {
+    use eks_audit_detector::sigma;
+    let mut files = sigma::bundled();
+    files.push(sigma::LoadedText {
+        name: "bench.yml".into(),
+        text: CORRELATIONS.into(),
+    });
+    let set = sigma::load(&files);
+    assert!(set.problems.is_empty(), "{:?}", set.problems);
+    let mut config = every_rule();
+    config
+        .enabled_rules
+        .extend(set.rules.iter().map(|r| r.id.clone()));
+    config.sigma = sigma::SigmaRules(std::sync::Arc::new(set));
+    config
 }
 
 /// Only the two rules the detector started with.

@@ -308,8 +308,11 @@ mod tests {
         report.scan.rule_errors.insert(MULTIPLE_403, 1);
         report.scan.fanout_dropped.insert(POD_SCAN, 1);
         let docs = parse(&emf_lines(&report, DEFAULT_STACK, 0));
-        let written = metric_names(&docs[0]);
+        let mut written = metric_names(&docs[0]);
         assert_eq!(written.len(), 11, "{written:?}");
+        // ...and the start-up line of rules that could not be loaded
+        let start = parse(&[rules_not_loaded(2)]);
+        written.extend(metric_names(&start[0]));
         // WHEN the template's alarms on our namespace are read
         let template = include_str!("../../template.yaml");
         assert!(template.contains("STACK_NAME: !Ref AWS::StackName"));
@@ -346,6 +349,9 @@ mod tests {
                 "the alarm on {metric} must select Stack"
             );
         }
-        assert_eq!(alarms, 6, "Events and the five counters of trouble");
+        assert_eq!(
+            alarms, 7,
+            "Events, the five counters of trouble and rules not loaded"
+        );
     }
 }

@@ -352,7 +352,7 @@ fn detection(doc: &mut Doc<Parsed>, id: &str, origin: &str) -> Result<SigmaRule,
         enabled_by_default: !doc.bundled_catalog,
         literals: literals::of_rule(rule),
         kind: Kind::Detection {
-            compiled,
+            compiled: Box::new(compiled),
             dedup_fields,
             dedup_minutes,
         },

@@ -93,13 +93,16 @@ pub struct SigmaSet {
 }
 
 /// The loaded set, shared by the settings ([`crate::config::DetectorConfig`]):
-/// compared by identity, so a configuration stays cheap to clone and compare.
+/// cheap to clone; two sets are equal when they hold the same rule ids and
+/// problems.
 #[derive(Debug, Clone, Default)]
 pub struct SigmaRules(pub Arc<SigmaSet>);
 
 impl PartialEq for SigmaRules {
     fn eq(&self, other: &Self) -> bool {
+        let ids = |s: &SigmaSet| s.rules.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
         Arc::ptr_eq(&self.0, &other.0)
+            || (ids(&self.0) == ids(&other.0) && self.0.problems == other.0.problems)
     }
 }
 
@@ -144,7 +147,7 @@ pub enum Kind {
     /// A detection: alerts once per dedup key per period.
     Detection {
         /// The compiled detection.
-        compiled: CompiledRule,
+        compiled: Box<CompiledRule>,
         /// Event fields whose values, with the cluster, make the dedup key.
         dedup_fields: Vec<String>,
         /// Dedup period in minutes.
