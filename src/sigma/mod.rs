@@ -11,11 +11,14 @@
 //!
 //! - [`load`]: files → documents (with their first line) → checked,
 //!   compiled rules, and a `file:line: reason` for each one that cannot run.
+//! - `correlate.rs`: correlations checked and bound to the detections they
+//!   name.
 //! - [`eks`]: the field names SigmaHQ's Kubernetes rules use that the EKS
 //!   audit event spells otherwise.
 //! - [`literals`]: what a message must contain for a rule to match it, for
 //!   the prefilter.
 
+mod correlate;
 pub mod eks;
 pub mod literals;
 pub mod load;
