@@ -21,64 +21,9 @@ use serde_json::json;
 const T0: i64 = 1_715_644_800_000;
 const GROUP: &str = "/aws/eks/prod/cluster";
 
-const RULES: &str = "\
-title: Secret read
-id: secret-read
-logsource: {product: kubernetes, service: audit}
-detection:
-  sel:
-    verb: get
-    objectRef.resource: secrets
-  condition: sel
----
-title: Pod exec
-id: pod-exec
-logsource: {product: kubernetes, service: audit}
-detection:
-  sel:
-    verb: create
-    objectRef.subresource: exec
-  condition: sel
----
-title: Many secret reads
-id: many-reads
-correlation:
-  type: event_count
-  rules: [secret-read]
-  group-by: [user.username]
-  timespan: 30m
-  condition:
-    gte: 12
----
-title: Many secrets
-id: many-secrets
-correlation:
-  type: value_count
-  rules: [secret-read]
-  group-by: [user.username]
-  timespan: 30m
-  condition:
-    gte: 12
-    field: objectRef.name
----
-title: Read then exec
-id: read-then-exec
-correlation:
-  type: temporal_ordered
-  rules: [secret-read, pod-exec]
-  group-by: [user.username]
-  timespan: 30m
-  condition:
-    gte: 2
----
-title: Read and exec
-id: read-and-exec
-correlation:
-  type: temporal
-  rules: [secret-read, pod-exec]
-  group-by: [user.username]
-  timespan: 30m
-";
+/// Two detections and a correlation of each type, 12 events or values to
+/// reach the counting ones.
+const RULES: &str = include_str!("fixtures/sigma/correlations.yml");
 
 fn processor(stack: &Stack) -> Processor<DynamoStore, SnsSink> {
     let set = sigma::load(&[LoadedText {

@@ -56,9 +56,10 @@ pub const UNIQUE_FIELD: &str = "#unique";
 
 /// The tally of a window that holds the steps of an ordered sequence (a
 /// Sigma `temporal_ordered` correlation): a match that is step `i` counts
-/// only when the window has counted `i` steps, so the count is how far
-/// the sequence has got, in the order the matches are applied (event time
-/// within a batch, arrival across batches).
+/// only when the window has counted `i` steps and it is not earlier than
+/// the step counted before it, so the count is how far the sequence has
+/// got in event time. A step applied before the one that precedes it (its
+/// batch arrived first) is not counted.
 pub const STEP_FIELD: &str = "#step";
 
 /// Whether a match counts in a window, and the distinct value it adds.
@@ -66,13 +67,20 @@ pub const STEP_FIELD: &str = "#step";
 pub(crate) enum Counting<'m> {
     /// It counts; with the distinct value to remember, if any.
     Counts(Option<&'m str>),
+    /// It is the next step of a sequence, at its time.
+    Step(Millis),
     /// A distinct value seen before, or a step out of order.
     Not,
 }
 
-/// How `m` counts in a window that has counted `count` and has seen the
-/// distinct values `seen` says.
-pub(crate) fn counts<'m>(m: &'m Match, count: u64, seen: impl Fn(&str) -> bool) -> Counting<'m> {
+/// How `m` counts in a window that has counted `count`, has seen the
+/// distinct values `seen` says, and counted its last step at `step_at`.
+pub(crate) fn counts<'m>(
+    m: &'m Match,
+    count: u64,
+    step_at: Option<Millis>,
+    seen: impl Fn(&str) -> bool,
+) -> Counting<'m> {
     for (field, value) in &m.facts {
         if *field == UNIQUE_FIELD {
             return if seen(value) {
@@ -82,8 +90,10 @@ pub(crate) fn counts<'m>(m: &'m Match, count: u64, seen: impl Fn(&str) -> bool) 
             };
         }
         if *field == STEP_FIELD {
-            return if value.parse::<u64>().ok() == Some(count) {
-                Counting::Counts(None)
+            let next = value.parse::<u64>().ok() == Some(count);
+            let in_order = step_at.is_none_or(|t| m.at_ms >= t);
+            return if next && in_order {
+                Counting::Step(m.at_ms)
             } else {
                 Counting::Not
             };
@@ -194,6 +204,10 @@ pub struct WindowState {
     /// [`crate::silence`]; empty, and not stored, everywhere else).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub watch: BTreeMap<String, crate::silence::Heard>,
+    /// When the open window's last counted step of a sequence happened: a
+    /// later step counts only if it is not earlier (see [`STEP_FIELD`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_at: Option<Millis>,
 }
 
 /// A window owes an alert: what the alert is rendered from, with the
@@ -260,6 +274,7 @@ impl WindowState {
             outbox: Vec::new(),
             updated_ms: batch.now_ms,
             watch: BTreeMap::new(),
+            step_at: None,
         };
         st.start_window(m, params, (batch.cluster, batch.log_group, batch.account));
         st.late_before = m.at_ms.saturating_sub(batch.horizon_ms);
@@ -286,6 +301,7 @@ impl WindowState {
         self.tallies.clear();
         self.overflow = 0;
         self.fanout_dropped = 0;
+        self.step_at = None;
     }
 
     /// The key's identity and origin, with an empty window: the base of a
@@ -317,6 +333,7 @@ impl WindowState {
             outbox: Vec::new(),
             updated_ms: self.updated_ms,
             watch: BTreeMap::new(),
+            step_at: None,
         }
     }
 
@@ -355,8 +372,15 @@ impl WindowState {
         // value seen before in this window only once; a sequence counts
         // its next step only.
         let seen = self.tallies.get(UNIQUE_FIELD);
-        if counts(m, self.count, |v| seen.is_some_and(|s| s.contains_key(v))) != Counting::Not {
-            self.count += 1;
+        match counts(m, self.count, self.step_at, |v| {
+            seen.is_some_and(|s| s.contains_key(v))
+        }) {
+            Counting::Not => {}
+            Counting::Step(at) => {
+                self.count += 1;
+                self.step_at = Some(at);
+            }
+            Counting::Counts(_) => self.count += 1,
         }
         self.first_seen = self.first_seen.min(m.at_ms);
         self.last_seen = self.last_seen.max(m.at_ms);

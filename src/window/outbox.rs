@@ -113,6 +113,7 @@ impl WindowState {
             outbox: Vec::new(),
             updated_ms: now_ms,
             watch: Default::default(),
+            step_at: None,
         }
     }
 

@@ -54,6 +54,9 @@ pub struct PastWindow {
     /// window (at most [`super::MAX_DISTINCT_VALUES`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub distinct: Vec<String>,
+    /// When its last counted step of a sequence happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_at: Option<Millis>,
 }
 
 impl PastWindow {
@@ -80,7 +83,13 @@ impl PastWindow {
 
     /// Counts a late match.
     pub fn add(&mut self, m: &Match) {
-        match super::counts(m, self.count, |v| self.distinct.iter().any(|d| d == v)) {
+        match super::counts(m, self.count, self.step_at, |v| {
+            self.distinct.iter().any(|d| d == v)
+        }) {
+            super::Counting::Step(at) => {
+                self.count += 1;
+                self.step_at = Some(at);
+            }
             super::Counting::Counts(Some(value)) => {
                 if self.distinct.len() < super::MAX_DISTINCT_VALUES {
                     self.distinct.push(value.to_owned());
@@ -112,6 +121,7 @@ impl PastWindow {
             title: m.event.title.clone(),
             sample: Some(m.event.sample.clone()),
             distinct: Vec::new(),
+            step_at: None,
         }
     }
 }
@@ -157,6 +167,7 @@ impl WindowState {
                 .into_iter()
                 .cloned()
                 .collect(),
+            step_at: self.step_at,
         };
         self.past.push(closed);
         self.start_window(m, params, cluster);
