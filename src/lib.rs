@@ -9,7 +9,7 @@
 //! no module imports one that imports it back:
 //!
 //! ```text
-//! vocab ← config, window ← rules ← alert ← store, sink ← handler ← lambda, replay
+//! vocab ← window ← sigma ← config ← rules ← alert ← store, sink ← handler ← lambda, replay
 //! ```
 //!
 //! - [`vocab`]: the shared words: rule ids and metadata, severities, matches,
@@ -25,6 +25,11 @@
 //!   (`configured.rs`), what an alert shows of a window's requests
 //!   (`context.rs`), the filter pattern (`filter.rs`), `rules list`
 //!   (`listing.rs`) and the [`rules::Detector`] (`detector.rs`).
+//! - [`sigma`]: Sigma rules of your own: files → documents → checked,
+//!   compiled rules and `file:line: reason` problems (`load.rs`), their
+//!   correlations bound to the detections they name (`correlate.rs`), the
+//!   EKS field mapping (`eks.rs`), the strings the prefilter looks for
+//!   (`literals.rs`); `rules/sigma.rs` makes each a rule of the registry.
 //! - [`alert`]: renders a decision into the alert document and subject
 //!   (mod.rs), its e-mail layouts (email.rs), and places it where it is
 //!   published: region, cluster ARN, the investigation query and its
