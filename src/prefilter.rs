@@ -32,7 +32,7 @@
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use memchr::memmem::Finder;
 
-use crate::rules::{Anchor, Detector};
+use crate::rules::{Anchor, Detector, Needle};
 
 /// The compiled prefilter for a set of enabled rules.
 #[derive(Debug, Clone)]
@@ -41,8 +41,9 @@ pub struct Prefilter {
     want_403: bool,
     words: Vec<Word>,
     exact: Option<Exact>,
-    /// Sigma rules' strings, found in any case (one automaton for all).
-    folded: Option<AhoCorasick>,
+    /// Sigma rules' clauses, their strings found in any case (one
+    /// automaton for all).
+    folded: Option<Folded>,
     finder_403: Finder<'static>,
     finder_escape: Finder<'static>,
 }
@@ -294,6 +295,124 @@ fn first_address_may_be_global(rest: &[u8]) -> bool {
     }
 }
 
+/// Most distinct strings of Sigma rules the prefilter tracks; beyond it
+/// every line is a candidate.
+const MAX_FOLDED: usize = 256;
+
+/// The clauses of the enabled Sigma rules: every string of every rule in
+/// one case-insensitive automaton, and each rule's clauses as pattern ids.
+#[derive(Debug, Clone)]
+struct Folded {
+    automaton: AhoCorasick,
+    needles: Vec<Needle>,
+    /// For each pattern, the patterns that are prefixes of it (itself too):
+    /// the search reports the longest pattern starting at a position.
+    prefixes: Vec<Vec<usize>>,
+    /// Each rule's clauses.
+    rules: Vec<Vec<Vec<usize>>>,
+}
+
+impl Folded {
+    /// `None` when the strings cannot be tracked (too many, or an empty
+    /// one, which would match anything).
+    fn new(rules: &[&'static [&'static [Needle]]]) -> Option<Self> {
+        let mut needles: Vec<Needle> = Vec::new();
+        let mut clauses_of = Vec::with_capacity(rules.len());
+        for clauses in rules {
+            let mut mine = Vec::with_capacity(clauses.len());
+            for clause in *clauses {
+                let mut ids = Vec::with_capacity(clause.len());
+                for n in *clause {
+                    if n.text.is_empty() {
+                        return None;
+                    }
+                    let id = match needles.iter().position(|m| m == n) {
+                        Some(id) => id,
+                        None => {
+                            needles.push(*n);
+                            needles.len() - 1
+                        }
+                    };
+                    ids.push(id);
+                }
+                mine.push(ids);
+            }
+            clauses_of.push(mine);
+        }
+        if needles.len() > MAX_FOLDED {
+            return None;
+        }
+        let automaton = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(needles.iter().map(|n| n.text))
+            .ok()?;
+        let prefixes = needles
+            .iter()
+            .map(|p| {
+                (0..needles.len())
+                    .filter(|q| {
+                        p.text
+                            .as_bytes()
+                            .get(..needles[*q].text.len())
+                            .is_some_and(|head| {
+                                head.eq_ignore_ascii_case(needles[*q].text.as_bytes())
+                            })
+                    })
+                    .collect()
+            })
+            .collect();
+        Some(Self {
+            automaton,
+            needles,
+            prefixes,
+            rules: clauses_of,
+        })
+    }
+
+    /// True when every clause of some rule has a string in `msg`.
+    fn found_in(&self, msg: &[u8]) -> bool {
+        let mut found = vec![false; self.needles.len()];
+        let mut at = 0;
+        while at < msg.len() {
+            let Some(m) = self
+                .automaton
+                .find(aho_corasick::Input::new(msg).span(at..msg.len()))
+            else {
+                break;
+            };
+            let mut new = false;
+            for &q in &self.prefixes[m.pattern().as_usize()] {
+                let n = &self.needles[q];
+                if !found[q] && (!n.number || stands_alone(msg, m.start(), n.text.len())) {
+                    found[q] = true;
+                    new = true;
+                }
+            }
+            if new
+                && self
+                    .rules
+                    .iter()
+                    .any(|clauses| clauses.iter().all(|c| c.iter().any(|q| found[*q])))
+            {
+                return true;
+            }
+            // The next search starts one byte on: a string starting inside
+            // this match is found too.
+            at = m.start() + 1;
+        }
+        false
+    }
+}
+
+/// True when the digits at `start..start + len` are a number of their own:
+/// no digit right before or after, no `.` right before.
+fn stands_alone(msg: &[u8], start: usize, len: usize) -> bool {
+    let before = start.checked_sub(1).and_then(|i| msg.get(i));
+    let after = msg.get(start + len);
+    !matches!(before, Some(b'0'..=b'9' | b'.')) && !matches!(after, Some(b'0'..=b'9'))
+}
+
 /// Letters to find in any case, searched from their rarest letter.
 #[derive(Debug, Clone)]
 struct Word {
@@ -342,7 +461,7 @@ impl Prefilter {
             finder_escape: Finder::new(b"\\u00"),
         };
         let mut groups: Vec<(Vec<&'static str>, bool)> = Vec::new();
-        let mut folded: Vec<&'static str> = Vec::new();
+        let mut folded: Vec<&'static [&'static [Needle]]> = Vec::new();
         for rule in detector.rules() {
             match rule.anchor() {
                 Anchor::MemberValue403 => p.want_403 = true,
@@ -352,25 +471,19 @@ impl Prefilter {
                 Anchor::AnyOfFromGlobal(list) => {
                     groups.extend(list.iter().map(|g| (g.to_vec(), true)));
                 }
-                Anchor::Folded(list) => folded.extend(list),
+                Anchor::Folded(clauses) => folded.push(clauses),
                 Anchor::Always => p.always = true,
-            }
-        }
-        if !folded.is_empty() {
-            folded.sort_unstable();
-            folded.dedup();
-            // An empty string would match anything: then so does the rule.
-            match AhoCorasick::builder()
-                .ascii_case_insensitive(true)
-                .build(&folded)
-            {
-                Ok(ac) if folded.iter().all(|s| !s.is_empty()) => p.folded = Some(ac),
-                _ => p.always = true,
             }
         }
         if !groups.is_empty() {
             match Exact::new(&groups) {
                 Some(exact) => p.exact = Some(exact),
+                None => p.always = true,
+            }
+        }
+        if !folded.is_empty() {
+            match Folded::new(&folded) {
+                Some(f) => p.folded = Some(f),
                 None => p.always = true,
             }
         }
@@ -396,7 +509,7 @@ impl Prefilter {
         if self.exact.as_ref().is_some_and(|e| e.found_in(msg)) {
             return true;
         }
-        if self.folded.as_ref().is_some_and(|f| f.is_match(msg)) {
+        if self.folded.as_ref().is_some_and(|f| f.found_in(msg)) {
             return true;
         }
         (self.want_403 || !self.words.is_empty() || self.exact.is_some() || self.folded.is_some())

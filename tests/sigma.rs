@@ -566,9 +566,41 @@ fn the_prefilter_keeps_every_line_a_sigma_rule_matches() {
         assert!(prefilter.may_match(escaped.as_bytes()), "{file} escaped");
     }
     // and skips a line none can match
+    // (not with a kubectl user agent: the enumeration rule looks for
+    // `kubectl` in the URI; digits of a timestamp are no status code)
     let line = audit(
         1,
-        json!({"verb": "watch", "objectRef": {"resource": "leases"}}),
+        json!({"verb": "watch", "objectRef": {"resource": "leases"},
+               "userAgent": "kube-scheduler/v1.30.0",
+               "stageTimestamp": "2024-05-14T00:00:00.401403Z"}),
     );
     assert!(!prefilter.may_match(line.as_bytes()));
+    // ...but a refusal is kept, raw and escaped
+    let refused = audit(
+        2,
+        json!({"userAgent": "x", "responseStatus": {"code": 403}}),
+    );
+    assert!(prefilter.may_match(refused.as_bytes()));
+    let escaped = serde_json::to_string(&refused).expect("json");
+    assert!(prefilter.may_match(escaped.as_bytes()));
+}
+
+#[test]
+fn the_prefilter_finds_strings_that_overlap_and_numbers_that_stand_alone() {
+    let rule = |id: &str, sel: &str| {
+        format!("title: {id}\nid: {id}\nlogsource: {{product: kubernetes}}\ndetection:\n  sel:\n{sel}  condition: sel\n")
+    };
+    let a = rule("a", "    userAgent|contains: abcx\n    verb: zzzz\n");
+    let b = rule("b", "    userAgent|contains: bcxy\n");
+    let c = rule("c", "    responseStatus.code: 429\n");
+    let d = detector_of(loaded(&[("a.yml", &a), ("b.yml", &b), ("c.yml", &c)]));
+    let p = d.prefilter();
+    // `abcx` is found first; `bcxy` starts inside it
+    assert!(p.may_match(br#"{"userAgent":"ABCXY"}"#));
+    assert!(p.may_match(br#"{"userAgent":"zbcxy"}"#));
+    assert!(!p.may_match(br#"{"userAgent":"abcx","verb":"get"}"#));
+    // a number's digits stand alone: not inside a timestamp or a longer number
+    assert!(p.may_match(br#"{"responseStatus":{"code":429}}"#));
+    assert!(p.may_match(br#"{\"responseStatus\":{\"code\":429}}"#));
+    assert!(!p.may_match(br#"{"stageTimestamp":"2024-05-14T00:00:00.429000Z","rv":"14290"}"#));
 }

@@ -46,9 +46,15 @@ fn a_dotted_path_reaches_into_objects_and_searches_arrays() {
         &sel("    requestObject.spec.containers.securityContext.privileged: true\n"),
         &ev
     ));
-    assert!(matches(&sel("    requestObject.spec.containers.image: busybox\n"), &ev));
+    assert!(matches(
+        &sel("    requestObject.spec.containers.image: busybox\n"),
+        &ev
+    ));
     assert!(matches(&sel("    user.groups: devs\n"), &ev));
-    assert!(!matches(&sel("    requestObject.spec.containers.image: alpine\n"), &ev));
+    assert!(!matches(
+        &sel("    requestObject.spec.containers.image: alpine\n"),
+        &ev
+    ));
     let mut unprivileged = ev.clone();
     unprivileged["requestObject"]["spec"]["containers"][1]["securityContext"]["privileged"] =
         json!(false);

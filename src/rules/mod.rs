@@ -92,12 +92,22 @@ pub enum Anchor {
     /// that has none) is skipped. For rules about requests from public
     /// addresses.
     AnyOfFromGlobal(&'static [&'static [&'static str]]),
-    /// Any of these strings, ASCII case-insensitively (a Sigma rule's, see
-    /// [`crate::sigma::literals`]): every such string of every enabled rule
-    /// is looked for in one pass.
-    Folded(&'static [&'static str]),
+    /// Clauses that must all hold, each by one of its strings, found ASCII
+    /// case-insensitively (a Sigma rule's, see [`crate::sigma::literals`]):
+    /// every such string of every enabled rule is looked for in one pass.
+    Folded(&'static [&'static [Needle]]),
     /// Any line: the rule needs every event parsed.
     Always,
+}
+
+/// A string a [`Anchor::Folded`] clause looks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Needle {
+    /// Lower-case text.
+    pub text: &'static str,
+    /// Digits that must stand alone: no digit right before or after them,
+    /// no `.` right before (an integer compared for equality).
+    pub number: bool,
 }
 
 /// A detection: one file per rule, the same shape each time.

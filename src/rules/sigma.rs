@@ -17,7 +17,7 @@ use rsigma_eval::JsonEvent;
 
 use super::catalog::{Catalog, EventRule, Hit, Spec};
 use super::filter::Filter;
-use super::{Anchor, Rule};
+use super::{Anchor, Needle, Rule};
 use crate::audit::AuditEvent;
 use crate::config::DetectorConfig;
 use crate::sigma::{field_text, Kind, SigmaRule};
@@ -92,9 +92,21 @@ impl Sigma {
             Kind::Correlation(c) => (c.threshold, (c.timespan_ms / 60_000) as u64),
         };
         let anchor = match &rule.literals {
-            Some(l) => Anchor::Folded(Box::leak(
-                l.iter()
-                    .map(|s| leak(s.clone()))
+            Some(clauses) => Anchor::Folded(Box::leak(
+                clauses
+                    .iter()
+                    .map(|clause| {
+                        &*Box::leak(
+                            clause
+                                .iter()
+                                .map(|l| Needle {
+                                    text: leak(l.text.clone()),
+                                    number: l.number,
+                                })
+                                .collect::<Vec<_>>()
+                                .into_boxed_slice(),
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .into_boxed_slice(),
             )),

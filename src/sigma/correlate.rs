@@ -204,17 +204,17 @@ fn all_and(expr: &ConditionExpr, rules: &[String]) -> bool {
     names == want
 }
 
-/// A correlation's strings: any of its detections' (none when one has none).
+/// A correlation's clauses: those any of its detections' give (none when
+/// one of them has none).
 pub(super) fn corr_literals(
     c: &Correlation,
     detections: &[(Doc<Parsed>, Arc<SigmaRule>)],
-) -> Option<Vec<String>> {
-    let mut out = Vec::new();
+) -> Option<Vec<super::literals::Clause>> {
+    let mut cnfs = Vec::new();
     for step in &c.steps {
         let (_, rule) = detections.iter().find(|(_, r)| r.id == step.id)?;
-        out.extend(rule.literals.clone()?);
+        cnfs.push(rule.literals.clone()?);
     }
-    out.sort();
-    out.dedup();
-    Some(out)
+    let out = super::literals::any(cnfs);
+    (!out.is_empty()).then_some(out)
 }

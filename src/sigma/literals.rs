@@ -1,15 +1,22 @@
-//! What a message must contain for a Sigma rule to match it: a set of
-//! strings, one of which (ASCII case-insensitively, as Sigma compares) is
-//! in every event the rule matches. The prefilter looks for every rule's
-//! strings in one pass; a rule with no such set is a candidate on every
-//! line.
+//! What a message must contain for a Sigma rule to match it: clauses of
+//! strings, every clause holding at least one string (ASCII
+//! case-insensitively, as Sigma compares) that is in every event the rule
+//! matches. The prefilter looks for every rule's strings in one pass; a rule
+//! with no clause is a candidate on every line.
 //!
 //! Conservative by construction: only a string the rule's values force into
 //! the event's text is taken, and only the part of it that JSON never
 //! escapes (ASCII letters, digits, `-`, `_`, space; see
 //! [`crate::prefilter`] for the escapes kube-apiserver writes). A `not`, a
 //! regular expression, a CIDR, a comparison or an encoding modifier gives
-//! no string; an `and` needs one of its parts' sets, an `or` all of them.
+//! nothing; an `and` needs the clauses of all its parts, an `or` one clause
+//! made of a clause of each of its parts. The names along a field's path
+//! are clauses too (an event that has the field has its names).
+//!
+//! An integer compared for equality is a *number*: its digits must stand
+//! alone (no digit right before or after them, no `.` right before), as a
+//! JSON number or a string holding one does; digits inside a timestamp or a
+//! longer number do not count.
 
 use rsigma_parser::{
     ConditionExpr, Detection, DetectionItem, Detections, Modifier, Quantifier, SelectorPattern,
@@ -19,32 +26,100 @@ use rsigma_parser::{
 /// Shortest string worth looking for (shorter ones are everywhere).
 pub const MIN_LITERAL: usize = 3;
 
-/// Most strings one rule may need looked for.
-pub const MAX_LITERALS: usize = 256;
+/// Most strings one clause may hold.
+pub const MAX_LITERALS: usize = 64;
 
-/// The strings one of which every event `rule` matches contains; `None`
-/// when there is no such set.
-pub fn of_rule(rule: &SigmaRule) -> Option<Vec<String>> {
-    let d = &rule.detection;
-    let sets = d
-        .conditions
-        .iter()
-        .map(|c| of_condition(c, d))
-        .collect::<Option<Vec<_>>>()?;
-    union(sets)
+/// Most clauses kept per rule (the most selective; fewer is still sound).
+pub const MAX_CLAUSES: usize = 8;
+
+/// Shortest field name looked for (`spec`, `name` are in most events).
+const MIN_FIELD_NAME: usize = 5;
+
+/// One string to look for.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Literal {
+    /// Lower-case text.
+    pub text: String,
+    /// Digits that must stand alone (see the module's documentation).
+    pub number: bool,
 }
 
-fn of_condition(c: &ConditionExpr, d: &Detections) -> Option<Vec<String>> {
+/// Strings one of which must appear.
+pub type Clause = Vec<Literal>;
+
+/// Strings in every audit event EKS writes (member names, and the
+/// authorizer's annotation `authorization.k8s.io/decision: allow`).
+const UBIQUITOUS: [&str; 11] = [
+    "objectref",
+    "requesturi",
+    "responsestatus",
+    "resource",
+    "username",
+    "useragent",
+    "sourceips",
+    "annotations",
+    "apiversion",
+    "allow",
+    "authorization",
+];
+
+/// Strings in nearly every audit event, most common first: a clause made
+/// of them selects little, so an `or` takes another clause when it can,
+/// and a rule keeps its other clauses first.
+const COMMON: [&str; 30] = [
+    "objectref",
+    "requesturi",
+    "responsestatus",
+    "resource",
+    "namespace",
+    "username",
+    "useragent",
+    "sourceips",
+    "annotations",
+    "apigroup",
+    "apiversion",
+    "requestobject",
+    "metadata",
+    "containers",
+    "allow",
+    "authorization",
+    "system",
+    "responsecomplete",
+    "kube-system",
+    "serviceaccounts",
+    "nodes",
+    "events",
+    "watch",
+    "update",
+    "pods",
+    "get",
+    "list",
+    "patch",
+    "create",
+    "secrets",
+];
+
+/// The clauses every event `rule` matches satisfies; `None` when there
+/// are none (the rule needs every line).
+pub fn of_rule(rule: &SigmaRule) -> Option<Vec<Clause>> {
+    let d = &rule.detection;
+    // Several conditions: any of them.
+    let cnfs: Vec<Vec<Clause>> = d.conditions.iter().map(|c| of_condition(c, d)).collect();
+    let mut out = any(cnfs);
+    // A clause every audit event satisfies filters nothing and costs a
+    // search: dropped (fewer clauses is still sound).
+    out.retain(|c| !c.iter().all(|l| UBIQUITOUS.contains(&l.text.as_str())));
+    out.sort_by_key(|c| std::cmp::Reverse(score(c)));
+    out.truncate(MAX_CLAUSES);
+    (!out.is_empty()).then_some(out)
+}
+
+fn of_condition(c: &ConditionExpr, d: &Detections) -> Vec<Clause> {
     match c {
-        ConditionExpr::And(parts) => best(parts.iter().filter_map(|p| of_condition(p, d))),
-        ConditionExpr::Or(parts) => union(
-            parts
-                .iter()
-                .map(|p| of_condition(p, d))
-                .collect::<Option<Vec<_>>>()?,
-        ),
-        ConditionExpr::Not(_) => None,
-        ConditionExpr::Identifier(name) => of_detection(d.named.get(name)?),
+        ConditionExpr::And(parts) => every(parts.iter().map(|p| of_condition(p, d))),
+        ConditionExpr::Or(parts) => any(parts.iter().map(|p| of_condition(p, d)).collect()),
+        ConditionExpr::Not(_) => Vec::new(),
+        ConditionExpr::Identifier(name) => d.named.get(name).map(of_detection).unwrap_or_default(),
         ConditionExpr::Selector {
             quantifier,
             pattern,
@@ -58,36 +133,31 @@ fn of_condition(c: &ConditionExpr, d: &Detections) -> Option<Vec<String>> {
                 })
                 .collect();
             names.sort();
-            if names.is_empty() {
-                return None;
-            }
-            let sets = names.iter().map(|n| of_detection(d.named.get(*n)?));
+            let cnfs = names
+                .iter()
+                .filter_map(|n| d.named.get(*n))
+                .map(of_detection);
             match quantifier {
-                Quantifier::All => best(sets.flatten()),
-                Quantifier::Count(0) => None,
-                Quantifier::Any | Quantifier::Count(_) => union(sets.collect::<Option<Vec<_>>>()?),
+                Quantifier::All => every(cnfs),
+                Quantifier::Count(0) => Vec::new(),
+                Quantifier::Any | Quantifier::Count(_) => any(cnfs.collect()),
             }
         }
     }
 }
 
-fn of_detection(d: &Detection) -> Option<Vec<String>> {
+fn of_detection(d: &Detection) -> Vec<Clause> {
     match d {
-        Detection::AllOf(items) => best(items.iter().filter_map(of_item)),
-        Detection::And(parts) => best(parts.iter().filter_map(of_detection)),
-        Detection::AnyOf(parts) => union(parts.iter().map(of_detection).collect::<Option<_>>()?),
-        Detection::Keywords(values) => union(
-            values
-                .iter()
-                .map(|v| of_value(v).map(|s| vec![s]))
-                .collect::<Option<_>>()?,
-        ),
+        Detection::AllOf(items) => every(items.iter().map(of_item)),
+        Detection::And(parts) => every(parts.iter().map(of_detection)),
+        Detection::AnyOf(parts) => any(parts.iter().map(of_detection).collect()),
+        Detection::Keywords(values) => one_of(values.iter().map(|v| of_value(v, false))),
         // Per-member scopes and their conditions: not worth the risk.
-        Detection::ArrayMatch { .. } | Detection::Conditional { .. } => None,
+        Detection::ArrayMatch { .. } | Detection::Conditional { .. } => Vec::new(),
     }
 }
 
-fn of_item(item: &DetectionItem) -> Option<Vec<String>> {
+fn of_item(item: &DetectionItem) -> Vec<Clause> {
     // Modifiers that keep the value's text in the event; any other (`not`
     // forms, `re`, `cidr`, comparisons, encodings, `exists`, field
     // references) may match text that does not hold it.
@@ -102,37 +172,63 @@ fn of_item(item: &DetectionItem) -> Option<Vec<String>> {
         )
     });
     if !plain || item.values.is_empty() {
-        return None;
+        return Vec::new();
     }
+    // The field's own names are in the text of an event that has it.
+    let names = item
+        .field
+        .name
+        .iter()
+        .flat_map(|f| f.split('.'))
+        .filter(|seg| seg.len() >= MIN_FIELD_NAME && seg.chars().all(safe))
+        .map(|seg| {
+            vec![Literal {
+                text: seg.to_ascii_lowercase(),
+                number: false,
+            }]
+        });
+    let mut out: Vec<Clause> = names.collect();
+    // Equality: an integer's digits stand alone.
+    let exact = item
+        .field
+        .modifiers
+        .iter()
+        .all(|m| matches!(m, Modifier::Cased));
     if item.field.has_modifier(Modifier::All) {
-        best(item.values.iter().filter_map(of_value).map(|s| vec![s]))
-    } else {
-        union(
+        out.extend(
             item.values
                 .iter()
-                .map(|v| of_value(v).map(|s| vec![s]))
-                .collect::<Option<_>>()?,
-        )
+                .filter_map(|v| of_value(v, exact))
+                .map(|l| vec![l]),
+        );
+    } else {
+        out.extend(one_of(item.values.iter().map(|v| of_value(v, exact))));
     }
+    out
 }
 
 /// The longest run of never-escaped characters of a value's plain text.
-fn of_value(v: &SigmaValue) -> Option<String> {
-    let text = match v {
-        SigmaValue::String(s) => s
-            .parts
-            .iter()
-            .filter_map(|p| match p {
-                StringPart::Plain(t) => Some(t.as_str()),
-                StringPart::Special(_) => None,
-            })
-            .flat_map(|t| t.split(|c: char| !safe(c)))
-            .max_by_key(|run| run.len())?
-            .to_owned(),
-        SigmaValue::Integer(i) => i.to_string(),
+fn of_value(v: &SigmaValue, exact: bool) -> Option<Literal> {
+    let (text, number) = match v {
+        SigmaValue::String(s) => (
+            s.parts
+                .iter()
+                .filter_map(|p| match p {
+                    StringPart::Plain(t) => Some(t.as_str()),
+                    StringPart::Special(_) => None,
+                })
+                .flat_map(|t| t.split(|c: char| !safe(c)))
+                .max_by_key(|run| run.len())?
+                .to_owned(),
+            false,
+        ),
+        SigmaValue::Integer(i) => (i.unsigned_abs().to_string(), exact),
         SigmaValue::Float(_) | SigmaValue::Bool(_) | SigmaValue::Null => return None,
     };
-    (text.len() >= MIN_LITERAL).then(|| text.to_ascii_lowercase())
+    (text.len() >= MIN_LITERAL).then(|| Literal {
+        text: text.to_ascii_lowercase(),
+        number,
+    })
 }
 
 /// Characters JSON (and kube-apiserver) never escape, and that the
@@ -141,19 +237,53 @@ fn safe(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ' ')
 }
 
-/// Every set's strings: one of them is needed.
-fn union(sets: Vec<Vec<String>>) -> Option<Vec<String>> {
-    let mut out: Vec<String> = sets.into_iter().flatten().collect();
-    out.sort();
-    out.dedup();
-    (!out.is_empty() && out.len() <= MAX_LITERALS).then_some(out)
+/// One clause of these literals, or none when one of them has no string.
+fn one_of(literals: impl Iterator<Item = Option<Literal>>) -> Vec<Clause> {
+    let Some(mut clause) = literals.collect::<Option<Vec<_>>>() else {
+        return Vec::new();
+    };
+    clause.sort();
+    clause.dedup();
+    if clause.is_empty() || clause.len() > MAX_LITERALS {
+        return Vec::new();
+    }
+    vec![clause]
 }
 
-/// The most selective of several sets that are all needed: the one whose
-/// shortest string is longest (fewer strings break ties).
-fn best(sets: impl Iterator<Item = Vec<String>>) -> Option<Vec<String>> {
-    sets.max_by_key(|s| {
-        let shortest = s.iter().map(String::len).min().unwrap_or(0);
-        (shortest, std::cmp::Reverse(s.len()))
-    })
+/// Every part holds: all their clauses.
+fn every(parts: impl Iterator<Item = Vec<Clause>>) -> Vec<Clause> {
+    let mut out: Vec<Clause> = parts.flatten().collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Some part holds: one clause joining the most selective clause of each
+/// part; nothing if a part has none.
+pub(crate) fn any(mut parts: Vec<Vec<Clause>>) -> Vec<Clause> {
+    if parts.len() <= 1 {
+        return parts.pop().unwrap_or_default();
+    }
+    let mut joined = Vec::new();
+    for part in parts {
+        let Some(best) = part.into_iter().max_by_key(score) else {
+            return Vec::new();
+        };
+        joined.extend(best);
+    }
+    one_of(joined.into_iter().map(Some))
+}
+
+/// How selective a clause is: its commonest string decides (then the
+/// shortest string, then fewer strings).
+fn score(c: &Clause) -> (usize, usize, std::cmp::Reverse<usize>) {
+    let rarity = |l: &Literal| {
+        COMMON
+            .iter()
+            .position(|w| l.text.contains(w) && w.len() * 2 >= l.text.len())
+            .unwrap_or(COMMON.len())
+    };
+    let worst = c.iter().map(rarity).min().unwrap_or(0);
+    let shortest = c.iter().map(|l| l.text.len()).min().unwrap_or(0);
+    (worst, shortest, std::cmp::Reverse(c.len()))
 }

@@ -137,9 +137,9 @@ pub struct SigmaRule {
     /// Whether it runs unless a setting says otherwise (rules in a folder
     /// named `sigmahq` are off by default).
     pub enabled_by_default: bool,
-    /// What a line must contain for it to match (any of these, ASCII
-    /// case-insensitively); `None`: any line.
-    pub literals: Option<Vec<String>>,
+    /// What a line must contain for it to match (see [`literals`]);
+    /// `None`: any line.
+    pub literals: Option<Vec<literals::Clause>>,
     /// What it does.
     pub kind: Kind,
 }
