@@ -98,6 +98,10 @@ pub struct AuditEvent<'a> {
     /// built otherwise), for rules that read the whole event (Sigma's).
     #[serde(skip)]
     pub text: &'a str,
+    /// The Sigma rules the prefilter found this message may match (the
+    /// others skip it unread); `None` when the prefilter did not say.
+    #[serde(skip)]
+    pub sigma_hits: Option<crate::prefilter::SigmaHits>,
 }
 
 /// The event's bodies, parsed the first time a rule asks for one. A body

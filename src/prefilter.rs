@@ -295,6 +295,42 @@ fn first_address_may_be_global(rest: &[u8]) -> bool {
     }
 }
 
+/// What the prefilter says of a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// False only when no enabled rule can match it.
+    pub keep: bool,
+    /// The Sigma rules it may match; `None`: any of them.
+    pub sigma: Option<SigmaHits>,
+}
+
+impl Candidate {
+    /// Every rule may match it.
+    fn unknown() -> Self {
+        Self {
+            keep: true,
+            sigma: None,
+        }
+    }
+}
+
+/// The Sigma rules whose clauses a message satisfies, by the key of their
+/// anchor: a rule not in it cannot match the message.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SigmaHits(pub Vec<usize>);
+
+impl SigmaHits {
+    /// A rule's key: where its clauses live (each rule's are its own).
+    pub fn key(clauses: &'static [&'static [Needle]]) -> usize {
+        clauses.as_ptr() as usize
+    }
+
+    /// Whether the rule whose anchor is `clauses` may match.
+    pub fn has(&self, clauses: &'static [&'static [Needle]]) -> bool {
+        self.0.contains(&Self::key(clauses))
+    }
+}
+
 /// Most distinct strings of Sigma rules the prefilter tracks; beyond it
 /// every line is a candidate.
 const MAX_FOLDED: usize = 256;
@@ -310,6 +346,8 @@ struct Folded {
     prefixes: Vec<Vec<usize>>,
     /// Each rule's clauses.
     rules: Vec<Vec<Vec<usize>>>,
+    /// Each rule's key ([`SigmaHits::key`] of its anchor).
+    keys: Vec<usize>,
 }
 
 impl Folded {
@@ -367,12 +405,15 @@ impl Folded {
             needles,
             prefixes,
             rules: clauses_of,
+            keys: rules.iter().map(|r| SigmaHits::key(r)).collect(),
         })
     }
 
-    /// True when every clause of some rule has a string in `msg`.
-    fn found_in(&self, msg: &[u8]) -> bool {
+    /// The rules (by key, see [`SigmaHits`]) every clause of which has a
+    /// string in `msg`.
+    fn rules_found_in(&self, msg: &[u8]) -> Vec<usize> {
         let mut found = vec![false; self.needles.len()];
+        let mut satisfied = vec![false; self.rules.len()];
         let mut at = 0;
         while at < msg.len() {
             let Some(m) = self
@@ -389,19 +430,24 @@ impl Folded {
                     new = true;
                 }
             }
-            if new
-                && self
-                    .rules
-                    .iter()
-                    .any(|clauses| clauses.iter().all(|c| c.iter().any(|q| found[*q])))
-            {
-                return true;
+            if new {
+                for (i, clauses) in self.rules.iter().enumerate() {
+                    satisfied[i] =
+                        satisfied[i] || clauses.iter().all(|c| c.iter().any(|q| found[*q]));
+                }
+                if satisfied.iter().all(|s| *s) {
+                    break;
+                }
             }
             // The next search starts one byte on: a string starting inside
             // this match is found too.
             at = m.start() + 1;
         }
-        false
+        self.keys
+            .iter()
+            .zip(satisfied)
+            .filter_map(|(k, s)| s.then_some(*k))
+            .collect()
     }
 }
 
@@ -492,28 +538,44 @@ impl Prefilter {
 
     /// False only when no enabled rule can match `msg`.
     pub fn may_match(&self, msg: &[u8]) -> bool {
+        self.candidate(msg).keep
+    }
+
+    /// Whether `msg` may match an enabled rule, and which Sigma rules it
+    /// may match (see [`Candidate::sigma`]).
+    pub fn candidate(&self, msg: &[u8]) -> Candidate {
         if self.always {
-            return true;
+            return Candidate::unknown();
         }
-        if self.want_403
+        // Sigma rules are told which of them the message may match, so the
+        // others skip it unread; this scan runs on every message.
+        let sigma = self.folded.as_ref().map(|f| f.rules_found_in(msg));
+        let builtin = (self.want_403
             && self
                 .finder_403
                 .find_iter(msg)
-                .any(|at| is_member_value(msg, at))
-        {
-            return true;
+                .any(|at| is_member_value(msg, at)))
+            || self.words.iter().any(|w| w.found_in(msg))
+            || self.exact.as_ref().is_some_and(|e| e.found_in(msg));
+        let any_sigma = sigma.as_ref().is_some_and(|s| !s.is_empty());
+        if builtin || any_sigma {
+            return Candidate {
+                keep: true,
+                sigma: sigma.map(SigmaHits),
+            };
         }
-        if self.words.iter().any(|w| w.found_in(msg)) {
-            return true;
+        let anchored = self.want_403
+            || !self.words.is_empty()
+            || self.exact.is_some()
+            || self.folded.is_some();
+        if anchored && self.has_alnum_escape(msg) {
+            // An escaped letter or digit may hide any string: every rule runs.
+            return Candidate::unknown();
         }
-        if self.exact.as_ref().is_some_and(|e| e.found_in(msg)) {
-            return true;
+        Candidate {
+            keep: false,
+            sigma: None,
         }
-        if self.folded.as_ref().is_some_and(|f| f.found_in(msg)) {
-            return true;
-        }
-        (self.want_403 || !self.words.is_empty() || self.exact.is_some() || self.folded.is_some())
-            && self.has_alnum_escape(msg)
     }
 
     /// True when `msg` has a `\u00XX` escape of an ASCII digit, letter,

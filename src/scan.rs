@@ -178,7 +178,8 @@ impl<'d> Scanner<'d> {
                 stats.skip(reason);
                 continue;
             }
-            if !self.prefilter.may_match(inner) {
+            let candidate = self.prefilter.candidate(inner);
+            if !candidate.keep {
                 stats.prefiltered += 1;
                 continue;
             }
@@ -187,7 +188,7 @@ impl<'d> Scanner<'d> {
                 stats.skip(SkipReason::NotJson);
                 continue;
             };
-            self.evaluate(&text, cluster, Some(at_ms), out, stats);
+            self.evaluate(&text, candidate.sigma, cluster, Some(at_ms), out, stats);
         }
     }
 
@@ -209,11 +210,12 @@ impl<'d> Scanner<'d> {
             stats.skip(reason);
             return;
         }
-        if !self.prefilter.may_match(bytes) {
+        let candidate = self.prefilter.candidate(bytes);
+        if !candidate.keep {
             stats.prefiltered += 1;
             return;
         }
-        self.evaluate(text, cluster, at_ms, out, stats);
+        self.evaluate(text, candidate.sigma, cluster, at_ms, out, stats);
     }
 
     /// Parses a candidate once and runs the rules; without `at_ms` the
@@ -221,12 +223,13 @@ impl<'d> Scanner<'d> {
     fn evaluate(
         &self,
         text: &str,
+        sigma: Option<crate::prefilter::SigmaHits>,
         cluster: &str,
         at_ms: Option<Millis>,
         out: &mut Vec<Match>,
         stats: &mut ScanStats,
     ) {
-        let ev = match AuditEvent::parse(text) {
+        let mut ev = match AuditEvent::parse(text) {
             Ok(ev) => ev,
             Err(e) if e.is_syntax() || e.is_eof() => {
                 stats.skip(SkipReason::NotJson);
@@ -241,6 +244,7 @@ impl<'d> Scanner<'d> {
             stats.skip(SkipReason::NotAuditEvent);
             return;
         }
+        ev.sigma_hits = sigma;
         let Some(at_ms) = at_ms.or_else(|| ev.event_time()) else {
             stats.skip(SkipReason::BadLogEvent);
             return;

@@ -155,6 +155,13 @@ impl EventRule for Sigma {
     }
 
     fn check(&self, ev: &AuditEvent<'_>, cluster: &str) -> Option<Hit> {
+        // A message the prefilter found to lack this rule's strings cannot
+        // match: not parsed for it.
+        if let (Anchor::Folded(clauses), Some(hits)) = (self.spec.anchor, &ev.sigma_hits) {
+            if !hits.has(clauses) {
+                return None;
+            }
+        }
         // Every field of the event may be read: parsed once per event,
         // shared by every Sigma rule.
         let event = ev.whole()?;
