@@ -344,6 +344,10 @@ struct Folded {
     /// For each pattern, the patterns that are prefixes of it (itself too):
     /// the search reports the longest pattern starting at a position.
     prefixes: Vec<Vec<usize>>,
+    /// For each pattern, how far past its start the next search begins:
+    /// the first offset inside it where another pattern can start (one
+    /// of its suffixes is a pattern's prefix), else its length.
+    skip: Vec<usize>,
     /// Each rule's clauses.
     rules: Vec<Vec<Vec<usize>>>,
     /// Each rule's key ([`SigmaHits::key`] of its anchor).
@@ -400,10 +404,27 @@ impl Folded {
                     .collect()
             })
             .collect();
+        let skip = needles
+            .iter()
+            .map(|p| {
+                let p = p.text.as_bytes();
+                (1..p.len())
+                    .find(|k| {
+                        let tail = &p[*k..];
+                        needles.iter().any(|q| {
+                            let q = q.text.as_bytes();
+                            let n = tail.len().min(q.len());
+                            tail[..n].eq_ignore_ascii_case(&q[..n])
+                        })
+                    })
+                    .unwrap_or(p.len())
+            })
+            .collect();
         Some(Self {
             automaton,
             needles,
             prefixes,
+            skip,
             rules: clauses_of,
             keys: rules.iter().map(|r| SigmaHits::key(r)).collect(),
         })
@@ -439,9 +460,9 @@ impl Folded {
                     break;
                 }
             }
-            // The next search starts one byte on: a string starting inside
-            // this match is found too.
-            at = m.start() + 1;
+            // The next search starts where another string could begin
+            // inside this match, so overlapping strings are found too.
+            at = m.start() + self.skip[m.pattern().as_usize()];
         }
         self.keys
             .iter()
