@@ -243,6 +243,9 @@ fn the_enumeration_rule_cannot_match_an_eks_event_as_written() {
                "userAgent": "trufflehog", "responseStatus": {"code": 200}}),
     );
     assert_eq!(fires(sigmahq("potential_enumeration_activity"), &ev), 0);
+    // ...so the prefilter never makes a line its candidate
+    let d = detector_of(sigmahq("potential_enumeration_activity"));
+    assert!(!d.prefilter().may_match(ev.as_bytes()));
 }
 
 #[test]

@@ -13,6 +13,9 @@
 //! made of a clause of each of its parts. The names along a field's path
 //! are clauses too (an event that has the field has its names).
 //!
+//! A numeric field (`responseStatus.code`) compared for equality with words
+//! only gives an empty clause: no event can match.
+//!
 //! An integer compared for equality is a *number*: its digits must stand
 //! alone (no digit right before or after them, no `.` right before), as a
 //! JSON number or a string holding one does; digits inside a timestamp or a
@@ -46,6 +49,9 @@ pub struct Literal {
 
 /// Strings one of which must appear.
 pub type Clause = Vec<Literal>;
+
+/// Fields the audit event always writes as JSON integers.
+const NUMERIC_FIELDS: [&str; 1] = ["responseStatus.code"];
 
 /// Strings in every audit event EKS writes (member names, and the
 /// authorizer's annotation `authorization.k8s.io/decision: allow`).
@@ -108,7 +114,7 @@ pub fn of_rule(rule: &SigmaRule) -> Option<Vec<Clause>> {
     let mut out = any(cnfs);
     // A clause every audit event satisfies filters nothing and costs a
     // search: dropped (fewer clauses is still sound).
-    out.retain(|c| !c.iter().all(|l| UBIQUITOUS.contains(&l.text.as_str())));
+    out.retain(|c| c.is_empty() || !c.iter().all(|l| UBIQUITOUS.contains(&l.text.as_str())));
     out.sort_by_key(|c| std::cmp::Reverse(score(c)));
     out.truncate(MAX_CLAUSES);
     (!out.is_empty()).then_some(out)
@@ -173,6 +179,23 @@ fn of_item(item: &DetectionItem) -> Vec<Clause> {
     });
     if !plain || item.values.is_empty() {
         return Vec::new();
+    }
+    // A numeric field compared for equality with words only (SigmaHQ's
+    // `responseStatus.code: 'ALLOW'`) matches no event: an empty clause,
+    // which nothing satisfies.
+    let numeric = item
+        .field
+        .name
+        .as_deref()
+        .is_some_and(|f| NUMERIC_FIELDS.contains(&f));
+    let words_only = item.values.iter().all(|v| match v {
+        SigmaValue::String(s) => {
+            s.original.parse::<f64>().is_err() && !s.original.contains(['*', '?'])
+        }
+        _ => false,
+    });
+    if numeric && words_only && item.field.modifiers.is_empty() {
+        return vec![Vec::new()];
     }
     // The field's own names are in the text of an event that has it.
     let names = item
@@ -271,12 +294,20 @@ pub(crate) fn any(mut parts: Vec<Vec<Clause>>) -> Vec<Clause> {
         };
         joined.extend(best);
     }
+    // Every part unsatisfiable: so is the whole.
+    if joined.is_empty() {
+        return vec![Vec::new()];
+    }
     one_of(joined.into_iter().map(Some))
 }
 
 /// How selective a clause is: its commonest string decides (then the
 /// shortest string, then fewer strings).
 fn score(c: &Clause) -> (usize, usize, std::cmp::Reverse<usize>) {
+    // Nothing satisfies an empty clause: the most selective of all.
+    if c.is_empty() {
+        return (usize::MAX, usize::MAX, std::cmp::Reverse(0));
+    }
     let rarity = |l: &Literal| {
         COMMON
             .iter()
