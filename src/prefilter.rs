@@ -384,10 +384,12 @@ impl Folded {
         if needles.len() > MAX_FOLDED {
             return None;
         }
+        // Needles are lower-case and the message is searched lower-cased:
+        // the same as an ASCII case-insensitive search, and the automaton
+        // keeps its vectorised searcher.
         let automaton = AhoCorasick::builder()
-            .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostLongest)
-            .build(needles.iter().map(|n| n.text))
+            .build(needles.iter().map(|n| n.text.to_ascii_lowercase()))
             .ok()?;
         let prefixes = needles
             .iter()
@@ -433,6 +435,8 @@ impl Folded {
     /// The rules (by key, see [`SigmaHits`]) every clause of which has a
     /// string in `msg`.
     fn rules_found_in(&self, msg: &[u8]) -> Vec<usize> {
+        let lower = msg.to_ascii_lowercase();
+        let msg = lower.as_slice();
         let mut found = vec![false; self.needles.len()];
         let mut satisfied = vec![false; self.rules.len()];
         let mut at = 0;
