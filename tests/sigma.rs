@@ -607,3 +607,48 @@ fn the_prefilter_finds_strings_that_overlap_and_numbers_that_stand_alone() {
     assert!(p.may_match(br#"{\"responseStatus\":{\"code\":429}}"#));
     assert!(!p.may_match(br#"{"stageTimestamp":"2024-05-14T00:00:00.429000Z","rv":"14290"}"#));
 }
+
+#[test]
+fn a_forged_forwarded_address_makes_keys_unless_the_connection_address_is_used() {
+    // ten refusals of one anonymous client, each claiming another first
+    // address in X-Forwarded-For; its connection address is the last entry
+    let refusals: Vec<(i64, String)> = (0..10)
+        .map(|n| {
+            let forged = format!("198.51.100.{n}");
+            (
+                T0 + n as i64,
+                audit(
+                    n as usize,
+                    json!({"user": {"username": "system:anonymous"}, "responseStatus": {"code": 403},
+                           "sourceIPs": [forged, "203.0.113.7"]}),
+                ),
+            )
+        })
+        .collect();
+    let alerts = |hardened: bool| {
+        let set = sigmahq("unauthorized_unauthenticated_actions");
+        let ids: Vec<String> = set.rules.iter().map(|r| r.id.clone()).collect();
+        let config = DetectorConfig {
+            sigma: SigmaRules(Arc::new(set)),
+            enabled_rules: ids,
+            multiple_403_source: if hardened {
+                eks_audit_detector::config::SourceAddress::FirstOrLast
+            } else {
+                eks_audit_detector::config::SourceAddress::First
+            },
+            ..DetectorConfig::default()
+        };
+        let rules = sigma_rules::rules(&config);
+        let p = Processor::new(
+            Detector::with_rules(config, rules),
+            MemoryStore::new(),
+            RecordingSink::default(),
+        );
+        run(&p, "s", &refusals);
+        p.sink().published().len()
+    };
+    // as specified (the first address): one key per claimed address
+    assert_eq!(alerts(false), 10);
+    // hardened (MULTIPLE_403_SOURCE=first-or-last): one key, one alert
+    assert_eq!(alerts(true), 1);
+}

@@ -19,7 +19,7 @@ use super::catalog::{Catalog, EventRule, Hit, Spec};
 use super::filter::Filter;
 use super::{Anchor, Needle, Rule};
 use crate::audit::AuditEvent;
-use crate::config::DetectorConfig;
+use crate::config::{DetectorConfig, SourceAddress};
 use crate::sigma::{field_text, Kind, SigmaRule};
 use crate::vocab::{RuleId, RuleMeta, Severity, Source};
 
@@ -30,7 +30,10 @@ pub fn rules(config: &DetectorConfig) -> Vec<Box<dyn Rule>> {
         .0
         .rules
         .iter()
-        .map(|r| Box::new(Catalog::new(Sigma::new(r.clone()))) as Box<dyn Rule>)
+        .map(|r| {
+            let rule = Sigma::new(r.clone(), config.multiple_403_source);
+            Box::new(Catalog::new(rule)) as Box<dyn Rule>
+        })
         .collect()
 }
 
@@ -39,6 +42,8 @@ pub fn rules(config: &DetectorConfig) -> Vec<Box<dyn Rule>> {
 pub struct Sigma {
     rule: Arc<SigmaRule>,
     spec: &'static Spec,
+    /// Which address of `sourceIPs` a dedup key takes.
+    keyed_on: SourceAddress,
 }
 
 /// Sigma `level` → severity (no level: medium, as Sigma's default).
@@ -80,8 +85,11 @@ fn runbook(r: &SigmaRule) -> String {
 }
 
 impl Sigma {
-    /// Wraps a loaded rule (its description is built once, here).
-    pub fn new(rule: Arc<SigmaRule>) -> Self {
+    /// Wraps a loaded rule (its description is built once, here); `keyed_on`
+    /// says which address of `sourceIPs` a dedup key takes (the first, as
+    /// the default key is specified, or in the hardened setting the
+    /// connection's, which a client cannot forge).
+    pub fn new(rule: Arc<SigmaRule>, keyed_on: SourceAddress) -> Self {
         let source = if rule.enabled_by_default {
             Source::Sigma
         } else {
@@ -134,7 +142,11 @@ impl Sigma {
             anchor,
             filter: Filter::All,
         }));
-        Self { rule, spec }
+        Self {
+            rule,
+            spec,
+            keyed_on,
+        }
     }
 }
 
@@ -176,7 +188,7 @@ impl EventRule for Sigma {
                     .map(|f| {
                         let v = field_text(&json, f);
                         if f == "sourceIPs" {
-                            first_value(v)
+                            address(v, self.keyed_on)
                         } else {
                             v.unwrap_or_default()
                         }
@@ -206,12 +218,13 @@ impl EventRule for Sigma {
     }
 }
 
-/// The first of a list's values (`sourceIPs` → its first address), as
-/// the default dedup key takes the first source address.
-fn first_value(v: Option<String>) -> String {
+/// One address of `sourceIPs` (as read, joined with `,`): the first, or in
+/// the hardened setting the last (the connection's).
+fn address(v: Option<String>, source: SourceAddress) -> String {
     let v = v.unwrap_or_default();
-    match v.split_once(',') {
-        Some((first, _)) => first.to_owned(),
-        None => v,
-    }
+    let picked = match source {
+        SourceAddress::First => v.split(',').next(),
+        SourceAddress::FirstOrLast => v.rsplit(',').next(),
+    };
+    picked.unwrap_or_default().to_owned()
 }
