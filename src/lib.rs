@@ -51,6 +51,7 @@
 //!   matches to state, publishing and settling the outbox, hot keys).
 //! - [`lambda`]: the Lambda function: env, AWS clients, runtime, logs, metrics.
 //! - [`replay`]: the pipeline on local files.
+//! - [`cli`]: the `replay` and `rules` commands (`main.rs` only dispatches).
 //! - [`tamper`]: CloudTrail events that blind the detector, as alerts.
 //! - [`silence`]: clusters whose audit log went quiet, as alerts (beside
 //!   [`vocab`]: the window record keeps its watch list).
@@ -63,6 +64,7 @@
 pub mod alert;
 pub mod audit;
 pub mod bounded;
+pub mod cli;
 pub mod config;
 pub mod decode;
 pub mod handler;
