@@ -119,6 +119,29 @@ fn parse_raw(raw: Option<&RawValue>) -> Option<Value> {
     serde_json::from_str(raw?.get()).ok()
 }
 
+/// An object's members, values left as text.
+struct MembersOf<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for MembersOf<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = MembersOf<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, &'de RawValue>()? {
+                    out.push((k, v));
+                }
+                Ok(MembersOf(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
 /// The `user` object.
 #[derive(Debug, Default, Deserialize)]
 pub struct UserInfo<'a> {
@@ -294,11 +317,25 @@ impl<'a> AuditEvent<'a> {
     }
 
     /// The whole event as a JSON value, parsed on first use (only rules that
-    /// may read any field ask for it).
+    /// may read any field ask for it). A member the parser cannot take (a
+    /// request body nested deeper than it allows, which the sender
+    /// chooses) is left out, and the rest is still read: nesting cannot
+    /// hide a request's verb, user or resource from a rule.
     pub fn whole(&self) -> Option<&Value> {
         self.parsed
             .whole
-            .get_or_init(|| serde_json::from_str(self.text).ok())
+            .get_or_init(|| {
+                serde_json::from_str(self.text).ok().or_else(|| {
+                    let members: Vec<(String, &RawValue)> =
+                        serde_json::from_str::<MembersOf<'_>>(self.text).ok()?.0;
+                    Some(Value::Object(
+                        members
+                            .into_iter()
+                            .filter_map(|(k, v)| Some((k, serde_json::from_str(v.get()).ok()?)))
+                            .collect(),
+                    ))
+                })
+            })
             .as_ref()
     }
 

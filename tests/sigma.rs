@@ -652,3 +652,19 @@ fn a_forged_forwarded_address_makes_keys_unless_the_connection_address_is_used()
     // hardened (MULTIPLE_403_SOURCE=first-or-last): one key, one alert
     assert_eq!(alerts(true), 1);
 }
+
+#[test]
+fn a_request_body_nested_too_deep_to_parse_does_not_hide_the_request() {
+    // a pod whose body nests 300 levels (past the JSON parser's limit)
+    let mut deep = json!("x");
+    for _ in 0..300 {
+        deep = json!({ "a": deep });
+    }
+    let ev = audit(
+        1,
+        json!({"verb": "create", "objectRef": {"resource": "pods", "namespace": "kube-system"},
+               "requestObject": {"metadata": {"annotations": {"x": "y"}}, "spec": {"deep": deep}}}),
+    );
+    assert!(serde_json::from_str::<Value>(&ev).is_err(), "too deep for the parser");
+    assert_eq!(fires(sigmahq("pod_in_system_namespace"), &ev), 1);
+}
