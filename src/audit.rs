@@ -113,6 +113,7 @@ pub struct Parsed {
     request: OnceCell<Option<Value>>,
     response: OnceCell<Option<Value>>,
     whole: OnceCell<Option<Value>>,
+    head: OnceCell<Option<Value>>,
 }
 
 fn parse_raw(raw: Option<&RawValue>) -> Option<Value> {
@@ -325,18 +326,33 @@ impl<'a> AuditEvent<'a> {
         self.parsed
             .whole
             .get_or_init(|| {
-                serde_json::from_str(self.text).ok().or_else(|| {
-                    let members: Vec<(String, &RawValue)> =
-                        serde_json::from_str::<MembersOf<'_>>(self.text).ok()?.0;
-                    Some(Value::Object(
-                        members
-                            .into_iter()
-                            .filter_map(|(k, v)| Some((k, serde_json::from_str(v.get()).ok()?)))
-                            .collect(),
-                    ))
-                })
+                serde_json::from_str(self.text)
+                    .ok()
+                    .or_else(|| self.members(|_| true))
             })
             .as_ref()
+    }
+
+    /// The event without its request and response bodies, for rules that
+    /// read neither (the bodies are most of a large event's text).
+    pub fn head(&self) -> Option<&Value> {
+        self.parsed
+            .head
+            .get_or_init(|| self.members(|k| k != "requestObject" && k != "responseObject"))
+            .as_ref()
+    }
+
+    /// The event's members that `keep` names, each parsed on its own (one
+    /// the parser cannot take is left out).
+    fn members(&self, keep: impl Fn(&str) -> bool) -> Option<Value> {
+        let members = serde_json::from_str::<MembersOf<'_>>(self.text).ok()?.0;
+        Some(Value::Object(
+            members
+                .into_iter()
+                .filter(|(k, _)| keep(k))
+                .filter_map(|(k, v)| Some((k, serde_json::from_str(v.get()).ok()?)))
+                .collect(),
+        ))
     }
 
     /// True for an `audit.k8s.io` `Event`: other streams of an EKS control

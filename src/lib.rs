@@ -29,7 +29,7 @@
 //!   compiled rules and `file:line: reason` problems (`load.rs`), their
 //!   correlations bound to the detections they name (`correlate.rs`), the
 //!   EKS field mapping (`eks.rs`), the strings the prefilter looks for
-//!   (`literals.rs`); `rules/sigma.rs` makes each a rule of the registry.
+//!   (`literals.rs`), whether a rule reads the request bodies (`fields.rs`); `rules/sigma.rs` makes each a rule of the registry.
 //! - [`alert`]: renders a decision into the alert document and subject
 //!   (mod.rs), its e-mail layouts (email.rs), and places it where it is
 //!   published: region, cluster ARN, the investigation query and its

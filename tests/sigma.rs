@@ -665,6 +665,30 @@ fn a_request_body_nested_too_deep_to_parse_does_not_hide_the_request() {
         json!({"verb": "create", "objectRef": {"resource": "pods", "namespace": "kube-system"},
                "requestObject": {"metadata": {"annotations": {"x": "y"}}, "spec": {"deep": deep}}}),
     );
-    assert!(serde_json::from_str::<Value>(&ev).is_err(), "too deep for the parser");
+    assert!(
+        serde_json::from_str::<Value>(&ev).is_err(),
+        "too deep for the parser"
+    );
     assert_eq!(fires(sigmahq("pod_in_system_namespace"), &ev), 1);
+}
+
+#[test]
+fn a_rule_that_reads_no_body_is_given_the_event_without_them_and_one_that_does_is_not() {
+    let set = bundled();
+    let reads = |file: &str| {
+        set.rules
+            .iter()
+            .find(|r| r.origin.contains(file))
+            .expect("loaded")
+            .reads_bodies
+    };
+    assert!(reads("hostpath_mount"));
+    assert!(reads("privileged_pod_creation"));
+    assert!(!reads("pod_in_system_namespace"));
+    assert!(!reads("secrets_enumeration"));
+    // and both still fire on a pod that has a body
+    let ev = json!({"verb": "create", "objectRef": {"resource": "pods", "namespace": "kube-system"},
+                    "requestObject": {"spec": {"volumes": [{"hostPath": {"path": "/etc"}}]}}});
+    assert_eq!(fires(sigmahq("hostpath_mount"), &audit(1, ev.clone())), 1);
+    assert_eq!(fires(sigmahq("pod_in_system_namespace"), &audit(2, ev)), 1);
 }

@@ -174,9 +174,13 @@ impl EventRule for Sigma {
                 return None;
             }
         }
-        // Every field of the event may be read: parsed once per event,
-        // shared by every Sigma rule.
-        let event = ev.whole()?;
+        // The event as a JSON value, parsed once per event and shared by
+        // every Sigma rule: without its bodies for a rule that reads none.
+        let event = if self.rule.reads_bodies {
+            ev.whole()?
+        } else {
+            ev.head()?
+        };
         match &self.rule.kind {
             Kind::Detection { dedup_fields, .. } => {
                 if !self.rule.matches(event) {

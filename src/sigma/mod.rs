@@ -15,11 +15,13 @@
 //!   name.
 //! - [`eks`]: the field names SigmaHQ's Kubernetes rules use that the EKS
 //!   audit event spells otherwise.
+//! - [`fields`]: whether a rule reads the request or response body.
 //! - [`literals`]: what a message must contain for a rule to match it, for
 //!   the prefilter.
 
 mod correlate;
 pub mod eks;
+pub mod fields;
 pub mod literals;
 pub mod load;
 
@@ -140,6 +142,10 @@ pub struct SigmaRule {
     /// What a line must contain for it to match (see [`literals`]);
     /// `None`: any line.
     pub literals: Option<Vec<literals::Clause>>,
+    /// Whether it may read `requestObject` or `responseObject` (a field
+    /// under them, a field-less keyword, or a correlation's group or
+    /// counted field there).
+    pub reads_bodies: bool,
     /// What it does.
     pub kind: Kind,
 }
