@@ -335,8 +335,12 @@ impl SigmaHits {
 /// every line is a candidate.
 const MAX_FOLDED: usize = 256;
 
-/// The clauses of the enabled Sigma rules: every string of every rule in
-/// one case-insensitive automaton, and each rule's clauses as pattern ids.
+/// The clauses of the enabled Sigma rules. Each rule's most selective
+/// clause (its first) is its primary: the primaries' strings of every rule
+/// are found in one pass; a rule's other clauses are looked for only in a
+/// message that holds its primary. The message is searched lower-cased
+/// (the strings are lower-case): the same as an ASCII case-insensitive
+/// search, and the automaton keeps its vectorised searcher.
 #[derive(Debug, Clone)]
 struct Folded {
     automaton: AhoCorasick,
@@ -349,9 +353,16 @@ struct Folded {
     /// of its suffixes is a pattern's prefix), else its length.
     skip: Vec<usize>,
     /// Each rule's clauses.
-    rules: Vec<Vec<Vec<usize>>>,
+    rules: Vec<FoldedRule>,
     /// Each rule's key ([`SigmaHits::key`] of its anchor).
     keys: Vec<usize>,
+}
+
+/// One rule's clauses: its primary as pattern ids, the rest as searches.
+#[derive(Debug, Clone)]
+struct FoldedRule {
+    primary: Vec<usize>,
+    rest: Vec<Vec<(Finder<'static>, bool)>>,
 }
 
 impl Folded {
@@ -359,12 +370,11 @@ impl Folded {
     /// one, which would match anything).
     fn new(rules: &[&'static [&'static [Needle]]]) -> Option<Self> {
         let mut needles: Vec<Needle> = Vec::new();
-        let mut clauses_of = Vec::with_capacity(rules.len());
+        let mut folded = Vec::with_capacity(rules.len());
         for clauses in rules {
-            let mut mine = Vec::with_capacity(clauses.len());
-            for clause in *clauses {
-                let mut ids = Vec::with_capacity(clause.len());
-                for n in *clause {
+            let mut primary = Vec::new();
+            if let Some(first) = clauses.first() {
+                for n in *first {
                     if n.text.is_empty() {
                         return None;
                     }
@@ -375,18 +385,34 @@ impl Folded {
                             needles.len() - 1
                         }
                     };
-                    ids.push(id);
+                    primary.push(id);
                 }
-                mine.push(ids);
             }
-            clauses_of.push(mine);
+            let mut rest = Vec::new();
+            for clause in clauses.iter().skip(1) {
+                if clause.iter().any(|n| n.text.is_empty()) {
+                    return None;
+                }
+                rest.push(
+                    clause
+                        .iter()
+                        .map(|n| {
+                            let lower = n.text.to_ascii_lowercase().into_bytes();
+                            (Finder::new(&lower).into_owned(), n.number)
+                        })
+                        .collect(),
+                );
+            }
+            // A rule without clauses would be `Always`, never `Folded`; an
+            // empty first clause is one nothing satisfies.
+            if clauses.is_empty() {
+                return None;
+            }
+            folded.push(FoldedRule { primary, rest });
         }
         if needles.len() > MAX_FOLDED {
             return None;
         }
-        // Needles are lower-case and the message is searched lower-cased:
-        // the same as an ASCII case-insensitive search, and the automaton
-        // keeps its vectorised searcher.
         let automaton = AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostLongest)
             .build(needles.iter().map(|n| n.text.to_ascii_lowercase()))
@@ -427,7 +453,7 @@ impl Folded {
             needles,
             prefixes,
             skip,
-            rules: clauses_of,
+            rules: folded,
             keys: rules.iter().map(|r| SigmaHits::key(r)).collect(),
         })
     }
@@ -438,7 +464,6 @@ impl Folded {
         let lower = msg.to_ascii_lowercase();
         let msg = lower.as_slice();
         let mut found = vec![false; self.needles.len()];
-        let mut satisfied = vec![false; self.rules.len()];
         let mut at = 0;
         while at < msg.len() {
             let Some(m) = self
@@ -447,31 +472,33 @@ impl Folded {
             else {
                 break;
             };
-            let mut new = false;
             for &q in &self.prefixes[m.pattern().as_usize()] {
                 let n = &self.needles[q];
                 if !found[q] && (!n.number || stands_alone(msg, m.start(), n.text.len())) {
                     found[q] = true;
-                    new = true;
-                }
-            }
-            if new {
-                for (i, clauses) in self.rules.iter().enumerate() {
-                    satisfied[i] =
-                        satisfied[i] || clauses.iter().all(|c| c.iter().any(|q| found[*q]));
-                }
-                if satisfied.iter().all(|s| *s) {
-                    break;
                 }
             }
             // The next search starts where another string could begin
             // inside this match, so overlapping strings are found too.
             at = m.start() + self.skip[m.pattern().as_usize()];
         }
-        self.keys
+        self.rules
             .iter()
-            .zip(satisfied)
-            .filter_map(|(k, s)| s.then_some(*k))
+            .zip(&self.keys)
+            .filter(|(r, _)| {
+                r.primary.iter().any(|q| found[*q])
+                    && r.rest.iter().all(|clause| {
+                        clause.iter().any(|(finder, number)| {
+                            let len = finder.needle().len();
+                            if *number {
+                                finder.find_iter(msg).any(|at| stands_alone(msg, at, len))
+                            } else {
+                                finder.find(msg).is_some()
+                            }
+                        })
+                    })
+            })
+            .map(|(_, k)| *k)
             .collect()
     }
 }
