@@ -39,7 +39,8 @@
 //! - [`audit`]: the audit event, only the fields we use, borrowed.
 //! - [`bounded`]: caps and neutralises attacker-controlled text, in one place.
 //! - [`prefilter`]: conservative byte test, from the rules' anchors, that
-//!   skips most messages unparsed.
+//!   skips most messages unparsed (mod.rs), and says which Sigma rules a
+//!   message may match (folded.rs).
 //! - [`scan`]: runs the rules over a batch's messages, counts skipped lines.
 //! - [`net`]: CPython-exact `is_global` and allowlists.
 //! - [`store`]: state port; DynamoDB and in-memory adapters.

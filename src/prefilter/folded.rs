@@ -1,0 +1,204 @@
+//! The prefilter of Sigma rules' clauses (see [`crate::sigma::literals`]):
+//! which Sigma rules a message may match, found in one pass.
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use memchr::memmem::Finder;
+
+use crate::rules::Needle;
+
+/// The Sigma rules whose clauses a message satisfies, by the key of their
+/// anchor: a rule not in it cannot match the message.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SigmaHits(pub Vec<usize>);
+
+impl SigmaHits {
+    /// A rule's key: where its clauses live (each rule's are its own).
+    pub fn key(clauses: &'static [&'static [Needle]]) -> usize {
+        clauses.as_ptr() as usize
+    }
+
+    /// Whether the rule whose anchor is `clauses` may match.
+    pub fn has(&self, clauses: &'static [&'static [Needle]]) -> bool {
+        self.0.contains(&Self::key(clauses))
+    }
+}
+
+/// Most distinct strings of Sigma rules the prefilter tracks; beyond it
+/// every line is a candidate.
+const MAX_FOLDED: usize = 256;
+
+/// The clauses of the enabled Sigma rules. Each rule's most selective
+/// clause (its first) is its primary: the primaries' strings of every rule
+/// are found in one pass; a rule's other clauses are looked for only in a
+/// message that holds its primary. The message is searched lower-cased
+/// (the strings are lower-case): the same as an ASCII case-insensitive
+/// search, and the automaton keeps its vectorised searcher.
+#[derive(Debug, Clone)]
+pub(super) struct Folded {
+    automaton: AhoCorasick,
+    needles: Vec<Needle>,
+    /// For each pattern, the patterns that are prefixes of it (itself too):
+    /// the search reports the longest pattern starting at a position.
+    prefixes: Vec<Vec<usize>>,
+    /// For each pattern, how far past its start the next search begins:
+    /// the first offset inside it where another pattern can start (one
+    /// of its suffixes is a pattern's prefix), else its length.
+    skip: Vec<usize>,
+    /// Each rule's clauses.
+    rules: Vec<FoldedRule>,
+    /// Each rule's key ([`SigmaHits::key`] of its anchor).
+    keys: Vec<usize>,
+}
+
+/// One rule's clauses: its primary as pattern ids, the rest as searches.
+#[derive(Debug, Clone)]
+struct FoldedRule {
+    primary: Vec<usize>,
+    rest: Vec<Vec<(Finder<'static>, bool)>>,
+}
+
+impl Folded {
+    /// `None` when the strings cannot be tracked (too many, or an empty
+    /// one, which would match anything).
+    pub(super) fn new(rules: &[&'static [&'static [Needle]]]) -> Option<Self> {
+        let mut needles: Vec<Needle> = Vec::new();
+        let mut folded = Vec::with_capacity(rules.len());
+        for clauses in rules {
+            let mut primary = Vec::new();
+            if let Some(first) = clauses.first() {
+                for n in *first {
+                    if n.text.is_empty() {
+                        return None;
+                    }
+                    let id = match needles.iter().position(|m| m == n) {
+                        Some(id) => id,
+                        None => {
+                            needles.push(*n);
+                            needles.len() - 1
+                        }
+                    };
+                    primary.push(id);
+                }
+            }
+            let mut rest = Vec::new();
+            for clause in clauses.iter().skip(1) {
+                if clause.iter().any(|n| n.text.is_empty()) {
+                    return None;
+                }
+                rest.push(
+                    clause
+                        .iter()
+                        .map(|n| {
+                            let lower = n.text.to_ascii_lowercase().into_bytes();
+                            (Finder::new(&lower).into_owned(), n.number)
+                        })
+                        .collect(),
+                );
+            }
+            // A rule without clauses would be `Always`, never `Folded`; an
+            // empty first clause is one nothing satisfies.
+            if clauses.is_empty() {
+                return None;
+            }
+            folded.push(FoldedRule { primary, rest });
+        }
+        if needles.len() > MAX_FOLDED {
+            return None;
+        }
+        let automaton = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(needles.iter().map(|n| n.text.to_ascii_lowercase()))
+            .ok()?;
+        let prefixes = needles
+            .iter()
+            .map(|p| {
+                (0..needles.len())
+                    .filter(|q| {
+                        p.text
+                            .as_bytes()
+                            .get(..needles[*q].text.len())
+                            .is_some_and(|head| {
+                                head.eq_ignore_ascii_case(needles[*q].text.as_bytes())
+                            })
+                    })
+                    .collect()
+            })
+            .collect();
+        let skip = needles
+            .iter()
+            .map(|p| {
+                let p = p.text.as_bytes();
+                (1..p.len())
+                    .find(|k| {
+                        let tail = &p[*k..];
+                        needles.iter().any(|q| {
+                            let q = q.text.as_bytes();
+                            let n = tail.len().min(q.len());
+                            tail[..n].eq_ignore_ascii_case(&q[..n])
+                        })
+                    })
+                    .unwrap_or(p.len())
+            })
+            .collect();
+        Some(Self {
+            automaton,
+            needles,
+            prefixes,
+            skip,
+            rules: folded,
+            keys: rules.iter().map(|r| SigmaHits::key(r)).collect(),
+        })
+    }
+
+    /// The rules (by key, see [`SigmaHits`]) every clause of which has a
+    /// string in `msg`.
+    pub(super) fn rules_found_in(&self, msg: &[u8]) -> Vec<usize> {
+        let lower = msg.to_ascii_lowercase();
+        let msg = lower.as_slice();
+        let mut found = vec![false; self.needles.len()];
+        let mut at = 0;
+        while at < msg.len() {
+            let Some(m) = self
+                .automaton
+                .find(aho_corasick::Input::new(msg).span(at..msg.len()))
+            else {
+                break;
+            };
+            for &q in &self.prefixes[m.pattern().as_usize()] {
+                let n = &self.needles[q];
+                if !found[q] && (!n.number || stands_alone(msg, m.start(), n.text.len())) {
+                    found[q] = true;
+                }
+            }
+            // The next search starts where another string could begin
+            // inside this match, so overlapping strings are found too.
+            at = m.start() + self.skip[m.pattern().as_usize()];
+        }
+        self.rules
+            .iter()
+            .zip(&self.keys)
+            .filter(|(r, _)| {
+                r.primary.iter().any(|q| found[*q])
+                    && r.rest.iter().all(|clause| {
+                        clause.iter().any(|(finder, number)| {
+                            let len = finder.needle().len();
+                            if *number {
+                                finder.find_iter(msg).any(|at| stands_alone(msg, at, len))
+                            } else {
+                                finder.find(msg).is_some()
+                            }
+                        })
+                    })
+            })
+            .map(|(_, k)| *k)
+            .collect()
+    }
+}
+
+/// True when the digits at `start..start + len` are a number of their own:
+/// no digit right before or after, no `.` right before.
+fn stands_alone(msg: &[u8], start: usize, len: usize) -> bool {
+    let before = start.checked_sub(1).and_then(|i| msg.get(i));
+    let after = msg.get(start + len);
+    !matches!(before, Some(b'0'..=b'9' | b'.')) && !matches!(after, Some(b'0'..=b'9'))
+}
