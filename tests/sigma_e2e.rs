@@ -13,12 +13,13 @@ use std::time::Duration;
 use common::aws::Stack;
 use common::function::Function;
 use common::runtime_api::{Outcome, RuntimeApi};
+use common::sigma::{exec, secret_read};
 use serde_json::{json, Value};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 const T0: i64 = 1_715_644_800_000;
 const GROUP: &str = "/aws/eks/prod/cluster";
-const RULES: &str = include_str!("fixtures/sigma/correlations.yml");
+const RULES: &str = common::sigma::CORRELATIONS;
 
 /// A rule file with one rule that loads and one that does not (line 14).
 const BROKEN: &str = "\
@@ -50,41 +51,11 @@ fn rules_dir(files: &[(&str, &str)]) -> PathBuf {
     dir
 }
 
-/// `T0 + ms` as an audit timestamp (what replay reads an event's time from).
-fn stamp(ms: i64) -> String {
-    let s = (ms - T0) / 1000;
-    format!("2024-05-14T00:{:02}:{:02}.000000Z", s / 60, s % 60)
-}
-
-fn event(n: usize, fields: Value) -> String {
-    let mut ev = json!({
-        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "auditID": format!("a-{n}"),
-        "stage": "ResponseComplete", "requestURI": "/api/v1/namespaces/d/secrets/x",
-        "verb": "get", "user": {"username": "mallory"}, "sourceIPs": ["52.1.2.3"],
-        "objectRef": {"resource": "secrets", "namespace": "d", "name": format!("s{n}")},
-        "responseStatus": {"code": 200},
-        "stageTimestamp": stamp(T0 + n as i64 * 1000),
-    });
-    if let (Some(ev), Some(f)) = (ev.as_object_mut(), fields.as_object()) {
-        for (k, v) in f {
-            ev.insert(k.clone(), v.clone());
-        }
-    }
-    ev.to_string()
-}
-
-fn exec(n: usize) -> String {
-    event(
-        n,
-        json!({"verb": "create", "objectRef": {"resource": "pods", "subresource": "exec", "name": "web"}}),
-    )
-}
-
 /// Twelve distinct secret reads by one user, then an exec: every
 /// correlation of [`RULES`] is reached.
 fn messages() -> Vec<(i64, String)> {
     let mut msgs: Vec<(i64, String)> = (0..12)
-        .map(|n| (T0 + n as i64 * 1000, event(n, json!({}))))
+        .map(|n| (T0 + n as i64 * 1000, secret_read(n, json!({}))))
         .collect();
     msgs.push((T0 + 100_000, exec(100)));
     msgs

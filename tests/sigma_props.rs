@@ -5,36 +5,20 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use common::{invoke_body, RecordingSink};
-use eks_audit_detector::config::DetectorConfig;
 use eks_audit_detector::handler::Processor;
-use eks_audit_detector::rules::{sigma as sigma_rules, Detector};
-use eks_audit_detector::sigma::{self, LoadedText, SigmaRules};
 use eks_audit_detector::store::memory::MemoryStore;
 use proptest::prelude::*;
 use serde_json::json;
 
 const T0: i64 = 1_715_644_800_000;
 const GROUP: &str = "/aws/eks/prod/cluster";
-const RULES: &str = include_str!("fixtures/sigma/correlations.yml");
 
 /// One processor over the fixture's correlations, with thresholds of 3.
 fn processor() -> Processor<MemoryStore, RecordingSink> {
-    let text = RULES.replace("gte: 12", "gte: 3");
-    let set = sigma::load(&[LoadedText {
-        name: "c.yml".into(),
-        text,
-    }]);
-    assert!(set.problems.is_empty(), "{:?}", set.problems);
-    let config = DetectorConfig {
-        sigma: SigmaRules(Arc::new(set)),
-        ..DetectorConfig::default()
-    };
-    let rules = sigma_rules::rules(&config);
+    let text = common::sigma::CORRELATIONS.replace("gte: 12", "gte: 3");
     Processor::new(
-        Detector::with_rules(config, rules),
+        common::sigma::detector(&text),
         MemoryStore::new(),
         RecordingSink::default(),
     )

@@ -224,16 +224,9 @@ pub fn load(files: &[LoadedText]) -> SigmaSet {
             doc.item.name.as_deref(),
             &doc.item.title,
         );
-        let origin = format!("{}:{}", doc.file, doc.line);
-        if let Some(first) = seen_ids.get(&id) {
-            problems.push(problem(
-                &doc.file,
-                doc.line,
-                format!("rule id {id} is already used at {first}"),
-            ));
+        let Some(origin) = claim_id(&mut seen_ids, &id, &doc.file, doc.line, &mut problems) else {
             continue;
-        }
-        seen_ids.insert(id.clone(), origin.clone());
+        };
         match detection(&mut doc, &id, &origin) {
             Ok(rule) => compiled.push((doc, Arc::new(rule))),
             Err(reason) => {
@@ -250,16 +243,9 @@ pub fn load(files: &[LoadedText]) -> SigmaSet {
     for doc in &correlations {
         let c = &doc.item;
         let id = rule_id(c.id.as_deref(), c.name.as_deref(), &c.title);
-        let origin = format!("{}:{}", doc.file, doc.line);
-        if let Some(first) = seen_ids.get(&id) {
-            problems.push(problem(
-                &doc.file,
-                doc.line,
-                format!("rule id {id} is already used at {first}"),
-            ));
+        let Some(origin) = claim_id(&mut seen_ids, &id, &doc.file, doc.line, &mut problems) else {
             continue;
-        }
-        seen_ids.insert(id.clone(), origin.clone());
+        };
         match correlation(doc, &compiled, &failed, &correlations) {
             Ok(corr) => {
                 for step in &corr.steps {
@@ -296,6 +282,28 @@ pub fn load(files: &[LoadedText]) -> SigmaSet {
     rules.extend(correlation_rules);
     problems.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
     SigmaSet { rules, problems }
+}
+
+/// Takes `id` for the rule at `file:line`, which it returns; `None`, and a
+/// problem, when an earlier rule has it.
+fn claim_id(
+    seen: &mut BTreeMap<String, String>,
+    id: &str,
+    file: &str,
+    line: usize,
+    problems: &mut Vec<Problem>,
+) -> Option<String> {
+    if let Some(first) = seen.get(id) {
+        problems.push(problem(
+            file,
+            line,
+            format!("rule id {id} is already used at {first}"),
+        ));
+        return None;
+    }
+    let origin = format!("{file}:{line}");
+    seen.insert(id.to_owned(), origin.clone());
+    Some(origin)
 }
 
 /// A rule's id: its `id`, else its `name`, else its title.

@@ -24,6 +24,7 @@
 //! from the matches and the caller: no clock is read here.
 
 mod applied;
+mod counting;
 mod outbox;
 mod past;
 
@@ -32,6 +33,8 @@ pub use outbox::{salvage_outbox, Claim, PendingAlert, MAX_OUTBOX_BYTES, MAX_PEND
 pub use past::{PastWindow, MAX_PAST_SAMPLES, MAX_PAST_WINDOWS};
 
 use past::Place;
+
+pub(crate) use counting::{counts, Counting};
 
 use std::collections::BTreeMap;
 
@@ -61,46 +64,6 @@ pub const UNIQUE_FIELD: &str = "#unique";
 /// got in event time. A step applied before the one that precedes it (its
 /// batch arrived first) is not counted.
 pub const STEP_FIELD: &str = "#step";
-
-/// Whether a match counts in a window, and the distinct value it adds.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Counting<'m> {
-    /// It counts; with the distinct value to remember, if any.
-    Counts(Option<&'m str>),
-    /// It is the next step of a sequence, at its time.
-    Step(Millis),
-    /// A distinct value seen before, or a step out of order.
-    Not,
-}
-
-/// How `m` counts in a window that has counted `count`, has seen the
-/// distinct values `seen` says, and counted its last step at `step_at`.
-pub(crate) fn counts<'m>(
-    m: &'m Match,
-    count: u64,
-    step_at: Option<Millis>,
-    seen: impl Fn(&str) -> bool,
-) -> Counting<'m> {
-    for (field, value) in &m.facts {
-        if *field == UNIQUE_FIELD {
-            return if seen(value) {
-                Counting::Not
-            } else {
-                Counting::Counts(Some(value))
-            };
-        }
-        if *field == STEP_FIELD {
-            let next = value.parse::<u64>().ok() == Some(count);
-            let in_order = step_at.is_none_or(|t| m.at_ms >= t);
-            return if next && in_order {
-                Counting::Step(m.at_ms)
-            } else {
-                Counting::Not
-            };
-        }
-    }
-    Counting::Counts(None)
-}
 
 /// How far back (event time, from the open window's start) a late match
 /// still counts, unless configured otherwise (`LATE_HORIZON_MINUTES`): the

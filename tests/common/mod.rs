@@ -6,6 +6,7 @@ pub mod aws;
 pub mod filter;
 pub mod function;
 pub mod runtime_api;
+pub mod sigma;
 pub mod store;
 
 use std::io::Write;
