@@ -164,7 +164,7 @@ impl<'d> Scanner<'d> {
                 stats.skip(SkipReason::BadLogEvent);
                 continue;
             };
-            let raw = raw.get().as_bytes();
+            let raw = raw.as_bytes();
             stats.message_bytes += raw.len() as u64;
             // The message must be a JSON string holding a JSON object.
             let inner = match raw {

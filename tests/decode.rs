@@ -127,8 +127,7 @@ fn sample_events_decode_like_the_aws_lambda_events_crate() {
         assert_eq!(ours.log_group, r.log_group.as_str(), "{path:?}");
         assert_eq!(ours.log_events.len(), r.log_events.len(), "{path:?}");
         for (o, e) in ours.log_events.iter().zip(&r.log_events) {
-            let msg: String =
-                serde_json::from_str(o.message.expect("message").get()).expect("string");
+            let msg: String = serde_json::from_str(o.message.expect("message")).expect("string");
             assert_eq!(msg, e.message);
             assert_eq!(o.timestamp, Some(e.timestamp));
         }
@@ -316,4 +315,132 @@ fn prefilter_drops_most_normal_traffic() {
     assert!(!p.may_match(normal.to_string().as_bytes()));
     // a kube-apiserver escape of '&' is not an escaped letter or digit
     assert!(!p.may_match(br#"{"requestURI":"/api/v1/nodes?limit=500\u0026resourceVersion=0"}"#));
+}
+
+// ------------------------------------------- the envelope's two readers agree
+
+/// Pieces of a subscription envelope, some of them of unusual shape.
+fn envelope_text() -> impl Strategy<Value = String> {
+    let ws = prop::sample::select(vec!["", "", "", " ", "\n  ", "\t"]);
+    let message = prop::collection::vec(
+        prop::sample::select(vec![
+            "{", "}", "\\\"", "kind", ":", "\\\\", "\\u0026", "\\/", "\\n", "403", "é",
+            // what JSON refuses in a string
+            "\\q", "\u{1}", "\\u00zz",
+        ]),
+        0..40,
+    )
+    .prop_map(|parts| format!("\"{}\"", parts.concat()));
+    let timestamp = prop::sample::select(vec![
+        "1715644800000",
+        "0",
+        "-5",
+        "253402300799999",
+        "253402300800000",
+        "1.5",
+        "1e3",
+        "01",
+        "99999999999999999999999",
+        "\"1715644800000\"",
+        "null",
+    ]);
+    let id = prop::sample::select(vec!["\"3776\"", "\"a\\u0062c\"", "7", "null"]);
+    let entry = (
+        message,
+        timestamp,
+        id,
+        prop::sample::select(vec![0u8, 0, 0, 1, 2, 3]),
+        ws.clone(),
+    )
+        .prop_map(|(m, t, id, shape, w)| match shape {
+            // an extra member, a missing one, not an object at all
+            1 => format!("{{\"id\":{id},\"timestamp\":{t},\"message\":{m},\"x\":1}}"),
+            2 => format!("{{{w}\"message\"{w}:{w}{m}{w}}}"),
+            3 => m,
+            _ => format!("{{\"id\":{w}{id},\"timestamp\":{t}{w},\"message\":{m}}}"),
+        });
+    let events = prop::collection::vec(entry, 0..6).prop_map(|e| format!("[{}]", e.join(",")));
+    let member = prop::sample::select(vec![
+        "\"messageType\":\"DATA_MESSAGE\"",
+        "\"owner\":\"123456789012\"",
+        "\"logGroup\":\"/aws/eks/prod/cluster\"",
+        "\"logStream\":\"kube-apiserver-audit-1\"",
+        "\"logGroup\":\"/aws/eks/pr\\u006fd/cluster\"",
+        "\"subscriptionFilters\":[\"f\", {\"a\": [null, true]}]",
+        "\"policyLevel\":\"ACCOUNT_LEVEL_POLICY\"",
+        "\"count\":3",
+        "\"owner\":5",
+        "\"log\\u0045vents\":[]",
+        "\"logEvents\":null",
+    ]);
+    (
+        prop::collection::vec(member, 0..5),
+        events,
+        0usize..6,
+        ws,
+        prop::sample::select(vec!["", "", "", " x", "}", "\n"]),
+        any::<bool>(),
+    )
+        .prop_map(|(mut members, events, at, w, tail, cut)| {
+            members.insert(at.min(members.len()), "LOGEVENTS");
+            let body = members.join(&format!(",{w}"));
+            let text = format!("{w}{{{w}{}{w}}}{tail}", body)
+                .replace("LOGEVENTS", &format!("\"logEvents\"{w}:{w}{events}"));
+            if cut {
+                let mut n = text.len() * 2 / 3;
+                while !text.is_char_boundary(n) {
+                    n -= 1;
+                }
+                text[..n].to_owned()
+            } else {
+                text
+            }
+        })
+}
+
+/// What a reading of the envelope found, to compare.
+fn reading(r: &Result<Batch<'_>, eks_audit_detector::decode::DecodeError>) -> String {
+    match r {
+        Err(_) => "error".into(),
+        Ok(b) => format!(
+            "{}|{}|{}|{}|{:?}",
+            b.message_type,
+            b.owner,
+            b.log_group,
+            b.log_stream,
+            b.log_events
+                .iter()
+                .map(|e| (e.id.as_deref(), e.timestamp, e.message))
+                .collect::<Vec<_>>()
+        ),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+    /// The fast reader of CloudWatch's envelope and serde_json read every
+    /// input the same way: the same batch, or an error from both.
+    #[test]
+    fn the_fast_envelope_reader_agrees_with_serde_json(text in envelope_text()) {
+        let fast = Batch::parse(text.as_bytes());
+        let general = Batch::parse_general(text.as_bytes());
+        prop_assert_eq!(reading(&fast), reading(&general), "{}", text);
+    }
+}
+
+#[test]
+fn cloudwatch_envelopes_are_read_by_the_fast_reader_alike() {
+    // Every sample event's envelope, read both ways.
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/events")).expect("events/")
+    {
+        let body = std::fs::read(entry.expect("entry").path()).expect("read");
+        let Ok(data) = extract_data(&body) else {
+            continue;
+        };
+        let json = inflate(&data, 1 << 20).expect("inflates");
+        assert_eq!(
+            reading(&Batch::parse(&json)),
+            reading(&Batch::parse_general(&json))
+        );
+    }
 }

@@ -19,6 +19,9 @@ use serde_json::value::RawValue;
 use crate::time::Millis;
 use crate::vocab::stable_hash;
 
+mod envelope;
+mod string_end;
+
 /// Standard alphabet, padding optional (CloudWatch pads; hand-made test
 /// events often do not).
 const B64: GeneralPurpose = GeneralPurpose::new(
@@ -244,8 +247,9 @@ pub struct LogEvent<'a> {
     pub id: Option<Cow<'a, str>>,
     /// Ingestion timestamp, epoch ms (years 1970 to 9999).
     pub timestamp: Option<Millis>,
-    /// The message as a raw JSON token (normally a string).
-    pub message: Option<&'a RawValue>,
+    /// The message as a raw JSON token (normally a string, quotes and
+    /// escapes as they came).
+    pub message: Option<&'a str>,
 }
 
 /// Latest timestamp accepted: 9999-12-31T23:59:59.999Z.
@@ -346,7 +350,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for LogEvent<'a> {
                                     .filter(|ms| (0..=MAX_TIMESTAMP_MS).contains(ms));
                             }
                         }
-                        "message" => ev.message = Some(a.next_value::<&'de RawValue>()?),
+                        "message" => {
+                            ev.message = Some(a.next_value::<&'de RawValue>()?.get());
+                        }
                         _ => {
                             a.next_value::<serde::de::IgnoredAny>()?;
                         }
@@ -371,8 +377,17 @@ impl<'de: 'a, 'a> Deserialize<'de> for LogEvent<'a> {
 }
 
 impl<'a> Batch<'a> {
-    /// Parses decompressed subscription JSON.
+    /// Parses decompressed subscription JSON: CloudWatch's shape by the
+    /// fast reader, anything else by serde_json (same result).
     pub fn parse(json: &'a [u8]) -> Result<Self, DecodeError> {
+        match envelope::read(json) {
+            Some(batch) => Ok(batch),
+            None => Self::parse_general(json),
+        }
+    }
+
+    /// Parses decompressed subscription JSON with serde_json alone.
+    pub fn parse_general(json: &'a [u8]) -> Result<Self, DecodeError> {
         serde_json::from_slice(json).map_err(DecodeError::BatchNotJson)
     }
 
@@ -415,7 +430,7 @@ impl<'a> Batch<'a> {
             ts = self
                 .log_events
                 .iter()
-                .map(|e| format!("{:?}{}", e.timestamp, e.message.map_or("", |m| m.get())))
+                .map(|e| format!("{:?}{}", e.timestamp, e.message.unwrap_or_default()))
                 .collect();
             parts.extend(ts.iter().map(String::as_str));
         }
