@@ -1,6 +1,7 @@
 //! Throughput of the whole path on ~1 MB batches: invoke body → base64 →
 //! gunzip → parse → detections with in-memory state; next to gunzip alone,
-//! so the ratio can be read from one run. The whole path runs three times: with
+//! so the ratio can be read from one run, and next to decoding and
+//! detection alone (no state, no alerts). The whole path runs three times: with
 //! every rule enabled (those off by default too), with only the two
 //! rules the detector started with (Multiple403 and PodScan), and with
 //! every rule plus SigmaHQ's 16 Sigma rules and three correlations.
@@ -44,16 +45,24 @@ fn bench_profile(c: &mut Criterion, name: &str, profile: Profile) {
     group.bench_function("gunzip_only", |b| {
         b.iter(|| inflate(&data, 64 << 20).expect("inflates").len())
     });
-    group.bench_function("decode_and_scan", |b| {
-        b.iter(|| {
-            let json = inflate(&data, 64 << 20).expect("inflates");
-            let batch = Batch::parse(&json).expect("batch");
-            let mut out = Vec::new();
-            let mut stats = ScanStats::default();
-            Scanner::new(&detector).scan_batch(&batch, &mut out, &mut stats);
-            out.len()
-        })
-    });
+    // Detection alone (no state, no alerts): every built-in rule, then
+    // with the Sigma rules too.
+    let with_sigma_detector = Detector::new(with_sigma());
+    for (label, detector) in [
+        ("decode_and_scan", &detector),
+        ("decode_and_scan_with_sigma", &with_sigma_detector),
+    ] {
+        group.bench_function(label, |b| {
+            b.iter(|| {
+                let json = inflate(&data, 64 << 20).expect("inflates");
+                let batch = Batch::parse(&json).expect("batch");
+                let mut out = Vec::new();
+                let mut stats = ScanStats::default();
+                Scanner::new(detector).scan_batch(&batch, &mut out, &mut stats);
+                out.len()
+            })
+        });
+    }
     for (label, config) in [
         ("full_pipeline", detector.config().clone()),
         ("full_pipeline_two_original_rules", two_original.clone()),

@@ -15,6 +15,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use crate::sigma::event::SigmaEvent;
+
 /// A JSON string borrowed from the input where possible.
 ///
 /// serde only borrows through a direct `Cow<'a, str>` field; inside an
@@ -93,7 +95,7 @@ pub struct AuditEvent<'a> {
     /// The three bodies above, and the whole event, each parsed at most
     /// once per event.
     #[serde(skip)]
-    pub parsed: Parsed,
+    pub parsed: Parsed<'a>,
     /// The message text the event was parsed from (empty for an event
     /// built otherwise), for rules that read the whole event (Sigma's).
     #[serde(skip)]
@@ -104,43 +106,19 @@ pub struct AuditEvent<'a> {
     pub sigma_hits: Option<crate::prefilter::SigmaHits>,
 }
 
-/// The event's bodies, parsed the first time a rule asks for one. A body
-/// that is not valid JSON (or nests deeper than the parser allows) reads as
-/// absent.
+/// The event's bodies, parsed the first time a rule asks for one (a body
+/// that is not valid JSON, or nests deeper than the parser allows, reads as
+/// absent), and the event as Sigma rules read it.
 #[derive(Debug, Default)]
-pub struct Parsed {
+pub struct Parsed<'a> {
     annotations: OnceCell<Option<Value>>,
     request: OnceCell<Option<Value>>,
     response: OnceCell<Option<Value>>,
-    whole: OnceCell<Option<Value>>,
-    head: OnceCell<Option<Value>>,
+    sigma: OnceCell<SigmaEvent<'a>>,
 }
 
 fn parse_raw(raw: Option<&RawValue>) -> Option<Value> {
     serde_json::from_str(raw?.get()).ok()
-}
-
-/// An object's members, values left as text.
-struct MembersOf<'a>(Vec<(String, &'a RawValue)>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for MembersOf<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = MembersOf<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut out = Vec::new();
-                while let Some((k, v)) = map.next_entry::<String, &'de RawValue>()? {
-                    out.push((k, v));
-                }
-                Ok(MembersOf(out))
-            }
-        }
-        d.deserialize_map(V)
-    }
 }
 
 /// The `user` object.
@@ -317,42 +295,10 @@ impl<'a> AuditEvent<'a> {
         Ok(ev)
     }
 
-    /// The whole event as a JSON value, parsed on first use (only rules that
-    /// may read any field ask for it). A member the parser cannot take (a
-    /// request body nested deeper than it allows, which the sender
-    /// chooses) is left out, and the rest is still read: nesting cannot
-    /// hide a request's verb, user or resource from a rule.
-    pub fn whole(&self) -> Option<&Value> {
-        self.parsed
-            .whole
-            .get_or_init(|| {
-                serde_json::from_str(self.text)
-                    .ok()
-                    .or_else(|| self.members(|_| true))
-            })
-            .as_ref()
-    }
-
-    /// The event without its request and response bodies, for rules that
-    /// read neither (the bodies are most of a large event's text).
-    pub fn head(&self) -> Option<&Value> {
-        self.parsed
-            .head
-            .get_or_init(|| self.members(|k| k != "requestObject" && k != "responseObject"))
-            .as_ref()
-    }
-
-    /// The event's members that `keep` names, each parsed on its own (one
-    /// the parser cannot take is left out).
-    fn members(&self, keep: impl Fn(&str) -> bool) -> Option<Value> {
-        let members = serde_json::from_str::<MembersOf<'_>>(self.text).ok()?.0;
-        Some(Value::Object(
-            members
-                .into_iter()
-                .filter(|(k, _)| keep(k))
-                .filter_map(|(k, v)| Some((k, serde_json::from_str(v.get()).ok()?)))
-                .collect(),
-        ))
+    /// The event as Sigma rules read it (see [`SigmaEvent`]), made on
+    /// first use and shared by every Sigma rule.
+    pub fn sigma(&self) -> &SigmaEvent<'a> {
+        self.parsed.sigma.get_or_init(|| SigmaEvent::new(self.text))
     }
 
     /// True for an `audit.k8s.io` `Event`: other streams of an EKS control

@@ -29,13 +29,17 @@
 //!   compiled rules and `file:line: reason` problems (`load.rs`), their
 //!   correlations bound to the detections they name (`correlate.rs`), the
 //!   EKS field mapping (`eks.rs`), the strings the prefilter looks for
-//!   (`literals.rs`), whether a rule reads the request bodies (`fields.rs`); `rules/sigma.rs` makes each a rule of the registry.
+//!   (`literals.rs`), the event as Sigma rules read it, each member parsed
+//!   on first read (`event.rs`); `rules/sigma.rs` makes each a rule of the
+//!   registry.
 //! - [`alert`]: renders a decision into the alert document and subject
 //!   (mod.rs), its e-mail layouts (email.rs), and places it where it is
 //!   published: region, cluster ARN, the investigation query and its
 //!   console link (place.rs).
 //! - [`decode`]: Lambda event → subscription batch or schedule (capped
-//!   gunzip, lenient log entries).
+//!   gunzip, lenient log entries; CloudWatch's envelope read directly,
+//!   `envelope.rs`, finding each message's end 64 bytes at a step,
+//!   `string_end.rs`).
 //! - [`audit`]: the audit event, only the fields we use, borrowed.
 //! - [`bounded`]: caps and neutralises attacker-controlled text, in one place.
 //! - [`prefilter`]: conservative byte test, from the rules' anchors, that

@@ -32,7 +32,9 @@ fn matches(detection: &str, event: &Value) -> bool {
         text,
     }]);
     assert!(set.problems.is_empty(), "{:?}", set.problems);
-    set.rules[0].matches(event)
+    // read as the detector reads a message
+    let text = event.to_string();
+    set.rules[0].matches(&sigma::event::SigmaEvent::new(&text))
 }
 
 fn sel(items: &str) -> String {

@@ -124,8 +124,31 @@ pub struct KinesisData<'a> {
 
 #[derive(Deserialize)]
 struct AwsLogs<'a> {
-    #[serde(borrow)]
+    /// Borrowed from the body unless it has escapes: it is most of it.
+    #[serde(borrow, default, deserialize_with = "borrowed_str")]
     data: Option<Cow<'a, str>>,
+}
+
+/// A string borrowed when it has no escapes (serde copies a `Cow` inside
+/// an `Option`).
+fn borrowed_str<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = Option<Cow<'de, str>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Borrowed(v)))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_owned())))
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+    d.deserialize_any(V)
 }
 
 /// What the function was invoked with.
@@ -498,6 +521,16 @@ mod tests {
             .expect_err("not an object")
             .to_string();
         assert!(e.contains("subscription"), "{e}");
+    }
+
+    #[test]
+    fn data_is_borrowed_unless_escaped() {
+        let plain = extract_data(br#"{"awslogs":{"data":"H4sI/a+b"}}"#).expect("data");
+        assert!(matches!(plain, Cow::Borrowed("H4sI/a+b")));
+        let escaped = extract_data(br#"{"awslogs":{"data":"H4sI\/a+b"}}"#).expect("data");
+        assert_eq!(escaped, "H4sI/a+b");
+        assert!(extract_data(br#"{"awslogs":{"data":null}}"#).is_err());
+        assert!(extract_data(br#"{"awslogs":{"data":5}}"#).is_err());
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The prefilter of Sigma rules' clauses (see [`crate::sigma::literals`]):
 //! which Sigma rules a message may match, found in one pass.
 
+use std::cell::RefCell;
+
 use aho_corasick::{AhoCorasick, MatchKind};
 use memchr::memmem::Finder;
 
@@ -153,9 +155,21 @@ impl Folded {
     /// The rules (by key, see [`SigmaHits`]) every clause of which has a
     /// string in `msg`.
     pub(super) fn rules_found_in(&self, msg: &[u8]) -> Vec<usize> {
-        let lower = msg.to_ascii_lowercase();
-        let msg = lower.as_slice();
-        let mut found = vec![false; self.needles.len()];
+        // One lower-cased copy per thread, reused: no allocation per message.
+        thread_local! {
+            static LOWER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+        }
+        LOWER.with_borrow_mut(|lower| {
+            lower.clear();
+            lower.extend(msg.iter().map(u8::to_ascii_lowercase));
+            self.found_in_lower(lower)
+        })
+    }
+
+    fn found_in_lower(&self, msg: &[u8]) -> Vec<usize> {
+        // Which strings were seen, a bit each (at most MAX_FOLDED).
+        let mut found = [0u64; MAX_FOLDED / 64];
+        let seen = |found: &[u64; MAX_FOLDED / 64], q: usize| found[q / 64] & (1 << (q % 64)) != 0;
         let mut at = 0;
         while at < msg.len() {
             let Some(m) = self
@@ -166,19 +180,22 @@ impl Folded {
             };
             for &q in &self.prefixes[m.pattern().as_usize()] {
                 let n = &self.needles[q];
-                if !found[q] && (!n.number || stands_alone(msg, m.start(), n.text.len())) {
-                    found[q] = true;
+                if !seen(&found, q) && (!n.number || stands_alone(msg, m.start(), n.text.len())) {
+                    found[q / 64] |= 1 << (q % 64);
                 }
             }
             // The next search starts where another string could begin
             // inside this match, so overlapping strings are found too.
             at = m.start() + self.skip[m.pattern().as_usize()];
         }
+        if found == [0; MAX_FOLDED / 64] {
+            return Vec::new();
+        }
         self.rules
             .iter()
             .zip(&self.keys)
             .filter(|(r, _)| {
-                r.primary.iter().any(|q| found[*q])
+                r.primary.iter().any(|q| seen(&found, *q))
                     && r.rest.iter().all(|clause| {
                         clause.iter().any(|(finder, number)| {
                             let len = finder.needle().len();

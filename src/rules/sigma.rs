@@ -13,8 +13,6 @@
 
 use std::sync::Arc;
 
-use rsigma_eval::JsonEvent;
-
 use super::catalog::{Catalog, EventRule, Hit, Spec};
 use super::filter::Filter;
 use super::{Anchor, Needle, Rule};
@@ -174,23 +172,18 @@ impl EventRule for Sigma {
                 return None;
             }
         }
-        // The event as a JSON value, parsed once per event and shared by
-        // every Sigma rule: without its bodies for a rule that reads none.
-        let event = if self.rule.reads_bodies {
-            ev.whole()?
-        } else {
-            ev.head()?
-        };
+        // The event as Sigma rules read it, shared by all of them: each
+        // member parsed the first time a rule reads under it.
+        let event = ev.sigma();
         match &self.rule.kind {
             Kind::Detection { dedup_fields, .. } => {
                 if !self.rule.matches(event) {
                     return None;
                 }
-                let json = JsonEvent::borrow(event);
                 let values: Vec<String> = dedup_fields
                     .iter()
                     .map(|f| {
-                        let v = field_text(&json, f);
+                        let v = field_text(event, f);
                         if f == "sourceIPs" {
                             address(v, self.keyed_on)
                         } else {

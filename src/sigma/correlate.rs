@@ -218,24 +218,3 @@ pub(super) fn corr_literals(
     let out = super::literals::any(cnfs);
     (!out.is_empty()).then_some(out)
 }
-
-/// Whether a correlation may read a body: one of its detections does, or
-/// a group-by or counted field lies in one.
-pub(super) fn corr_reads_bodies(
-    c: &Correlation,
-    detections: &[(Doc<Parsed>, Arc<SigmaRule>)],
-) -> bool {
-    use super::fields::in_body;
-    let counted = match &c.counts {
-        Counts::Values(f) => in_body(f),
-        _ => false,
-    };
-    counted
-        || c.steps.iter().any(|step| {
-            step.group_fields.iter().any(|f| in_body(f))
-                || detections
-                    .iter()
-                    .find(|(_, r)| r.id == step.id)
-                    .is_none_or(|(_, r)| r.reads_bodies)
-        })
-}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use rsigma_eval::compile_rule;
 use rsigma_parser::{parse_sigma_yaml, CorrelationRule, SigmaRule as Parsed};
 
-use super::correlate::{corr_literals, corr_reads_bodies, correlation};
+use super::correlate::{corr_literals, correlation};
 use super::{eks, literals, Kind, SigmaRule, SigmaSet, MAX_TIMESPAN_MINUTES};
 
 /// Largest rule file read (a rule is a few kilobytes).
@@ -265,7 +265,6 @@ pub fn load(files: &[LoadedText]) -> SigmaSet {
                     origin,
                     enabled_by_default: !doc.bundled_catalog,
                     literals: corr_literals(&corr, &compiled),
-                    reads_bodies: corr_reads_bodies(&corr, &compiled),
                     kind: Kind::Correlation(corr),
                 }));
             }
@@ -357,7 +356,6 @@ fn detection(doc: &mut Doc<Parsed>, id: &str, origin: &str) -> Result<SigmaRule,
         origin: origin.to_owned(),
         enabled_by_default: !doc.bundled_catalog,
         literals: literals::of_rule(rule),
-        reads_bodies: super::fields::reads_bodies(rule),
         kind: Kind::Detection {
             compiled: Box::new(compiled),
             dedup_fields,

@@ -21,15 +21,13 @@
 
 mod correlate;
 pub mod eks;
-pub mod fields;
+pub mod event;
 pub mod literals;
 pub mod load;
 
 use std::sync::Arc;
 
-use rsigma_eval::event::Event as _;
-use rsigma_eval::{evaluate_rule, CompiledRule, EventValue, JsonEvent};
-use serde_json::Value;
+use rsigma_eval::{evaluate_rule, CompiledRule, Event, EventValue};
 
 pub use load::{load, read_dir, LoadedText, Problem};
 
@@ -142,10 +140,6 @@ pub struct SigmaRule {
     /// What a line must contain for it to match (see [`literals`]);
     /// `None`: any line.
     pub literals: Option<Vec<literals::Clause>>,
-    /// Whether it may read `requestObject` or `responseObject` (a field
-    /// under them, a field-less keyword, or a correlation's group or
-    /// counted field there).
-    pub reads_bodies: bool,
     /// What it does.
     pub kind: Kind,
 }
@@ -221,11 +215,9 @@ pub struct CorrelationHit {
 
 impl SigmaRule {
     /// Whether the detection matches the event (`false` for a correlation).
-    pub fn matches(&self, event: &Value) -> bool {
+    pub fn matches(&self, event: &impl Event) -> bool {
         match &self.kind {
-            Kind::Detection { compiled, .. } => {
-                evaluate_rule(compiled, &JsonEvent::borrow(event)).is_some()
-            }
+            Kind::Detection { compiled, .. } => evaluate_rule(compiled, event).is_some(),
             Kind::Correlation(_) => false,
         }
     }
@@ -235,21 +227,21 @@ impl Correlation {
     /// The first detection the event matches, read as the correlation
     /// counts it; `None` when none matches, or a `value_count` field is
     /// missing.
-    pub fn hit(&self, event: &Value) -> Option<CorrelationHit> {
-        let json = JsonEvent::borrow(event);
+    pub fn hit(&self, event: &impl Event) -> Option<CorrelationHit> {
+        let json = event;
         let (index, step) = self
             .steps
             .iter()
             .enumerate()
-            .find(|(_, s)| evaluate_rule(&s.compiled, &json).is_some())?;
+            .find(|(_, s)| evaluate_rule(&s.compiled, json).is_some())?;
         let group = step
             .group_fields
             .iter()
-            .map(|f| field_text(&json, f).unwrap_or_default())
+            .map(|f| field_text(json, f).unwrap_or_default())
             .collect();
         let (distinct, order) = match &self.counts {
             Counts::Events => (None, None),
-            Counts::Values(field) => (Some(field_text(&json, field)?), None),
+            Counts::Values(field) => (Some(field_text(json, field)?), None),
             Counts::Rules => (Some(step.id.clone()), None),
             Counts::Sequence => (None, Some(index)),
         };
@@ -263,7 +255,7 @@ impl Correlation {
 
 /// A field's value as text (array members joined with `,`), capped;
 /// `None` when the event lacks it or it is `null`.
-pub fn field_text(event: &JsonEvent<'_>, field: &str) -> Option<String> {
+pub fn field_text(event: &impl Event, field: &str) -> Option<String> {
     fn push(out: &mut String, v: &EventValue<'_>) {
         // Enough for the cap: an attacker's thousand-member array stops here.
         if out.len() > MAX_VALUE_BYTES {
