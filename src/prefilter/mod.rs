@@ -49,28 +49,30 @@ pub struct Prefilter {
     /// Sigma rules' clauses, their strings found in any case (one
     /// automaton for all).
     folded: Option<Folded>,
+    finder_403: Finder<'static>,
     finder_escape: Finder<'static>,
 }
 
 /// The exact strings of every enabled rule, in groups of strings that must
-/// appear together, and the other strings the prefilter looks for (a
-/// `403`, `sourceIPs`, a `\u00` escape), all found in one pass. One string
-/// of each group, its rarest, is its primary: a group's other strings are
-/// looked for only in a message holding its primary. A group that also
-/// needs a first source address that may be global counts only in a
-/// message with such a `sourceIPs` (most traffic comes from the VPC).
+/// appear together. One string of each group, its rarest, is its primary:
+/// the primaries of all groups are found in one pass; a group's other
+/// strings are looked for only in a message holding its primary. Groups
+/// that also need a first source address that may be global are searched
+/// only in messages that have one (most traffic comes from the VPC).
 #[derive(Debug, Clone)]
 struct Exact {
+    plain: Option<Groups>,
+    global: Option<Groups>,
+    finder_sources: Finder<'static>,
+}
+
+/// Groups searched together.
+#[derive(Debug, Clone)]
+struct Groups {
     automaton: AhoCorasick,
-    /// For each pattern, the set of primaries it contains (itself too).
+    /// For each primary, the set of primaries it contains (itself too).
     implied: Vec<u128>,
     groups: Vec<Group>,
-    /// The pattern id of `403`, when a rule needs the number.
-    code_403: Option<usize>,
-    /// The pattern id of `sourceIPs`, when a group needs a global source.
-    sources: Option<usize>,
-    /// The pattern id of `\u00`.
-    escape: usize,
 }
 
 /// One group of strings that must all appear.
@@ -80,16 +82,6 @@ struct Group {
     primary: usize,
     /// Its other strings.
     rest: Vec<Finder<'static>>,
-    /// Whether it also needs a first source address that may be global.
-    global: bool,
-}
-
-/// What one pass of [`Exact`] found.
-struct Pass {
-    /// A group, or the number 403 as a member's value.
-    matched: bool,
-    /// An escaped letter or digit (looked for only when nothing matched).
-    alnum_escape: bool,
 }
 
 /// Most distinct primaries the prefilter tracks; beyond it every line is a
@@ -137,32 +129,75 @@ fn commonness(s: &str) -> (usize, std::cmp::Reverse<usize>) {
 }
 
 impl Exact {
-    /// `None` when the strings cannot be tracked (too many, an empty group
-    /// or string, which would match anything, or a primary overlapping the
-    /// other strings, which one pass could then miss).
-    fn new(groups: &[(Vec<&'static str>, bool)], want_403: bool) -> Option<Self> {
-        let mut patterns: Vec<&'static str> = Vec::new();
+    /// `None` when the groups cannot be tracked (too many strings, or an
+    /// empty group or string, which would match anything).
+    fn new(groups: &[(Vec<&'static str>, bool)]) -> Option<Self> {
+        let of = |global: bool| -> Option<Option<Groups>> {
+            let mine: Vec<&Vec<&'static str>> = groups
+                .iter()
+                .filter(|(_, g)| *g == global)
+                .map(|(list, _)| list)
+                .collect();
+            if mine.is_empty() {
+                return Some(None);
+            }
+            Groups::new(&mine).map(Some)
+        };
+        Some(Self {
+            plain: of(false)?,
+            global: of(true)?,
+            finder_sources: Finder::new(b"sourceIPs").into_owned(),
+        })
+    }
+
+    /// True when every string of some group is in `msg` (and, for a group
+    /// that needs one, `msg` may have a global first source address).
+    fn found_in(&self, msg: &[u8]) -> bool {
+        if self.plain.as_ref().is_some_and(|g| g.found_in(msg)) {
+            return true;
+        }
+        self.global
+            .as_ref()
+            .is_some_and(|g| self.first_source_may_be_global(msg) && g.found_in(msg))
+    }
+
+    /// False only when every `sourceIPs` member of `msg` starts with an
+    /// address literal that is not global (or there is none): then no
+    /// request in it came from a public address.
+    fn first_source_may_be_global(&self, msg: &[u8]) -> bool {
+        self.finder_sources
+            .find_iter(msg)
+            .any(|at| first_address_may_be_global(&msg[at + b"sourceIPs".len()..]))
+    }
+}
+
+impl Groups {
+    fn new(groups: &[&Vec<&'static str>]) -> Option<Self> {
+        let mut primaries: Vec<&'static str> = Vec::new();
         let mut out: Vec<Group> = Vec::with_capacity(groups.len());
-        let mut seen: Vec<(Vec<&'static str>, bool)> = Vec::new();
-        for (group, global) in groups {
+        let mut seen: Vec<Vec<&'static str>> = Vec::new();
+        for group in groups {
             if group.is_empty() || group.iter().any(|s| s.is_empty()) {
                 return None;
             }
-            let mut sorted = group.clone();
+            let mut sorted = (*group).clone();
             sorted.sort_unstable();
             sorted.dedup();
-            if seen.contains(&(sorted.clone(), *global)) {
+            if seen.contains(&sorted) {
                 continue;
             }
-            seen.push((sorted.clone(), *global));
+            seen.push(sorted.clone());
             let primary = *sorted.iter().min_by_key(|s| commonness(s))?;
-            let id = match patterns.iter().position(|p| *p == primary) {
+            let id = match primaries.iter().position(|p| *p == primary) {
                 Some(id) => id,
                 None => {
-                    patterns.push(primary);
-                    patterns.len() - 1
+                    primaries.push(primary);
+                    primaries.len() - 1
                 }
             };
+            if id >= MAX_EXACT_PATTERNS {
+                return None;
+            }
             out.push(Group {
                 primary: id,
                 rest: sorted
@@ -170,46 +205,19 @@ impl Exact {
                     .filter(|s| **s != primary)
                     .map(|s| Finder::new(s.as_bytes()).into_owned())
                     .collect(),
-                global: *global,
             });
-        }
-        let primaries = patterns.len();
-        let mut extra = |text: &'static str| {
-            patterns.push(text);
-            patterns.len() - 1
-        };
-        let code_403 = want_403.then(|| extra("403"));
-        let sources = out.iter().any(|g| g.global).then(|| extra("sourceIPs"));
-        let escape = extra("\\u00");
-        if patterns.len() > MAX_EXACT_PATTERNS {
-            return None;
-        }
-        // `sourceIPs` counts where it is a member name, between quotes: a
-        // primary without quotes can overlap it there only by holding it.
-        let clash = |p: &str, e: &str| {
-            if e == "sourceIPs" {
-                p.contains(e) || e.contains(p) || p.contains(['"', '\\'])
-            } else {
-                overlap(p, e)
-            }
-        };
-        if patterns[..primaries]
-            .iter()
-            .any(|p| patterns[primaries..].iter().any(|e| clash(p, e)))
-        {
-            return None;
         }
         let automaton = AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostLongest)
             .kind(Some(AhoCorasickKind::DFA))
-            .build(&patterns)
+            .build(&primaries)
             .ok()?;
         // The search reports one match per position, the longest: a
         // primary found also finds every primary inside it.
-        let implied = patterns
+        let implied = primaries
             .iter()
             .map(|p| {
-                patterns[..primaries]
+                primaries
                     .iter()
                     .enumerate()
                     .filter(|(_, q)| p.contains(**q))
@@ -220,81 +228,26 @@ impl Exact {
             automaton,
             implied,
             groups: out,
-            code_403,
-            sources,
-            escape,
         })
     }
 
-    /// One pass over `msg`: whether a group is in it (a global one only
-    /// with a `sourceIPs` whose first address may be global) or a 403 is
-    /// a member's value; when neither, whether a letter or digit is
-    /// escaped.
-    fn scan(&self, msg: &[u8]) -> Pass {
+    /// True when every string of some group is in `msg`.
+    fn found_in(&self, msg: &[u8]) -> bool {
         let mut found = 0u128;
-        let mut global_source = false;
-        // A global group whose strings are all here, waiting for a source.
-        let mut waiting = false;
-        let mut alnum_escape = false;
         for m in self.automaton.find_iter(msg) {
-            let p = m.pattern().as_usize();
-            if Some(p) == self.code_403 {
-                if is_member_value(msg, m.start()) {
-                    return Pass {
-                        matched: true,
-                        alnum_escape,
-                    };
-                }
-                continue;
-            }
-            if Some(p) == self.sources {
-                if !global_source && first_address_may_be_global(&msg[m.end()..]) {
-                    global_source = true;
-                    if waiting {
-                        return Pass {
-                            matched: true,
-                            alnum_escape,
-                        };
-                    }
-                }
-                continue;
-            }
-            if p == self.escape {
-                alnum_escape = alnum_escape || escapes_alnum(msg, m.start());
-                continue;
-            }
-            let new = self.implied[p] & !found;
+            let new = self.implied[m.pattern().as_usize()] & !found;
             if new == 0 {
                 continue;
             }
             found |= new;
-            for g in &self.groups {
-                if new & (1u128 << g.primary) == 0 || !g.rest.iter().all(|f| f.find(msg).is_some())
-                {
-                    continue;
-                }
-                if !g.global || global_source {
-                    return Pass {
-                        matched: true,
-                        alnum_escape,
-                    };
-                }
-                waiting = true;
+            if self.groups.iter().any(|g| {
+                new & (1u128 << g.primary) != 0 && g.rest.iter().all(|f| f.find(msg).is_some())
+            }) {
+                return true;
             }
         }
-        Pass {
-            matched: false,
-            alnum_escape,
-        }
+        false
     }
-}
-
-/// True when one of `a` and `b` contains the other, or ends where the
-/// other begins: a one-pass search that reports one of them can then miss
-/// the other.
-fn overlap(a: &str, b: &str) -> bool {
-    let ends_into = |x: &str, y: &str| (1..x.len()).any(|k| y.starts_with(&x[k..]));
-    a.contains(b) || b.contains(a) || ends_into(a, b) || ends_into(b, a)
 }
 
 /// Reads `":["10.0.0.1",...` (possibly escaped once more: `\":[\"10...`)
@@ -410,6 +363,7 @@ impl Prefilter {
             words: Vec::new(),
             exact: None,
             folded: None,
+            finder_403: Finder::new(b"403"),
             finder_escape: Finder::new(b"\\u00"),
         };
         let mut groups: Vec<(Vec<&'static str>, bool)> = Vec::new();
@@ -427,8 +381,8 @@ impl Prefilter {
                 Anchor::Always => p.always = true,
             }
         }
-        if !groups.is_empty() || p.want_403 {
-            match Exact::new(&groups, p.want_403) {
+        if !groups.is_empty() {
+            match Exact::new(&groups) {
                 Some(exact) => p.exact = Some(exact),
                 None => p.always = true,
             }
@@ -456,9 +410,13 @@ impl Prefilter {
         // Sigma rules are told which of them the message may match, so the
         // others skip it unread; this scan runs on every message.
         let sigma = self.folded.as_ref().map(|f| f.rules_found_in(msg));
-        let pass = self.exact.as_ref().map(|e| e.scan(msg));
-        let builtin =
-            pass.as_ref().is_some_and(|p| p.matched) || self.words.iter().any(|w| w.found_in(msg));
+        let builtin = (self.want_403
+            && self
+                .finder_403
+                .find_iter(msg)
+                .any(|at| is_member_value(msg, at)))
+            || self.words.iter().any(|w| w.found_in(msg))
+            || self.exact.as_ref().is_some_and(|e| e.found_in(msg));
         let any_sigma = sigma.as_ref().is_some_and(|s| !s.is_empty());
         if builtin || any_sigma {
             return Candidate {
@@ -470,12 +428,7 @@ impl Prefilter {
             || !self.words.is_empty()
             || self.exact.is_some()
             || self.folded.is_some();
-        // The exact strings' pass looked for escapes too.
-        let escaped = match &pass {
-            Some(p) => p.alnum_escape,
-            None => self.has_alnum_escape(msg),
-        };
-        if anchored && escaped {
+        if anchored && self.has_alnum_escape(msg) {
             // An escaped letter or digit may hide any string: every rule runs.
             return Candidate::unknown();
         }
@@ -488,25 +441,19 @@ impl Prefilter {
     /// True when `msg` has a `\u00XX` escape of an ASCII digit, letter,
     /// hyphen or whitespace character.
     fn has_alnum_escape(&self, msg: &[u8]) -> bool {
-        self.finder_escape
-            .find_iter(msg)
-            .any(|at| escapes_alnum(msg, at))
-    }
-}
-
-/// True when the `\u00` at `at` escapes an ASCII digit, letter, hyphen or
-/// whitespace character.
-fn escapes_alnum(msg: &[u8], at: usize) -> bool {
-    match (msg.get(at + 4), msg.get(at + 5)) {
-        // 0x09, 0x0a, 0x0d: whitespace, which may surround a value
-        (Some(b'0'), Some(d)) => matches!(d, b'9' | b'a' | b'A' | b'd' | b'D'),
-        // 0x20: space; 0x2d: the hyphen of `aws-auth`
-        (Some(b'2'), Some(d)) => matches!(d, b'0' | b'd' | b'D'),
-        // 0x30-0x39 digits
-        (Some(b'3'), Some(d)) => d.is_ascii_digit(),
-        // 0x40-0x7f: letters (and some punctuation; harmless)
-        (Some(b'4'..=b'7'), Some(d)) => d.is_ascii_hexdigit(),
-        _ => false,
+        self.finder_escape.find_iter(msg).any(|at| {
+            match (msg.get(at + 4), msg.get(at + 5)) {
+                // 0x09, 0x0a, 0x0d: whitespace, which may surround a value
+                (Some(b'0'), Some(d)) => matches!(d, b'9' | b'a' | b'A' | b'd' | b'D'),
+                // 0x20: space; 0x2d: the hyphen of `aws-auth`
+                (Some(b'2'), Some(d)) => matches!(d, b'0' | b'd' | b'D'),
+                // 0x30-0x39 digits
+                (Some(b'3'), Some(d)) => d.is_ascii_digit(),
+                // 0x40-0x7f: letters (and some punctuation; harmless)
+                (Some(b'4'..=b'7'), Some(d)) => d.is_ascii_hexdigit(),
+                _ => false,
+            }
+        })
     }
 }
 
@@ -565,26 +512,6 @@ mod tests {
         assert!(!p.may_match(br#"{"code":200,"image":"app:a403b","n":4030,"f":403.0,"k":[403]}"#));
         assert!(!p.may_match(b""));
         assert!(!p.may_match(br#"{"objectRef":{"name":"coredns"},"user":{"username":"u"}}"#));
-    }
-
-    #[test]
-    fn every_rule_enabled_still_leaves_a_prefilter_of_one_pass() {
-        // every rule of the registry, those off by default too: their
-        // strings share one automaton with `403`, `sourceIPs` and `\u00`,
-        // none overlapping them (else every line would be a candidate)
-        let config = DetectorConfig::default();
-        let every: Vec<String> = crate::rules::registry(&config)
-            .iter()
-            .map(|r| r.meta().id.as_str().to_owned())
-            .collect();
-        let p = Prefilter::new(&Detector::new(DetectorConfig {
-            enabled_rules: every,
-            ..config
-        }));
-        assert!(!p.always);
-        let exact = p.exact.as_ref().expect("exact strings");
-        assert!(exact.code_403.is_some() && exact.sources.is_some());
-        assert!(overlap("system:", "m:4") && overlap("ab", "b") && !overlap("pods", "403"));
     }
 
     #[test]
