@@ -103,6 +103,28 @@ impl<'a> Reader<'a> {
             .filter(|name| !name.contains('\\'))
     }
 
+    /// The members of an object (`{`, `}`) or the items of a list (`[`,
+    /// `]`), each read by `each`, separated by commas.
+    fn items(
+        &mut self,
+        open: u8,
+        close: u8,
+        mut each: impl FnMut(&mut Self) -> Option<()>,
+    ) -> Option<()> {
+        self.eat(open)?;
+        self.ws();
+        if self.peek()? == close {
+            self.at += 1;
+            return Some(());
+        }
+        loop {
+            each(self)?;
+            if !self.next_or_end(b',', close)? {
+                return Some(());
+            }
+        }
+    }
+
     fn batch(&mut self) -> Option<Batch<'a>> {
         let mut batch = Batch {
             message_type: Cow::Borrowed(""),
@@ -112,14 +134,8 @@ impl<'a> Reader<'a> {
             log_events: Vec::new(),
         };
         let mut seen = [false; 5];
-        self.eat(b'{')?;
-        self.ws();
-        if self.peek()? == b'}' {
-            self.at += 1;
-            return Some(batch);
-        }
-        loop {
-            let key = self.key()?;
+        self.items(b'{', b'}', |r| {
+            let key = r.key()?;
             let field = ["messageType", "owner", "logGroup", "logStream", "logEvents"]
                 .iter()
                 .position(|k| *k == key);
@@ -130,54 +146,35 @@ impl<'a> Reader<'a> {
                 }
             }
             match field {
-                Some(0) => batch.message_type = self.string()?,
-                Some(1) => batch.owner = self.string()?,
-                Some(2) => batch.log_group = self.string()?,
-                Some(3) => batch.log_stream = self.string()?,
-                Some(_) => batch.log_events = self.log_events()?,
-                None => self.skip(0)?,
+                Some(0) => batch.message_type = r.string()?,
+                Some(1) => batch.owner = r.string()?,
+                Some(2) => batch.log_group = r.string()?,
+                Some(3) => batch.log_stream = r.string()?,
+                Some(_) => {
+                    r.items(b'[', b']', |r| {
+                        batch.log_events.push(r.log_event()?);
+                        Some(())
+                    })?;
+                }
+                None => r.skip(0)?,
             }
-            if !self.next_or_end(b',', b'}')? {
-                return Some(batch);
-            }
-        }
-    }
-
-    fn log_events(&mut self) -> Option<Vec<LogEvent<'a>>> {
-        self.eat(b'[')?;
-        let mut out = Vec::new();
-        self.ws();
-        if self.peek()? == b']' {
-            self.at += 1;
-            return Some(out);
-        }
-        loop {
-            out.push(self.log_event()?);
-            if !self.next_or_end(b',', b']')? {
-                return Some(out);
-            }
-        }
+            Some(())
+        })?;
+        Some(batch)
     }
 
     fn log_event(&mut self) -> Option<LogEvent<'a>> {
         let mut ev = LogEvent::default();
-        self.eat(b'{')?;
-        self.ws();
-        if self.peek()? == b'}' {
-            self.at += 1;
-            return Some(ev);
-        }
-        loop {
-            match self.key()? {
-                "id" => ev.id = Some(self.string()?),
-                "timestamp" => ev.timestamp = self.timestamp()?,
-                "message" => ev.message = Some(self.token()?),
+        self.items(b'{', b'}', |r| {
+            match r.key()? {
+                "id" => ev.id = Some(r.string()?),
+                "timestamp" => ev.timestamp = r.timestamp()?,
+                "message" => ev.message = Some(r.token()?),
                 _ => return None,
             }
-            if !self.next_or_end(b',', b'}')? {
-                return Some(ev);
-            }
-        }
+            Some(())
+        })?;
+        Some(ev)
     }
 
     /// An integer (`-?(0|[1-9][0-9]*)`), as the serde reading takes it:
@@ -217,36 +214,12 @@ impl<'a> Reader<'a> {
         self.ws();
         match self.peek()? {
             b'"' => self.token().map(drop),
-            b'[' => {
-                self.at += 1;
-                self.ws();
-                if self.peek()? == b']' {
-                    self.at += 1;
-                    return Some(());
-                }
-                loop {
-                    self.skip(depth + 1)?;
-                    if !self.next_or_end(b',', b']')? {
-                        return Some(());
-                    }
-                }
-            }
-            b'{' => {
-                self.at += 1;
-                self.ws();
-                if self.peek()? == b'}' {
-                    self.at += 1;
-                    return Some(());
-                }
-                loop {
-                    self.token()?;
-                    self.eat(b':')?;
-                    self.skip(depth + 1)?;
-                    if !self.next_or_end(b',', b'}')? {
-                        return Some(());
-                    }
-                }
-            }
+            b'[' => self.items(b'[', b']', |r| r.skip(depth + 1)),
+            b'{' => self.items(b'{', b'}', |r| {
+                r.token()?;
+                r.eat(b':')?;
+                r.skip(depth + 1)
+            }),
             _ => {
                 let word = ["true", "false", "null"]
                     .into_iter()
