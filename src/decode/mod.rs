@@ -19,8 +19,11 @@ use serde_json::value::RawValue;
 use crate::time::Millis;
 use crate::vocab::stable_hash;
 
+mod entries;
 mod envelope;
 mod string_end;
+
+use entries::MAX_TIMESTAMP_MS;
 
 /// Standard alphabet, padding optional (CloudWatch pads; hand-made test
 /// events often do not).
@@ -273,130 +276,6 @@ pub struct LogEvent<'a> {
     /// The message as a raw JSON token (normally a string, quotes and
     /// escapes as they came).
     pub message: Option<&'a str>,
-}
-
-/// Latest timestamp accepted: 9999-12-31T23:59:59.999Z.
-const MAX_TIMESTAMP_MS: Millis = 253_402_300_799_999;
-
-/// A log-entry field as it came: a string, an integer, or anything else
-/// (skipped over without building it). Lets a field of the wrong type cost
-/// only its entry instead of the whole batch.
-enum Loose<'a> {
-    Str(Cow<'a, str>),
-    Int(i128),
-    Other,
-}
-
-/// Accepts every JSON value: the ones `$on_*` does not take become
-/// `$other`, skipping nested content without building it.
-macro_rules! accept_any_json {
-    ($other:expr) => {
-        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-            Ok($other)
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-            Ok($other)
-        }
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok($other)
-        }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(
-            self,
-            mut a: A,
-        ) -> Result<Self::Value, A::Error> {
-            while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-            Ok($other)
-        }
-    };
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for Loose<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Loose<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("any value")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Loose::Str(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Loose::Str(Cow::Owned(v.to_owned())))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(Loose::Int(i128::from(v)))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(Loose::Int(i128::from(v)))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut a: A,
-            ) -> Result<Self::Value, A::Error> {
-                while a
-                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
-                    .is_some()
-                {}
-                Ok(Loose::Other)
-            }
-            accept_any_json!(Loose::Other);
-        }
-        d.deserialize_any(V)
-    }
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for LogEvent<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = LogEvent<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a log event")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut a: A,
-            ) -> Result<Self::Value, A::Error> {
-                let mut ev = LogEvent::default();
-                while let Some(key) = a.next_key::<Cow<'de, str>>()? {
-                    match key.as_ref() {
-                        "id" => {
-                            if let Loose::Str(id) = a.next_value()? {
-                                ev.id = Some(id);
-                            }
-                        }
-                        "timestamp" => {
-                            if let Loose::Int(ms) = a.next_value()? {
-                                ev.timestamp = Millis::try_from(ms)
-                                    .ok()
-                                    .filter(|ms| (0..=MAX_TIMESTAMP_MS).contains(ms));
-                            }
-                        }
-                        "message" => {
-                            ev.message = Some(a.next_value::<&'de RawValue>()?.get());
-                        }
-                        _ => {
-                            a.next_value::<serde::de::IgnoredAny>()?;
-                        }
-                    }
-                }
-                Ok(ev)
-            }
-            // Not an object: an entry with nothing in it, skipped as bad.
-            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(LogEvent::default())
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(LogEvent::default())
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(LogEvent::default())
-            }
-            accept_any_json!(LogEvent::default());
-        }
-        d.deserialize_any(V)
-    }
 }
 
 impl<'a> Batch<'a> {
