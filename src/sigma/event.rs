@@ -127,11 +127,14 @@ fn root(path: &str) -> Option<&str> {
 
 impl Event for SigmaEvent<'_> {
     fn get_field(&self, path: &str) -> Option<EventValue<'_>> {
-        // A member named by the whole path (names may hold dots).
-        if let Some(one) = self.member(path).and_then(Member::event) {
-            return one.get_field(path);
+        let root = root(path);
+        // A member named by the whole dotted path (names may hold dots).
+        if root != Some(path) {
+            if let Some(one) = self.member(path).and_then(Member::event) {
+                return one.get_field(path);
+            }
         }
-        match root(path) {
+        match root {
             Some(root) => self.member(root)?.event()?.get_field(path),
             None => self.whole().get_field(path),
         }
