@@ -69,7 +69,10 @@ fn bench_profile(c: &mut Criterion, name: &str, profile: Profile) {
         ("full_pipeline_with_sigma", with_sigma()),
     ] {
         group.bench_function(label, |b| {
-            b.iter_batched(
+            // A fresh store each time (every key new, the costliest case),
+            // set up and dropped outside the timing: a function instance
+            // keeps its processor between invocations.
+            b.iter_batched_ref(
                 || {
                     let p =
                         Processor::new(Detector::new(config.clone()), MemoryStore::new(), Discard);
@@ -234,7 +237,7 @@ fn bench_kinesis_shard_second(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(message_bytes as u64));
     group.sample_size(30);
     group.bench_function("five_records_1mb", |b| {
-        b.iter_batched(
+        b.iter_batched_ref(
             || Processor::new(Detector::new(config.clone()), MemoryStore::new(), Discard),
             |p| {
                 runtime

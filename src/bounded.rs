@@ -71,6 +71,25 @@ fn json_char_len(c: char) -> usize {
     }
 }
 
+/// Bytes of `value` as compact JSON, counted without building the text.
+pub fn json_size(value: &impl serde::Serialize) -> usize {
+    /// Counts what is written to it.
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing plain data to a counter cannot fail.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
+}
+
 /// Bytes of `text` inside a JSON string (without the quotes).
 pub fn json_len(text: &str) -> usize {
     text.chars().map(json_char_len).sum()

@@ -633,7 +633,7 @@ fn a_state_record_stays_under_64_kb_whatever_the_requests_and_sns_do() {
         for a in &r.alerts {
             largest_alert = largest_alert.max(a.to_json().len());
         }
-        st.enqueue(&r.alerts, b as i64);
+        st.enqueue(r.alerts, b as i64);
         state = Some(st);
     }
     // AND 400 more batches, one a minute, each counting one match in

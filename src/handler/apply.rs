@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt};
@@ -176,7 +177,8 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
             if let Some(outbox) = salvaged {
                 state.outbox.splice(0..0, outbox);
             }
-            for dropped in state.enqueue(&applied.alerts, batch.now_ms) {
+            let fresh: Vec<Arc<Alert>> = applied.alerts.into_iter().map(Arc::new).collect();
+            for dropped in state.enqueue(fresh.iter().cloned(), batch.now_ms) {
                 report.alerts_dropped += 1;
                 tracing::error!(alert = %dropped.to_json(), "outbox full after repeated publish failures; alert dropped from state, kept here");
             }
@@ -194,7 +196,7 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
                 Err(e) => {
                     if !e.is_transient() {
                         // Nothing will ever store these: they are kept here.
-                        for alert in &applied.alerts {
+                        for alert in &fresh {
                             report.alerts_dropped += 1;
                             tracing::error!(alert = %alert.to_json(), "alert decided on a key DynamoDB refuses for good; kept here");
                         }
@@ -205,7 +207,7 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
             match saved {
                 SaveOutcome::Saved(version) => {
                     report.state_writes += 1;
-                    report.alerts_raised += applied.alerts.len() as u64;
+                    report.alerts_raised += fresh.len() as u64;
                     self.hot.remember(pk, &state);
                     return Ok(KeyDone {
                         claimed: (!due.is_empty()).then(|| Claimed {

@@ -28,7 +28,10 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
         if claimed.is_empty() {
             return Ok(());
         }
-        let alerts: Vec<&Alert> = claimed.iter().flat_map(|c| &c.alerts).collect();
+        let alerts: Vec<&Alert> = claimed
+            .iter()
+            .flat_map(|c| c.alerts.iter().map(|a| &**a))
+            .collect();
         let attempted = alerts.len();
         // Collected first: a stream holding the closure would make this
         // future's lifetimes too specific to be spawned.
@@ -219,7 +222,7 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
 #[derive(Debug)]
 pub(super) struct Claimed {
     pub(super) pk: String,
-    pub(super) alerts: Vec<Alert>,
+    pub(super) alerts: Vec<std::sync::Arc<Alert>>,
     pub(super) stored: Versioned,
 }
 

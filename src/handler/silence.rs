@@ -95,7 +95,7 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
         report.alerts_raised += alerts.len() as u64;
         // Queued, then claimed and published like every alert.
         let pk = watch_key();
-        for dropped in stored.state.enqueue(&alerts, now) {
+        for dropped in stored.state.enqueue(alerts, now) {
             report.alerts_dropped += 1;
             tracing::error!(alert = %dropped.to_json(), "outbox full after repeated publish failures; alert dropped from state, kept here");
         }

@@ -2,6 +2,8 @@
 //! each with the claim of the invocation publishing it, kept in the same
 //! record as the window that decided them.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::WindowState;
@@ -32,8 +34,9 @@ pub struct Claim {
 /// An alert decided but not yet confirmed delivered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingAlert {
-    /// The alert.
-    pub alert: Alert,
+    /// The alert, shared: a key's state is copied for every write, and
+    /// the alerts claimed from it go on to be published.
+    pub alert: Arc<Alert>,
     /// Wall-clock time it was decided.
     pub since_ms: Millis,
     /// The live or expired lease, if any.
@@ -45,7 +48,7 @@ impl PendingAlert {
     /// An alert decided at `now_ms`, nobody's yet.
     pub fn new(alert: Alert, now_ms: Millis) -> Self {
         Self {
-            alert,
+            alert: Arc::new(alert),
             since_ms: now_ms,
             claim: None,
         }
@@ -71,7 +74,7 @@ impl WindowState {
     /// unreadable record), with no window yet (`window_ms` 0: the next
     /// match opens its first); `None` without alerts.
     pub fn holding(outbox: Vec<PendingAlert>, now_ms: Millis) -> Option<Self> {
-        let first = outbox.first()?.alert.clone();
+        let first = Arc::clone(&outbox.first()?.alert);
         Some(Self {
             outbox,
             source_ip: first.source_ip.clone(),
@@ -120,11 +123,19 @@ impl WindowState {
     /// Queues newly decided alerts for delivery, within the outbox budget
     /// (see [`MAX_PENDING_ALERTS`]). Returns the alerts pushed out of a full
     /// outbox (oldest first), for the caller to log.
-    pub fn enqueue(&mut self, alerts: &[Alert], now_ms: Millis) -> Vec<Alert> {
+    pub fn enqueue<A: Into<Arc<Alert>>>(
+        &mut self,
+        alerts: impl IntoIterator<Item = A>,
+        now_ms: Millis,
+    ) -> Vec<Alert> {
         for alert in alerts {
-            self.outbox.push(PendingAlert::new(alert.clone(), now_ms));
+            self.outbox.push(PendingAlert {
+                alert: alert.into(),
+                since_ms: now_ms,
+                claim: None,
+            });
         }
-        let size = |p: &PendingAlert| p.alert.to_json().len();
+        let size = |p: &PendingAlert| crate::bounded::json_size(&*p.alert);
         let mut bytes: usize = self.outbox.iter().map(size).sum();
         // First shrink the oldest alerts, then drop them.
         for p in &mut self.outbox {
@@ -132,7 +143,7 @@ impl WindowState {
                 break;
             }
             let before = size(p);
-            p.alert = p.alert.minimal();
+            p.alert = Arc::new(p.alert.minimal());
             bytes = bytes - before + size(p);
         }
         let mut dropped = Vec::new();
@@ -141,20 +152,20 @@ impl WindowState {
         {
             let p = self.outbox.remove(0);
             bytes -= size(&p);
-            dropped.push(p.alert);
+            dropped.push(Arc::unwrap_or_clone(p.alert));
         }
         dropped
     }
 
     /// Takes the lease on every undelivered alert nobody holds at `now_ms`
     /// and returns them.
-    pub fn claim_due(&mut self, claim: &Claim, now_ms: Millis) -> Vec<Alert> {
+    pub fn claim_due(&mut self, claim: &Claim, now_ms: Millis) -> Vec<Arc<Alert>> {
         self.outbox
             .iter_mut()
             .filter(|p| p.claimable(now_ms))
             .map(|p| {
                 p.claim = Some(claim.clone());
-                p.alert.clone()
+                Arc::clone(&p.alert)
             })
             .collect()
     }
