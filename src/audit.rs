@@ -118,7 +118,7 @@ pub struct Parsed<'a> {
 }
 
 fn parse_raw(raw: Option<&RawValue>) -> Option<Value> {
-    serde_json::from_str(raw?.get()).ok()
+    crate::bounded::parse_json(raw?.get())
 }
 
 /// The `user` object.

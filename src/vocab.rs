@@ -418,7 +418,24 @@ pub struct Alert {
     pub investigate: Option<Investigate>,
 }
 
+/// The first 128 bits of the SHA-256 of `parts` (each length-prefixed):
+/// for values an attacker names, where two chosen to collide must not
+/// count as one (FNV's collisions can be computed in minutes).
+pub fn strong_hash(parts: &[&str]) -> u128 {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in parts {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    let digest = h.finalize();
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&digest[..16]);
+    u128::from_be_bytes(first)
+}
+
 /// 128-bit FNV-1a: stable across versions and platforms, unlike `Hash`.
+/// Not for values chosen to collide (see [`strong_hash`]).
 pub fn stable_hash(parts: &[&str]) -> u128 {
     const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
     const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;

@@ -26,8 +26,12 @@
 //!
 //! The one way around them is a `\u00XX` escape of a digit, a letter, a
 //! hyphen or whitespace, which kube-apiserver never writes (it escapes only
-//! `<`, `>`, `&` and control characters). A message containing such an
-//! escape is always a candidate.
+//! `<`, `>`, `&` and control characters) but a request body may carry. A
+//! message containing such an escape is always a candidate for every rule.
+//! Sigma rules compare text lower-cased as Unicode does, so for them the
+//! two letters that lower-case to ASCII ones (U+212A KELVIN SIGN, U+0130),
+//! raw or escaped, do the same; and whichever of these a message holds,
+//! every Sigma rule reads it, even when another rule's string keeps it.
 
 use memchr::memmem::Finder;
 
@@ -120,7 +124,7 @@ impl Prefilter {
             exact: None,
             folded: None,
             finder_403: Finder::new(b"403"),
-            finder_escape: Finder::new(b"\\u00"),
+            finder_escape: Finder::new(b"\\u"),
         };
         let mut groups: Vec<(Vec<&'static str>, bool)> = Vec::new();
         let mut folded: Vec<&'static [&'static [Needle]]> = Vec::new();
@@ -173,19 +177,27 @@ impl Prefilter {
                 .any(|at| is_member_value(msg, at)))
             || self.words.iter().any(|w| w.found_in(msg))
             || self.exact.as_ref().is_some_and(|e| e.found_in(msg));
-        let any_sigma = sigma.as_ref().is_some_and(|s| !s.is_empty());
-        if builtin || any_sigma {
+        // An escaped letter or digit may hide any string, and a Sigma rule
+        // compares the text lower-cased as Unicode does: the letters that
+        // become ASCII ones may hide any of its strings. Then every rule
+        // runs, Sigma rules included whatever else the message holds.
+        if let Some(sigma) = sigma {
+            if self.has_alnum_escape(msg) || has_unicode_fold(msg) {
+                return Candidate::unknown();
+            }
             return Candidate {
-                keep: true,
-                sigma: sigma.map(SigmaHits),
+                keep: builtin || !sigma.is_empty(),
+                sigma: Some(SigmaHits(sigma)),
             };
         }
-        let anchored = self.want_403
-            || !self.words.is_empty()
-            || self.exact.is_some()
-            || self.folded.is_some();
+        if builtin {
+            return Candidate {
+                keep: true,
+                sigma: None,
+            };
+        }
+        let anchored = self.want_403 || !self.words.is_empty() || self.exact.is_some();
         if anchored && self.has_alnum_escape(msg) {
-            // An escaped letter or digit may hide any string: every rule runs.
             return Candidate::unknown();
         }
         Candidate {
@@ -194,10 +206,18 @@ impl Prefilter {
         }
     }
 
-    /// True when `msg` has a `\u00XX` escape of an ASCII digit, letter,
-    /// hyphen or whitespace character.
+    /// True when `msg` has a `\uXXXX` escape of an ASCII digit, letter,
+    /// hyphen or whitespace character, or of a character that Unicode
+    /// lower-cases to an ASCII letter (see [`has_unicode_fold`]).
     fn has_alnum_escape(&self, msg: &[u8]) -> bool {
         self.finder_escape.find_iter(msg).any(|at| {
+            let hex = msg.get(at + 2..at + 6);
+            if hex.is_some_and(|h| h.eq_ignore_ascii_case(b"212a") || h == b"0130") {
+                return true;
+            }
+            if hex.is_none_or(|h| !h.starts_with(b"00")) {
+                return false;
+            }
             match (msg.get(at + 4), msg.get(at + 5)) {
                 // 0x09, 0x0a, 0x0d: whitespace, which may surround a value
                 (Some(b'0'), Some(d)) => matches!(d, b'9' | b'a' | b'A' | b'd' | b'D'),
@@ -211,6 +231,16 @@ impl Prefilter {
             }
         })
     }
+}
+
+/// True when `msg` holds, unescaped, a character that Unicode lower-cases
+/// to an ASCII letter: U+212A KELVIN SIGN (`k`) or U+0130 (`i` and a dot).
+/// Their escapes are found by [`Prefilter::has_alnum_escape`].
+fn has_unicode_fold(msg: &[u8]) -> bool {
+    const KELVIN: &[u8] = "\u{212a}".as_bytes();
+    const DOTTED_I: &[u8] = "\u{130}".as_bytes();
+    memchr::memchr2_iter(KELVIN[0], DOTTED_I[0], msg)
+        .any(|at| msg[at..].starts_with(KELVIN) || msg[at..].starts_with(DOTTED_I))
 }
 
 /// True when the `403` at `at` can be a whole JSON number that is an object

@@ -4,10 +4,11 @@
 //! is split into its top-level members with their values left as text, and
 //! a member is parsed the first time a rule reads a field under it. The
 //! request and response bodies, most of a large event, are parsed only for
-//! a rule that reads them. A member the parser cannot take (a body nested
-//! deeper than it allows, which the sender chooses) reads as absent; the
-//! other members are still read, so nesting cannot hide a request's verb,
-//! user or resource from a rule.
+//! a rule that reads them. Values nested deeper than
+//! [`MAX_JSON_DEPTH`](crate::bounded::MAX_JSON_DEPTH) levels (the sender
+//! chooses a body's nesting) read as `null`, and the rest of the member is
+//! read: one deep field cannot hide a body, or a request's verb, user or
+//! resource, from a rule.
 //!
 //! Fields are looked up by `rsigma`'s own reader on the member's value, so
 //! dotted paths, arrays and escapes mean exactly what they mean to it.
@@ -44,7 +45,7 @@ impl<'a> Member<'a> {
     fn event(&self) -> Option<&JsonEvent<'static>> {
         self.parsed
             .get_or_init(|| {
-                let v: Value = serde_json::from_str(self.raw.get()).ok()?;
+                let v = crate::bounded::parse_json(self.raw.get())?;
                 let mut one = Map::new();
                 one.insert(self.key.to_string(), v);
                 Some(JsonEvent::owned(Value::Object(one)))
@@ -193,10 +194,16 @@ mod tests {
     }
 
     #[test]
-    fn a_body_too_deep_to_parse_hides_nothing_else() {
+    fn a_deeply_nested_value_reads_as_null_and_hides_nothing_else() {
         let deep = format!("{}1{}", "[".repeat(300), "]".repeat(300));
-        let text = format!(r#"{{"verb":"create","requestObject":{deep},"verb2":"x"}}"#);
-        assert!(field(&text, "requestObject").is_none());
+        let text = format!(
+            r#"{{"verb":"create","requestObject":{{"x":{deep},"hostNetwork":true}},"verb2":"x"}}"#
+        );
+        assert_eq!(
+            field(&text, "requestObject.hostNetwork").as_deref(),
+            Some("Bool(true)")
+        );
+        assert!(field(&text, "requestObject.x").is_some());
         assert_eq!(field(&text, "verb").as_deref(), Some(r#"Str("create")"#));
         assert_eq!(field(&text, "verb2").as_deref(), Some(r#"Str("x")"#));
     }

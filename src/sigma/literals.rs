@@ -16,10 +16,15 @@
 //! A numeric field (`responseStatus.code`) compared for equality with words
 //! only gives an empty clause: no event can match.
 //!
-//! An integer compared for equality is a *number*: its digits must stand
-//! alone (no digit right before or after them, no `.` right before), as a
-//! JSON number or a string holding one does; digits inside a timestamp or a
-//! longer number do not count.
+//! Sigma compares numbers as numbers (`1e3`, `1000.0` and `"+1000"` all
+//! equal 1000), so digits are taken only from a field the API server
+//! itself writes as an integer (`responseStatus.code`): there an integer
+//! compared for equality is a *number*, whose digits must stand alone (no
+//! digit right before or after them, no `.` right before); digits inside a
+//! timestamp or a longer number do not count. Anywhere else the request's
+//! author chooses how a number is written, and a value of only digits and
+//! hyphens gives nothing. A `null` value (the field is absent) gives
+//! nothing either, not even the field's names.
 
 use rsigma_parser::{
     ConditionExpr, Detection, DetectionItem, Detections, Modifier, Quantifier, SelectorPattern,
@@ -157,7 +162,7 @@ fn of_detection(d: &Detection) -> Vec<Clause> {
         Detection::AllOf(items) => every(items.iter().map(of_item)),
         Detection::And(parts) => every(parts.iter().map(of_detection)),
         Detection::AnyOf(parts) => any(parts.iter().map(of_detection).collect()),
-        Detection::Keywords(values) => one_of(values.iter().map(|v| of_value(v, false))),
+        Detection::Keywords(values) => one_of(values.iter().map(|v| of_value(v, false, false))),
         // Per-member scopes and their conditions: not worth the risk.
         Detection::ArrayMatch { .. } | Detection::Conditional { .. } => Vec::new(),
     }
@@ -177,7 +182,9 @@ fn of_item(item: &DetectionItem) -> Vec<Clause> {
                 | Modifier::Cased
         )
     });
-    if !plain || item.values.is_empty() {
+    // `null` matches an event without the field: not even its name.
+    if !plain || item.values.is_empty() || item.values.iter().any(|v| matches!(v, SigmaValue::Null))
+    {
         return Vec::new();
     }
     // A numeric field compared for equality with words only (SigmaHQ's
@@ -211,12 +218,19 @@ fn of_item(item: &DetectionItem) -> Vec<Clause> {
             }]
         });
     let mut out: Vec<Clause> = names.collect();
+    // Sigma compares numbers as numbers: `1e3`, `1000.0` and the string
+    // `"+1000"` all equal 1000, and a number reads as its shortest digits
+    // (`1e2` as `100`). Only a field the API server writes itself as an
+    // integer keeps the digits; elsewhere the request's author chooses how
+    // a number is written, and digits give nothing.
+    let server_integer = numeric;
     // Equality: an integer's digits stand alone.
     let exact = item
         .field
         .modifiers
         .iter()
         .all(|m| matches!(m, Modifier::Cased));
+    let of_value = |v: &SigmaValue, exact: bool| of_value(v, exact, server_integer);
     if item.field.has_modifier(Modifier::All) {
         out.extend(
             item.values
@@ -230,8 +244,10 @@ fn of_item(item: &DetectionItem) -> Vec<Clause> {
     out
 }
 
-/// The longest run of never-escaped characters of a value's plain text.
-fn of_value(v: &SigmaValue, exact: bool) -> Option<Literal> {
+/// The longest run of never-escaped characters of a value's plain text;
+/// digits (which a number may hold written another way) only for a field
+/// the API server writes as an integer (`server_integer`).
+fn of_value(v: &SigmaValue, exact: bool, server_integer: bool) -> Option<Literal> {
     let (text, number) = match v {
         SigmaValue::String(s) => (
             s.parts
@@ -245,9 +261,16 @@ fn of_value(v: &SigmaValue, exact: bool) -> Option<Literal> {
                 .to_owned(),
             false,
         ),
-        SigmaValue::Integer(i) => (i.unsigned_abs().to_string(), exact),
-        SigmaValue::Float(_) | SigmaValue::Bool(_) | SigmaValue::Null => return None,
+        SigmaValue::Integer(i) if server_integer => (i.unsigned_abs().to_string(), exact),
+        SigmaValue::Integer(_) | SigmaValue::Float(_) | SigmaValue::Bool(_) | SigmaValue::Null => {
+            return None
+        }
     };
+    // Only digits and hyphens: part of a number's text, maybe written
+    // otherwise in the event.
+    if !server_integer && text.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+        return None;
+    }
     (text.len() >= MIN_LITERAL).then(|| Literal {
         text: text.to_ascii_lowercase(),
         number,

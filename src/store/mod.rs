@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::future::Future;
 
 use crate::time::Millis;
-use crate::vocab::{stable_hash, RuleId};
+use crate::vocab::{strong_hash, RuleId};
 use crate::window::{PendingAlert, WindowState};
 
 /// A window state and the version it was stored at.
@@ -98,7 +98,7 @@ pub fn state_key(rule: RuleId, dedup: &str) -> String {
     if plain.len() <= MAX_PLAIN_KEY_BYTES {
         return plain;
     }
-    format!("{}#h:{:032x}", rule.as_str(), stable_hash(&[dedup]))
+    format!("{}#h:{:032x}", rule.as_str(), strong_hash(&[dedup]))
 }
 
 /// Where the next page of keys with undelivered alerts starts: after this

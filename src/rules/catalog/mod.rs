@@ -21,7 +21,7 @@ use crate::bounded::cap;
 use crate::net::CidrList;
 use crate::time::format_rfc3339;
 use crate::vocab::{
-    stable_hash, EventContext, Match, MatchedEvent, RuleMeta, Sample, Severity, Verdict,
+    strong_hash, EventContext, Match, MatchedEvent, RuleMeta, Sample, Severity, Verdict,
     WindowParams,
 };
 use crate::window::WindowState;
@@ -250,7 +250,7 @@ impl<R: EventRule> Rule for Catalog<R> {
         let mut own = Vec::new();
         if let Some(u) = hit.unique {
             // A hash bounds what a window keeps of each distinct value.
-            own.push((UNIQUE_FIELD, format!("{:016x}", stable_hash(&[&u]) as u64)));
+            own.push((UNIQUE_FIELD, format!("{:032x}", strong_hash(&[&u]))));
         }
         if let Some(step) = hit.step {
             own.push((STEP_FIELD, step.to_string()));

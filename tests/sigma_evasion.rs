@@ -1,0 +1,321 @@
+//! Events a Sigma rule matches (as the engine evaluates it on the event
+//! alone) written the ways a request's sender can choose to slip past the
+//! prefilter or the parser: each still alerts through the whole pipeline.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{invoke_body, RecordingSink};
+use eks_audit_detector::config::DetectorConfig;
+use eks_audit_detector::handler::Processor;
+use eks_audit_detector::rules::{sigma as sigma_rules, Detector};
+use eks_audit_detector::sigma::event::SigmaEvent;
+use eks_audit_detector::sigma::{self, LoadedText, SigmaRules, SigmaSet};
+use eks_audit_detector::store::memory::MemoryStore;
+use serde_json::{json, Value};
+
+const T0: i64 = 1_715_644_800_000;
+const GROUP: &str = "/aws/eks/prod/cluster";
+
+fn loaded(list: &[(&str, &str)]) -> SigmaSet {
+    let files: Vec<LoadedText> = list
+        .iter()
+        .map(|(name, text)| LoadedText {
+            name: (*name).to_owned(),
+            text: (*text).to_owned(),
+        })
+        .collect();
+    let set = sigma::load(&files);
+    assert!(set.problems.is_empty(), "{:?}", set.problems);
+    set
+}
+
+fn detector_of(set: SigmaSet, builtins: bool) -> Detector {
+    let ids: Vec<String> = set.rules.iter().map(|r| r.id.clone()).collect();
+    let config = DetectorConfig {
+        sigma: SigmaRules(Arc::new(set)),
+        enabled_rules: ids,
+        ..DetectorConfig::default()
+    };
+    if builtins {
+        Detector::new(config)
+    } else {
+        let rules = sigma_rules::rules(&config);
+        Detector::with_rules(config, rules)
+    }
+}
+
+fn audit(fields: Value) -> Value {
+    let mut ev = json!({
+        "kind": "Event",
+        "apiVersion": "audit.k8s.io/v1",
+        "level": "RequestResponse",
+        "auditID": "a-1",
+        "stage": "ResponseComplete",
+        "requestURI": "/apis/apps/v1/namespaces/default/deployments/web",
+        "verb": "patch",
+        "user": {"username": "alice", "groups": ["system:authenticated"]},
+        "sourceIPs": ["52.1.2.3"],
+        "userAgent": "kubectl/v1.30.0",
+        "objectRef": {"resource": "deployments", "namespace": "default", "name": "web",
+                      "apiGroup": "apps", "apiVersion": "v1"},
+        "responseStatus": {"metadata": {}, "code": 200},
+        "requestReceivedTimestamp": "2024-05-14T00:00:00.000000Z",
+        "stageTimestamp": "2024-05-14T00:00:00.100000Z",
+    });
+    if let (Value::Object(a), Value::Object(b)) = (&mut ev, fields) {
+        a.extend(b);
+    }
+    ev
+}
+
+fn rule(id: &str, sel: &str) -> String {
+    format!(
+        "title: {id}\nid: {id}\nlogsource: {{product: kubernetes, service: audit}}\n\
+         detection:\n  sel:\n{sel}  condition: sel\n"
+    )
+}
+
+/// Whether the loaded rule `id` matches `text` on its own (no prefilter).
+fn engine_matches(set: &SigmaSet, id: &str, text: &str) -> bool {
+    let r = set.rules.iter().find(|r| r.id == id).expect("rule");
+    r.matches(&SigmaEvent::new(text))
+}
+
+/// Alerts of rule `id` when `text` goes through the whole pipeline.
+fn pipeline_alerts(set: SigmaSet, builtins: bool, id: &str, text: &str) -> usize {
+    let p = Processor::new(
+        detector_of(set, builtins),
+        MemoryStore::new(),
+        RecordingSink::default(),
+    );
+    let body = invoke_body(GROUP, "s", &[(T0, text.to_owned())]);
+    common::block_on(p.handle_invoke_body(body.as_bytes())).expect("handled");
+    p.sink()
+        .published()
+        .iter()
+        .filter(|a| a.rule_id.to_string() == id)
+        .count()
+}
+
+/// A letter written as an escape (`xm\u0072ig`) may hide any string: every
+/// Sigma rule reads the message, even when another anchor in it (a
+/// built-in rule's, here `anonymous` in a label) already keeps it.
+#[test]
+fn an_escaped_letter_keeps_every_sigma_rule_even_beside_another_anchor() {
+    let miner = rule(
+        "miner-image",
+        "    requestObject.spec.template.spec.containers.image|contains: xmrig\n",
+    );
+    // A PATCH body is logged as sent: its escapes reach the audit event.
+    let ev = audit(
+        json!({"requestObject": {"metadata": {"labels": {"team": "anonymous"}},
+        "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "evil/XMRIG_PLACEHOLDER"}]}}}}}),
+    );
+    let text = ev.to_string().replace("XMRIG_PLACEHOLDER", r"xm\u0072ig");
+    let set = loaded(&[("m.yml", &miner)]);
+    assert!(engine_matches(&set, "miner-image", &text));
+    // without the decoy word the escape check keeps the line: it alerts
+    let plain = text.replace("anonymous", "payments");
+    assert_eq!(
+        pipeline_alerts(loaded(&[("m.yml", &miner)]), true, "miner-image", &plain),
+        1
+    );
+    // with `anonymous` anywhere (a built-in rule's anchor) it does not
+    assert_eq!(
+        pipeline_alerts(loaded(&[("m.yml", &miner)]), true, "miner-image", &text),
+        1,
+        "the escaped line is no longer a candidate for the Sigma rule"
+    );
+}
+
+/// `field: null` matches an event without the field (Sigma: null means
+/// absent): the field's name is not required in the text.
+#[test]
+fn a_null_value_matches_an_absent_field_without_its_name_in_the_text() {
+    let r = rule(
+        "no-subresource-secret",
+        "    objectRef.resource: secrets\n    objectRef.subresource: null\n",
+    );
+    let ev = audit(json!({"verb": "get",
+        "objectRef": {"resource": "secrets", "namespace": "default", "name": "db", "apiVersion": "v1"}}));
+    let text = ev.to_string();
+    let set = loaded(&[("r.yml", &r)]);
+    assert!(engine_matches(&set, "no-subresource-secret", &text));
+    // control: the same event with the word `subresource` anywhere alerts
+    let with_word = text.replace("kubectl/v1.30.0", "kubectl/v1.30.0 subresource");
+    assert_eq!(
+        pipeline_alerts(
+            loaded(&[("r.yml", &r)]),
+            false,
+            "no-subresource-secret",
+            &with_word
+        ),
+        1
+    );
+    assert_eq!(
+        pipeline_alerts(
+            loaded(&[("r.yml", &r)]),
+            false,
+            "no-subresource-secret",
+            &text
+        ),
+        1
+    );
+}
+
+/// Integer equality compares numbers as numbers (JSON `1e3`, `1000.0`,
+/// strings `"01000"`, `"+1e3"`): in a request body, where the sender
+/// writes the number, the digits `1000` are not required.
+#[test]
+fn a_number_written_otherwise_still_matches_in_a_request_body() {
+    let r = rule(
+        "run-as-1000",
+        "    requestObject.spec.template.spec.securityContext.runAsUser: 1000\n",
+    );
+    let mut missed = Vec::new();
+    for written in ["1e3", "1.0e3", r#""01000""#, r#""+1e3""#, "1000.0"] {
+        let text = audit(json!({"requestObject": {"spec": {"template": {"spec": {
+            "securityContext": {"runAsUser": "NUM_PLACEHOLDER"}}}}}}))
+        .to_string()
+        .replace(r#""NUM_PLACEHOLDER""#, written);
+        let set = loaded(&[("r.yml", &r)]);
+        assert!(engine_matches(&set, "run-as-1000", &text), "{written}");
+        // control: written `1000` it alerts
+        let control = text.replace(written, "1000");
+        assert_eq!(
+            pipeline_alerts(loaded(&[("r.yml", &r)]), false, "run-as-1000", &control),
+            1
+        );
+        if pipeline_alerts(loaded(&[("r.yml", &r)]), false, "run-as-1000", &text) != 1 {
+            missed.push(written);
+        }
+    }
+    assert!(
+        missed.is_empty(),
+        "no alert for runAsUser written as {missed:?}"
+    );
+}
+
+/// The engine lower-cases as Unicode does (KELVIN SIGN U+212A to `k`,
+/// U+0130 to `i` and a dot): such a letter, raw or escaped, keeps every
+/// Sigma rule reading the message.
+#[test]
+fn letters_unicode_lower_cases_to_ascii_reach_the_engine() {
+    let r = rule("kubehunter", "    userAgent|contains: kube-hunter\n");
+    let text = audit(json!({"userAgent": "\u{212A}ube-hunter/0.6"})).to_string();
+    // the same, escaped (upper and lower case hex), and the dotted capital I
+    for (escaped, rule_text) in [
+        (text.replace('\u{212A}', r"\u212A"), "kube-hunter"),
+        (text.replace('\u{212A}', r"\u212a"), "kube-hunter"),
+        // U+0130 lower-cases to `i` and a combining dot: a string ending
+        // in `i` is found in it.
+        (
+            audit(json!({"userAgent": "wasab\u{130}/1.0"})).to_string(),
+            "wasabi",
+        ),
+        (
+            audit(json!({"userAgent": "wasab\u{130}/1.0"}))
+                .to_string()
+                .replace('\u{130}', r"\u0130"),
+            "wasabi",
+        ),
+    ] {
+        let r = rule("ua", &format!("    userAgent|contains: {rule_text}\n"));
+        assert!(
+            engine_matches(&loaded(&[("r.yml", &r)]), "ua", &escaped),
+            "{escaped}"
+        );
+        assert_eq!(
+            pipeline_alerts(loaded(&[("r.yml", &r)]), false, "ua", &escaped),
+            1,
+            "{escaped}"
+        );
+    }
+    let set = loaded(&[("r.yml", &r)]);
+    assert!(engine_matches(&set, "kubehunter", &text));
+    // control: in ASCII it alerts
+    let ascii = text.replace('\u{212A}', "K");
+    assert_eq!(
+        pipeline_alerts(loaded(&[("r.yml", &r)]), false, "kubehunter", &ascii),
+        1
+    );
+    assert_eq!(
+        pipeline_alerts(loaded(&[("r.yml", &r)]), false, "kubehunter", &text),
+        1
+    );
+}
+
+/// `value_count` keeps each distinct value as a hash. Two names whose
+/// 64-bit FNV-1a hashes collide (found by lattice reduction in minutes)
+/// still count as two.
+#[test]
+fn names_chosen_to_collide_in_fnv_count_as_two_values() {
+    let a = "41v4q89faxq124mr62jt";
+    let b = "3sdl6zhcb6m5042047hw";
+    assert_eq!(
+        eks_audit_detector::vocab::stable_hash(&[a]) as u64,
+        eks_audit_detector::vocab::stable_hash(&[b]) as u64
+    );
+    let rules = "\
+title: Pod created
+id: pod-create
+logsource: {product: kubernetes, service: audit}
+detection:
+  sel:
+    verb: create
+    objectRef.resource: pods
+  condition: sel
+---
+title: Pods under two names
+id: many-pods
+correlation:
+  type: value_count
+  rules: [pod-create]
+  group-by: [user.username]
+  timespan: 10m
+  condition:
+    gte: 2
+    field: objectRef.name
+level: high
+";
+    let pod = |n: usize, name: &str| {
+        let mut ev = audit(json!({"verb": "create",
+            "objectRef": {"resource": "pods", "namespace": "default", "name": name, "apiVersion": "v1"}}));
+        ev["auditID"] = json!(format!("a-{n}"));
+        ev.to_string()
+    };
+    let alerts = |x: &str, y: &str| {
+        let p = Processor::new(
+            detector_of(loaded(&[("r.yml", rules)]), false),
+            MemoryStore::new(),
+            RecordingSink::default(),
+        );
+        let body = invoke_body(GROUP, "s", &[(T0, pod(1, x)), (T0 + 1, pod(2, y))]);
+        common::block_on(p.handle_invoke_body(body.as_bytes())).expect("handled");
+        p.sink().published().len()
+    };
+    // control: two other distinct names alert
+    assert_eq!(alerts("web-1", "web-2"), 1);
+    assert_eq!(alerts(a, b), 1, "two distinct names counted as one");
+}
+
+/// A body that also carries one field nested 200 deep (past the parser's
+/// limit) is still read: the deep part reads as null.
+#[test]
+fn one_deeply_nested_field_does_not_hide_the_rest_of_the_body() {
+    let r = rule(
+        "host-network",
+        "    requestObject.spec.template.spec.hostNetwork: true\n",
+    );
+    let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+    let text = audit(json!({"requestObject": {"spec": {"template": {"spec": {
+        "hostNetwork": true, "x": "DEEP"}}}}}))
+    .to_string()
+    .replace(r#""DEEP""#, &deep);
+    assert_eq!(
+        pipeline_alerts(loaded(&[("r.yml", &r)]), false, "host-network", &text),
+        1
+    );
+}
