@@ -30,6 +30,12 @@ pub const WATCH_DEDUP: &str = "watch";
 /// each); past it the one heard longest ago is dropped.
 pub const MAX_WATCHED: usize = 200;
 
+/// Bytes (as JSON) the watch list takes at most: with its outbox the
+/// record stays under [`MAX_RECORD_BYTES`](crate::window::MAX_RECORD_BYTES)
+/// even when every log group name is as long as CloudWatch allows; past
+/// it the cluster heard longest ago is dropped.
+pub const MAX_WATCH_BYTES: usize = 32 * 1024;
+
 /// A cluster not heard for this long is no longer watched (a cluster that
 /// was deleted stops being reported after one alert).
 pub const FORGET_AFTER_MS: Millis = 7 * 24 * 60 * 60 * 1000;
@@ -85,7 +91,8 @@ pub fn hear(
                     reported: None,
                 },
             );
-            while watch.len() > MAX_WATCHED {
+            let bytes = |w: &BTreeMap<String, Heard>| crate::bounded::json_size(w);
+            while watch.len() > MAX_WATCHED || (watch.len() > 1 && bytes(watch) > MAX_WATCH_BYTES) {
                 let oldest = watch
                     .iter()
                     .min_by_key(|(_, h)| h.last_ms)
@@ -228,5 +235,25 @@ mod tests {
         // attacker-sized labels are capped
         hear(&mut w, &"x".repeat(100_000), "g", "1", 10_000, MIN);
         assert!(w.keys().all(|k| k.len() < 1024));
+        // and names as long as CloudWatch allows keep the list small
+        let long = "n".repeat(500);
+        for n in 0..MAX_WATCHED {
+            let cluster = format!("{n}{long}");
+            let group = format!("/aws/eks/{cluster}/cluster");
+            hear(
+                &mut w,
+                &cluster,
+                &group,
+                "123456789012",
+                20_000 + n as Millis,
+                MIN,
+            );
+        }
+        assert!(crate::bounded::json_size(&w) <= MAX_WATCH_BYTES);
+        assert!(w.len() > 40, "{} clusters kept", w.len());
+        assert!(
+            w.contains_key(&cap(&format!("{}{long}", MAX_WATCHED - 1))),
+            "the newest stays"
+        );
     }
 }

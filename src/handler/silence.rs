@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use super::outbox::Claimed;
 use super::{HandlerError, Processor, Report, Run, MAX_CAS_ATTEMPTS};
-use crate::silence::{self, Heard};
+use crate::silence;
 use crate::sink::AlertSink;
 use crate::store::{state_key, Loaded, SaveOutcome, StateStore, StoreError, Versioned};
 use crate::time::Millis;
@@ -60,8 +60,9 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
             noted.insert(cluster.to_owned(), now);
         }
         let result = self
-            .update_watch(report, |watch| {
-                silence::hear(watch, cluster, log_group, account, now, every).then_some(())
+            .update_watch(report, |state| {
+                silence::hear(&mut state.watch, cluster, log_group, account, now, every)
+                    .then_some(())
             })
             .await;
         if let Err(e) = result {
@@ -72,7 +73,9 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
         }
     }
 
-    /// Queues a report for each cluster silent too long, and publishes it.
+    /// Queues a report for each cluster silent too long, in the same write
+    /// that marks the silence reported (a lost race decides again on what
+    /// it re-reads), and publishes it.
     pub(super) async fn report_silence(
         &self,
         run: &Run,
@@ -81,58 +84,45 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
         let now = self.now_ms();
         let silent_ms = self.silent_ms();
         let updated = self
-            .update_watch(report, |watch| {
-                let (alerts, changed) = silence::silent(watch, now, silent_ms);
-                changed.then_some(alerts)
+            .update_watch(report, |state| {
+                let (alerts, changed) = silence::silent(&mut state.watch, now, silent_ms);
+                if !changed {
+                    return None;
+                }
+                let raised = alerts.len() as u64;
+                // Queued, then claimed and published like every alert.
+                let dropped = state.enqueue(alerts, now);
+                let due = state.claim_due(&run.claim, now);
+                Some((raised, dropped, due))
             })
             .await?;
-        let Some((alerts, mut stored)) = updated else {
+        let Some(((raised, dropped, due), stored)) = updated else {
             return Ok(());
         };
-        if alerts.is_empty() {
-            return Ok(());
-        }
-        report.alerts_raised += alerts.len() as u64;
-        // Queued, then claimed and published like every alert.
-        let pk = watch_key();
-        for dropped in stored.state.enqueue(alerts, now) {
+        report.alerts_raised += raised;
+        for dropped in dropped {
             report.alerts_dropped += 1;
             tracing::error!(alert = %dropped.to_json(), "outbox full after repeated publish failures; alert dropped from state, kept here");
         }
-        let due = stored.state.claim_due(&run.claim, now);
-        match self
-            .store
-            .save(&pk, &stored.state, Some(stored.version))
-            .await?
-        {
-            SaveOutcome::Saved(version) => {
-                report.watch_requests += 1;
-                stored.version = version;
-                if let Ok(mut w) = self.watch.lock() {
-                    *w = Some(stored.clone());
-                }
-                let claimed = Claimed {
-                    pk,
-                    alerts: due,
-                    stored,
-                };
-                self.publish(run, vec![claimed], report).await
-            }
-            // Someone changed it since: the alerts wait for the next run.
-            SaveOutcome::Conflict => {
-                report.watch_requests += 1;
-                Ok(())
-            }
+        if due.is_empty() {
+            return Ok(());
         }
+        let claimed = Claimed {
+            pk: watch_key(),
+            alerts: due,
+            stored,
+        };
+        self.publish(run, vec![claimed], report).await
     }
 
-    /// Reads the watch record, changes its list with `change` (`None`:
-    /// nothing to write) and writes it conditionally, again after a lost
-    /// race. Returns what `change` returned and the record as stored.
+    /// Reads the watch record, changes it with `change` (`None`: nothing
+    /// to write) and writes it conditionally, again after a lost race (on
+    /// the record as re-read). Returns what `change` returned and the
+    /// record as stored.
     async fn update_watch<T>(
         &self,
         report: &mut Report,
-        mut change: impl FnMut(&mut std::collections::BTreeMap<String, Heard>) -> Option<T>,
+        mut change: impl FnMut(&mut WindowState) -> Option<T>,
     ) -> Result<Option<(T, Versioned)>, StoreError> {
         let pk = watch_key();
         // The record as this instance last stored or read it: written on
@@ -169,7 +159,7 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
                     (state, Some(version))
                 }
             };
-            let Some(out) = change(&mut state.watch) else {
+            let Some(out) = change(&mut state) else {
                 if let (Some(version), Ok(mut w)) = (version, self.watch.lock()) {
                     *w = Some(Versioned { state, version });
                 }

@@ -1,0 +1,180 @@
+//! The silence report (`EksAuditDetector.AuditLogSilent`) is decided and
+//! queued in one write of the watch record: a write of another instance
+//! landing in between, or DynamoDB failing once, cannot lose it.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use common::{block_on, event, invoke_body, with, RecordingSink};
+use eks_audit_detector::handler::Processor;
+use eks_audit_detector::rules::Detector;
+use eks_audit_detector::store::memory::MemoryStore;
+use eks_audit_detector::store::{
+    state_key, Loaded, OutboxCursor, OutboxPage, SaveOutcome, StateStore, StoreError,
+};
+use eks_audit_detector::time::ManualClock;
+use eks_audit_detector::window::WindowState;
+
+const T0: i64 = 1_715_644_800_000;
+const GROUP: &str = "/aws/eks/prod/cluster";
+
+fn burst(ip: &str, n: usize, start: i64) -> Vec<(i64, String)> {
+    (0..n)
+        .map(|i| {
+            (
+                start + i as i64 * 1000,
+                with(
+                    event("forbidden_public.json"),
+                    &format!("a-{ip}-{start}-{i}"),
+                    ip,
+                ),
+            )
+        })
+        .collect()
+}
+
+fn silence_reports(p: &Processor<impl StateStore, RecordingSink>) -> usize {
+    p.sink()
+        .published()
+        .into_iter()
+        .filter(|a| a.rule_id == eks_audit_detector::silence::RULE_ID)
+        .count()
+}
+
+fn watch_pk() -> String {
+    state_key(
+        eks_audit_detector::silence::RULE_ID,
+        eks_audit_detector::silence::WATCH_DEDUP,
+    )
+}
+
+/// Another instance notes a cluster on the watch record just before one of
+/// the schedule's writes (the one that decides and queues the report, or
+/// the one that records it delivered): the schedule re-reads and writes
+/// again, and the silence is reported once.
+#[test]
+fn a_write_racing_the_silence_report_costs_it_nothing() {
+    for racing_write in 0..2 {
+        let clock = ManualClock::at(T0);
+        let p = Processor::new(
+            Detector::new(common::seed_config()),
+            MemoryStore::new(),
+            RecordingSink::default(),
+        )
+        .with_clock(clock.clone());
+        let body = invoke_body(GROUP, "s", &burst("5.5.5.5", 1, T0));
+        block_on(p.handle_invoke_body(body.as_bytes())).expect("batch");
+        clock.advance(61 * 60_000);
+        let pk = watch_pk();
+        for _ in 0..racing_write {
+            p.store().before_next_save(&pk, |_| {});
+        }
+        // another instance's `hear` writes the record (a batch of another
+        // cluster)
+        p.store().before_next_save(&pk, move |items| {
+            let key = watch_pk();
+            let mut v = items.get(&key).expect("watch").clone();
+            v.state.watch.insert(
+                "other".into(),
+                eks_audit_detector::silence::Heard {
+                    last_ms: T0 + 61 * 60_000,
+                    log_group: "/aws/eks/other/cluster".into(),
+                    account: "123456789012".into(),
+                    reported: None,
+                },
+            );
+            v.version += 1;
+            items.insert(key, v);
+        });
+        block_on(p.handle_schedule()).expect("schedule");
+        // the next schedules run normally
+        for _ in 0..5 {
+            clock.advance(60_000);
+            block_on(p.handle_schedule()).expect("schedule");
+        }
+        assert_eq!(
+            silence_reports(&p),
+            1,
+            "racing write {racing_write}: cluster prod was silent 66 minutes; undelivered = {}",
+            p.store().undelivered().len()
+        );
+        assert!(p.store().undelivered().is_empty());
+    }
+}
+
+/// Store that fails the n-th save of one key transiently (DynamoDB
+/// throttling or a network error), everything else passes through.
+struct FlakySave {
+    inner: MemoryStore,
+    pk: String,
+    fail_on: u64,
+    saves: AtomicU64,
+}
+
+impl StateStore for FlakySave {
+    async fn load_many(&self, pks: &[String]) -> Result<HashMap<String, Loaded>, StoreError> {
+        self.inner.load_many(pks).await
+    }
+    async fn load(&self, pk: &str) -> Result<Option<Loaded>, StoreError> {
+        self.inner.load(pk).await
+    }
+    async fn save(
+        &self,
+        pk: &str,
+        state: &WindowState,
+        expected: Option<u64>,
+    ) -> Result<SaveOutcome, StoreError> {
+        if pk == self.pk {
+            let n = self.saves.fetch_add(1, Ordering::SeqCst) + 1;
+            if n == self.fail_on {
+                return Err(StoreError::Transient("injected: throttled".into()));
+            }
+        }
+        self.inner.save(pk, state, expected).await
+    }
+    async fn with_outbox(
+        &self,
+        due_by: i64,
+        after: Option<&OutboxCursor>,
+        limit: usize,
+    ) -> Result<OutboxPage, StoreError> {
+        self.inner.with_outbox(due_by, after, limit).await
+    }
+}
+
+/// DynamoDB throttles the schedule's write that decides and queues the
+/// report: that run fails, nothing is marked reported, and the next run
+/// reports the silence, once.
+#[test]
+fn a_failed_write_of_the_silence_report_is_decided_again_next_run() {
+    let clock = ManualClock::at(T0);
+    let p = Processor::new(
+        Detector::new(common::seed_config()),
+        FlakySave {
+            inner: MemoryStore::new(),
+            pk: watch_pk(),
+            // save 1: the batch's `hear`; 2: the schedule's decision
+            fail_on: 2,
+            saves: AtomicU64::new(0),
+        },
+        RecordingSink::default(),
+    )
+    .with_clock(clock.clone());
+    let body = invoke_body(GROUP, "s", &burst("5.5.5.5", 1, T0));
+    block_on(p.handle_invoke_body(body.as_bytes())).expect("batch");
+    clock.advance(61 * 60_000);
+    let first = block_on(p.handle_schedule());
+    assert!(first.is_err(), "the throttled write fails the run");
+    for _ in 0..5 {
+        clock.advance(60_000);
+        let _ = block_on(p.handle_schedule());
+    }
+    assert_eq!(
+        silence_reports(&p),
+        1,
+        "one silence report expected (first schedule: {:?})",
+        first.err()
+    );
+}
