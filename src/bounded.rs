@@ -152,6 +152,18 @@ pub fn cap_to(text: &str, max_bytes: usize) -> String {
     format!("{}…[cut, {} bytes]", &text[..end], text.len())
 }
 
+/// `text` as a key: itself when it fits `max_bytes` (as [`cap_to`]
+/// counts); else cut shorter, with the SHA-256 of the whole text after the
+/// cut, so two long values that differ only past the cut stay two keys.
+pub fn cap_key_to(text: &str, max_bytes: usize) -> String {
+    let capped = cap_to(text, max_bytes);
+    if capped == text {
+        return capped;
+    }
+    let hash = crate::vocab::strong_hash(&[text]);
+    format!("{}#{hash:032x}", cap_to(text, max_bytes.saturating_sub(64)))
+}
+
 /// Bytes of `c` inside a JSON string as serde_json writes it.
 fn json_char_len(c: char) -> usize {
     match c {
@@ -240,6 +252,23 @@ pub fn subject_text(text: &str, max_chars: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_cut_keep_what_tells_them_apart() {
+        assert_eq!(cap_key_to("short", 256), "short");
+        let a = format!("{}-a", "x".repeat(300));
+        let b = format!("{}-b", "x".repeat(300));
+        let (ka, kb) = (cap_key_to(&a, 256), cap_key_to(&b, 256));
+        assert_ne!(ka, kb);
+        assert_eq!(ka, cap_key_to(&a, 256), "stable");
+        for k in [&ka, &kb] {
+            assert!(json_len(k) <= 256, "{}", k.len());
+            assert!(k.starts_with("xxxx") && k.contains("…[cut, 302 bytes]#"));
+        }
+        // control characters count as JSON writes them
+        let c = "\u{1}".repeat(100);
+        assert!(json_len(&cap_key_to(&c, 256)) <= 256);
+    }
 
     #[test]
     fn json_reads_as_serde_json_reads_it() {

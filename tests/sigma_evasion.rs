@@ -319,3 +319,112 @@ fn one_deeply_nested_field_does_not_hide_the_rest_of_the_body() {
         1
     );
 }
+
+/// Values longer than a key keeps stay distinct when they differ only past
+/// the cut: two service accounts whose usernames share their first 300
+/// bytes each get their own alert from a plain rule (whose dedup key is
+/// the cluster, the user and the first source address), and two such
+/// user agents count as two values of a `value_count`.
+#[test]
+fn long_values_that_differ_only_past_the_cut_stay_distinct() {
+    let shared = "a".repeat(300);
+    let plain = rule(
+        "secret-read",
+        "    verb: get\n    objectRef.resource: secrets\n",
+    );
+    let read = |n: usize, user: &str, ua: &str| {
+        let mut ev = audit(json!({"verb": "get", "userAgent": ua,
+            "user": {"username": user, "groups": ["system:serviceaccounts"]},
+            "objectRef": {"resource": "secrets", "namespace": "default", "name": "db", "apiVersion": "v1"}}));
+        ev["auditID"] = json!(format!("a-{n}"));
+        ev.to_string()
+    };
+    let run = |rules: &str, events: Vec<(i64, String)>| {
+        let p = Processor::new(
+            detector_of(loaded(&[("r.yml", rules)]), false),
+            MemoryStore::new(),
+            RecordingSink::default(),
+        );
+        let body = invoke_body(GROUP, "s", &events);
+        common::block_on(p.handle_invoke_body(body.as_bytes())).expect("handled");
+        p.sink().published().len()
+    };
+    let user = |end: &str| format!("system:serviceaccount:default:{shared}{end}");
+    assert_eq!(
+        run(
+            &plain,
+            vec![
+                (T0, read(1, &user("-x"), "kubectl")),
+                (T0 + 1, read(2, &user("-y"), "kubectl"))
+            ]
+        ),
+        2,
+        "one alert per service account"
+    );
+    // the same account twice: one alert
+    assert_eq!(
+        run(
+            &plain,
+            vec![
+                (T0, read(1, &user("-x"), "kubectl")),
+                (T0 + 1, read(2, &user("-x"), "kubectl"))
+            ]
+        ),
+        1
+    );
+    let counting = format!(
+        "{plain}---\ntitle: Two agents\nid: two-agents\ncorrelation:\n  type: value_count\n  \
+         rules: [secret-read]\n  group-by: [user.username]\n  timespan: 10m\n  condition:\n    \
+         gte: 2\n    field: userAgent\nlevel: high\n"
+    );
+    let agents = |x: &str, y: &str| {
+        run(
+            &counting,
+            vec![(T0, read(1, "bob", x)), (T0 + 1, read(2, "bob", y))],
+        )
+    };
+    // (a rule a correlation counts does not alert on its own)
+    assert_eq!(agents(&format!("{shared}/1"), &format!("{shared}/1")), 0);
+    assert_eq!(agents(&format!("{shared}/1"), &format!("{shared}/2")), 1);
+}
+
+/// In the hardened setting a plain rule's source address is the last of
+/// `sourceIPs` (the connection's): picked from the whole list, however
+/// long the forwarded chain in front of it.
+#[test]
+fn the_connection_address_is_found_behind_a_long_forwarded_chain() {
+    let r = rule(
+        "secret-read",
+        "    verb: get\n    objectRef.resource: secrets\n",
+    );
+    let mut chain: Vec<String> = (0..2000)
+        .map(|i| format!("10.0.{}.{}", i / 250, i % 250))
+        .collect();
+    chain.push("52.94.76.10".into());
+    let text = audit(json!({"verb": "get", "sourceIPs": chain,
+        "objectRef": {"resource": "secrets", "namespace": "default", "name": "db", "apiVersion": "v1"}}))
+    .to_string();
+    let set = loaded(&[("r.yml", &r)]);
+    let ids: Vec<String> = set.rules.iter().map(|r| r.id.clone()).collect();
+    let config = DetectorConfig {
+        sigma: SigmaRules(Arc::new(set)),
+        enabled_rules: ids,
+        multiple_403_source: eks_audit_detector::config::SourceAddress::FirstOrLast,
+        ..DetectorConfig::default()
+    };
+    let rules = sigma_rules::rules(&config);
+    let p = Processor::new(
+        Detector::with_rules(config, rules),
+        MemoryStore::new(),
+        RecordingSink::default(),
+    );
+    let body = invoke_body(GROUP, "s", &[(T0, text)]);
+    common::block_on(p.handle_invoke_body(body.as_bytes())).expect("handled");
+    let published = p.sink().published();
+    assert_eq!(published.len(), 1);
+    assert!(
+        published[0].dedup.ends_with("|52.94.76.10"),
+        "{}",
+        published[0].dedup
+    );
+}

@@ -18,7 +18,7 @@ use super::filter::Filter;
 use super::{Anchor, Needle, Rule};
 use crate::audit::AuditEvent;
 use crate::config::{DetectorConfig, SourceAddress};
-use crate::sigma::{field_text, Kind, SigmaRule};
+use crate::sigma::{field_text, field_text_whole, key_value, Kind, SigmaRule};
 use crate::vocab::{RuleId, RuleMeta, Severity, Source};
 
 /// The loaded Sigma rules of `config`, as rules.
@@ -183,11 +183,12 @@ impl EventRule for Sigma {
                 let values: Vec<String> = dedup_fields
                     .iter()
                     .map(|f| {
-                        let v = field_text(event, f);
                         if f == "sourceIPs" {
-                            address(v, self.keyed_on)
+                            // Picked from the whole list: the last
+                            // address may be past any cut.
+                            key_value(&address(field_text_whole(event, f), self.keyed_on))
                         } else {
-                            v.unwrap_or_default()
+                            field_text(event, f).unwrap_or_default()
                         }
                     })
                     .collect();

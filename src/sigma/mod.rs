@@ -253,14 +253,17 @@ impl Correlation {
     }
 }
 
-/// A field's value as text (array members joined with `,`), capped;
-/// `None` when the event lacks it or it is `null`.
+/// A field's value as text (array members joined with `,`), as a key
+/// ([`key_value`]); `None` when the event lacks it or it is `null`.
 pub fn field_text(event: &impl Event, field: &str) -> Option<String> {
+    field_text_whole(event, field).map(|v| key_value(&v))
+}
+
+/// A field's value as text (array members joined with `,`), whole (as
+/// long as the event allows); `None` when the event lacks it or it is
+/// `null`.
+pub fn field_text_whole(event: &impl Event, field: &str) -> Option<String> {
     fn push(out: &mut String, v: &EventValue<'_>) {
-        // Enough for the cap: an attacker's thousand-member array stops here.
-        if out.len() > MAX_VALUE_BYTES {
-            return;
-        }
         match v {
             EventValue::Null => {}
             EventValue::Array(items) => {
@@ -281,5 +284,12 @@ pub fn field_text(event: &impl Event, field: &str) -> Option<String> {
     }
     let mut out = String::new();
     push(&mut out, &value);
-    Some(crate::bounded::cap_to(&out, MAX_VALUE_BYTES))
+    Some(out)
+}
+
+/// A value as a key or counted value: itself up to [`MAX_VALUE_BYTES`],
+/// a longer one cut with the hash of the whole after the cut (see
+/// [`crate::bounded::cap_key_to`]).
+pub fn key_value(value: &str) -> String {
+    crate::bounded::cap_key_to(value, MAX_VALUE_BYTES)
 }

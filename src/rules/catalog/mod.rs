@@ -311,7 +311,9 @@ pub const MAX_TITLE_BYTES: usize = 1024;
 /// characters; a DynamoDB key takes 2,048 bytes).
 pub const MAX_DEDUP_BYTES: usize = 1000;
 
-/// A dedup key cut to [`MAX_DEDUP_BYTES`] on a character boundary.
+/// A dedup key of at most [`MAX_DEDUP_BYTES`]: a longer one is cut, with
+/// the hash of the whole key after the cut (two keys that differ only
+/// past the cut stay two).
 pub fn cap_key(key: &str) -> String {
-    crate::bounded::cap_to(key, MAX_DEDUP_BYTES)
+    crate::bounded::cap_key_to(key, MAX_DEDUP_BYTES)
 }
