@@ -8,7 +8,7 @@ use common::block_on;
 use eks_audit_detector::time::{Clock, ManualClock};
 
 use common::store::CountingStore;
-use common::{event, forwarded_pod_scan, invoke_body, oversized_403, with, RecordingSink};
+use common::{burst, event, forwarded_pod_scan, invoke_body, oversized_403, with, RecordingSink};
 use eks_audit_detector::config::DetectorConfig;
 use eks_audit_detector::handler::{HandlerError, Processor, CLAIM_MARGIN_MS, DEFAULT_BUDGET_MS};
 use eks_audit_detector::rules::Detector;
@@ -25,22 +25,6 @@ fn processor() -> Processor<MemoryStore, RecordingSink> {
         MemoryStore::new(),
         RecordingSink::default(),
     )
-}
-
-/// `n` refused API calls from `ip`, one second apart from `start`.
-fn burst(ip: &str, n: usize, start: i64) -> Vec<(i64, String)> {
-    (0..n)
-        .map(|i| {
-            (
-                start + i as i64 * 1000,
-                with(
-                    event("forbidden_public.json"),
-                    &format!("a-{ip}-{start}-{i}"),
-                    ip,
-                ),
-            )
-        })
-        .collect()
 }
 
 fn stored(p: &Processor<MemoryStore, RecordingSink>, pk: &str) -> Versioned {

@@ -4,36 +4,16 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use common::{block_on, event, invoke_body, with, RecordingSink};
+use common::store::CountingStore;
+use common::{block_on, burst, invoke_body, RecordingSink};
 use eks_audit_detector::handler::Processor;
 use eks_audit_detector::rules::Detector;
 use eks_audit_detector::store::memory::MemoryStore;
-use eks_audit_detector::store::{
-    state_key, Loaded, OutboxCursor, OutboxPage, SaveOutcome, StateStore, StoreError,
-};
+use eks_audit_detector::store::{state_key, StateStore};
 use eks_audit_detector::time::ManualClock;
-use eks_audit_detector::window::WindowState;
 
 const T0: i64 = 1_715_644_800_000;
 const GROUP: &str = "/aws/eks/prod/cluster";
-
-fn burst(ip: &str, n: usize, start: i64) -> Vec<(i64, String)> {
-    (0..n)
-        .map(|i| {
-            (
-                start + i as i64 * 1000,
-                with(
-                    event("forbidden_public.json"),
-                    &format!("a-{ip}-{start}-{i}"),
-                    ip,
-                ),
-            )
-        })
-        .collect()
-}
 
 fn silence_reports(p: &Processor<impl StateStore, RecordingSink>) -> usize {
     p.sink()
@@ -104,46 +84,6 @@ fn a_write_racing_the_silence_report_costs_it_nothing() {
     }
 }
 
-/// Store that fails the n-th save of one key transiently (DynamoDB
-/// throttling or a network error), everything else passes through.
-struct FlakySave {
-    inner: MemoryStore,
-    pk: String,
-    fail_on: u64,
-    saves: AtomicU64,
-}
-
-impl StateStore for FlakySave {
-    async fn load_many(&self, pks: &[String]) -> Result<HashMap<String, Loaded>, StoreError> {
-        self.inner.load_many(pks).await
-    }
-    async fn load(&self, pk: &str) -> Result<Option<Loaded>, StoreError> {
-        self.inner.load(pk).await
-    }
-    async fn save(
-        &self,
-        pk: &str,
-        state: &WindowState,
-        expected: Option<u64>,
-    ) -> Result<SaveOutcome, StoreError> {
-        if pk == self.pk {
-            let n = self.saves.fetch_add(1, Ordering::SeqCst) + 1;
-            if n == self.fail_on {
-                return Err(StoreError::Transient("injected: throttled".into()));
-            }
-        }
-        self.inner.save(pk, state, expected).await
-    }
-    async fn with_outbox(
-        &self,
-        due_by: i64,
-        after: Option<&OutboxCursor>,
-        limit: usize,
-    ) -> Result<OutboxPage, StoreError> {
-        self.inner.with_outbox(due_by, after, limit).await
-    }
-}
-
 /// DynamoDB throttles the schedule's write that decides and queues the
 /// report: that run fails, nothing is marked reported, and the next run
 /// reports the silence, once.
@@ -152,13 +92,8 @@ fn a_failed_write_of_the_silence_report_is_decided_again_next_run() {
     let clock = ManualClock::at(T0);
     let p = Processor::new(
         Detector::new(common::seed_config()),
-        FlakySave {
-            inner: MemoryStore::new(),
-            pk: watch_pk(),
-            // save 1: the batch's `hear`; 2: the schedule's decision
-            fail_on: 2,
-            saves: AtomicU64::new(0),
-        },
+        // save 1: the batch's `hear`; 2: the schedule's decision
+        CountingStore::throttling(&watch_pk(), 2),
         RecordingSink::default(),
     )
     .with_clock(clock.clone());

@@ -149,6 +149,22 @@ pub fn with(mut ev: Value, audit_id: &str, ip: &str) -> String {
     ev.to_string()
 }
 
+/// `n` refused API calls from `ip`, one second apart from `start`.
+pub fn burst(ip: &str, n: usize, start: i64) -> Vec<(i64, String)> {
+    (0..n)
+        .map(|i| {
+            (
+                start + i as i64 * 1000,
+                with(
+                    event("forbidden_public.json"),
+                    &format!("a-{ip}-{start}-{i}"),
+                    ip,
+                ),
+            )
+        })
+        .collect()
+}
+
 /// Records published alerts; can be told to fail.
 #[derive(Default)]
 pub struct RecordingSink {

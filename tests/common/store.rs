@@ -1,6 +1,7 @@
 //! A state store for tests: the in-memory store behind a wrapper that
-//! counts requests (what DynamoDB would bill) and can refuse chosen keys for
-//! good, as DynamoDB refuses an item it can never accept.
+//! counts requests (what DynamoDB would bill), can refuse chosen keys for
+//! good, as DynamoDB refuses an item it can never accept, and can throttle
+//! one save of a key.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,12 +19,24 @@ pub struct CountingStore {
     pub requests: AtomicU64,
     /// Saves of a key containing this text fail permanently.
     pub refuse: Option<String>,
+    /// The n-th save (from 1) of this key fails once, as DynamoDB fails a
+    /// throttled request.
+    pub throttle: Option<(String, u64)>,
+    /// Saves of the throttled key so far.
+    pub throttled_saves: AtomicU64,
 }
 
 impl CountingStore {
     pub fn refusing(text: &str) -> Self {
         Self {
             refuse: Some(text.to_owned()),
+            ..Self::default()
+        }
+    }
+
+    pub fn throttling(pk: &str, nth_save: u64) -> Self {
+        Self {
+            throttle: Some((pk.to_owned(), nth_save)),
             ..Self::default()
         }
     }
@@ -62,6 +75,11 @@ impl StateStore for CountingStore {
                 reason: "ValidationException: Item size has exceeded the maximum allowed size"
                     .into(),
             });
+        }
+        if let Some((key, nth)) = &self.throttle {
+            if key == pk && self.throttled_saves.fetch_add(1, Ordering::SeqCst) + 1 == *nth {
+                return Err(StoreError::Transient("ThrottlingException (test)".into()));
+            }
         }
         self.inner.save(pk, state, expected).await
     }
