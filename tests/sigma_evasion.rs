@@ -7,6 +7,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{invoke_body, RecordingSink};
+use eks_audit_detector::alert::Alert;
 use eks_audit_detector::config::DetectorConfig;
 use eks_audit_detector::handler::Processor;
 use eks_audit_detector::rules::{sigma as sigma_rules, Detector};
@@ -31,19 +32,36 @@ fn loaded(list: &[(&str, &str)]) -> SigmaSet {
     set
 }
 
-fn detector_of(set: SigmaSet, builtins: bool) -> Detector {
+/// Every rule of `set` enabled.
+fn config_of(set: SigmaSet) -> DetectorConfig {
     let ids: Vec<String> = set.rules.iter().map(|r| r.id.clone()).collect();
-    let config = DetectorConfig {
+    DetectorConfig {
         sigma: SigmaRules(Arc::new(set)),
         enabled_rules: ids,
         ..DetectorConfig::default()
-    };
+    }
+}
+
+/// The rules of `config`: its Sigma rules only, or with the built-in ones.
+fn detector_with(config: DetectorConfig, builtins: bool) -> Detector {
     if builtins {
         Detector::new(config)
     } else {
         let rules = sigma_rules::rules(&config);
         Detector::with_rules(config, rules)
     }
+}
+
+fn detector_of(set: SigmaSet, builtins: bool) -> Detector {
+    detector_with(config_of(set), builtins)
+}
+
+/// The alerts `events` raise through the whole pipeline.
+fn published(detector: Detector, events: &[(i64, String)]) -> Vec<Alert> {
+    let p = Processor::new(detector, MemoryStore::new(), RecordingSink::default());
+    let body = invoke_body(GROUP, "s", events);
+    common::block_on(p.handle_invoke_body(body.as_bytes())).expect("handled");
+    p.sink().published()
 }
 
 fn audit(fields: Value) -> Value {
@@ -85,15 +103,7 @@ fn engine_matches(set: &SigmaSet, id: &str, text: &str) -> bool {
 
 /// Alerts of rule `id` when `text` goes through the whole pipeline.
 fn pipeline_alerts(set: SigmaSet, builtins: bool, id: &str, text: &str) -> usize {
-    let p = Processor::new(
-        detector_of(set, builtins),
-        MemoryStore::new(),
-        RecordingSink::default(),
-    );
-    let body = invoke_body(GROUP, "s", &[(T0, text.to_owned())]);
-    common::block_on(p.handle_invoke_body(body.as_bytes())).expect("handled");
-    p.sink()
-        .published()
+    published(detector_of(set, builtins), &[(T0, text.to_owned())])
         .iter()
         .filter(|a| a.rule_id.to_string() == id)
         .count()
@@ -287,14 +297,11 @@ level: high
         ev.to_string()
     };
     let alerts = |x: &str, y: &str| {
-        let p = Processor::new(
+        published(
             detector_of(loaded(&[("r.yml", rules)]), false),
-            MemoryStore::new(),
-            RecordingSink::default(),
-        );
-        let body = invoke_body(GROUP, "s", &[(T0, pod(1, x)), (T0 + 1, pod(2, y))]);
-        common::block_on(p.handle_invoke_body(body.as_bytes())).expect("handled");
-        p.sink().published().len()
+            &[(T0, pod(1, x)), (T0 + 1, pod(2, y))],
+        )
+        .len()
     };
     // control: two other distinct names alert
     assert_eq!(alerts("web-1", "web-2"), 1);
@@ -340,14 +347,7 @@ fn long_values_that_differ_only_past_the_cut_stay_distinct() {
         ev.to_string()
     };
     let run = |rules: &str, events: Vec<(i64, String)>| {
-        let p = Processor::new(
-            detector_of(loaded(&[("r.yml", rules)]), false),
-            MemoryStore::new(),
-            RecordingSink::default(),
-        );
-        let body = invoke_body(GROUP, "s", &events);
-        common::block_on(p.handle_invoke_body(body.as_bytes())).expect("handled");
-        p.sink().published().len()
+        published(detector_of(loaded(&[("r.yml", rules)]), false), &events).len()
     };
     let user = |end: &str| format!("system:serviceaccount:default:{shared}{end}");
     assert_eq!(
@@ -404,23 +404,11 @@ fn the_connection_address_is_found_behind_a_long_forwarded_chain() {
     let text = audit(json!({"verb": "get", "sourceIPs": chain,
         "objectRef": {"resource": "secrets", "namespace": "default", "name": "db", "apiVersion": "v1"}}))
     .to_string();
-    let set = loaded(&[("r.yml", &r)]);
-    let ids: Vec<String> = set.rules.iter().map(|r| r.id.clone()).collect();
     let config = DetectorConfig {
-        sigma: SigmaRules(Arc::new(set)),
-        enabled_rules: ids,
         multiple_403_source: eks_audit_detector::config::SourceAddress::FirstOrLast,
-        ..DetectorConfig::default()
+        ..config_of(loaded(&[("r.yml", &r)]))
     };
-    let rules = sigma_rules::rules(&config);
-    let p = Processor::new(
-        Detector::with_rules(config, rules),
-        MemoryStore::new(),
-        RecordingSink::default(),
-    );
-    let body = invoke_body(GROUP, "s", &[(T0, text)]);
-    common::block_on(p.handle_invoke_body(body.as_bytes())).expect("handled");
-    let published = p.sink().published();
+    let published = published(detector_with(config, false), &[(T0, text)]);
     assert_eq!(published.len(), 1);
     assert!(
         published[0].dedup.ends_with("|52.94.76.10"),
