@@ -164,6 +164,7 @@ impl<'d> Scanner<'d> {
                 stats.skip(SkipReason::BadLogEvent);
                 continue;
             };
+            let token = raw;
             let raw = raw.as_bytes();
             stats.message_bytes += raw.len() as u64;
             // The message must be a JSON string holding a JSON object.
@@ -184,7 +185,7 @@ impl<'d> Scanner<'d> {
                 continue;
             }
             // Only candidates pay for unescaping.
-            let Ok(text) = serde_json::from_slice::<std::borrow::Cow<'_, str>>(raw) else {
+            let Some(text) = crate::decode::message_text(token) else {
                 stats.skip(SkipReason::NotJson);
                 continue;
             };

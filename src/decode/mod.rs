@@ -22,6 +22,8 @@ use crate::vocab::stable_hash;
 mod entries;
 mod envelope;
 mod string_end;
+mod unescape;
+pub use unescape::message_text;
 
 use entries::MAX_TIMESTAMP_MS;
 

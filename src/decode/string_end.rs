@@ -17,7 +17,7 @@ const EVEN_BITS: u64 = 0x5555_5555_5555_5555;
 
 /// Masks of one 64-byte block: quotes, backslashes, control characters;
 /// sixteen bytes at a time in vector registers (SSE2, NEON).
-fn block_masks(block: &[u8; 64]) -> (u64, u64, u64) {
+pub(super) fn block_masks(block: &[u8; 64]) -> (u64, u64, u64) {
     let quote = u8x16::splat(b'"');
     let backslash = u8x16::splat(b'\\');
     let below_space = u8x16::splat(0x1f);
@@ -38,7 +38,7 @@ fn block_masks(block: &[u8; 64]) -> (u64, u64, u64) {
 /// and whether its first byte is escaped by the block before
 /// (`carry`, updated for the next block). Runs of backslashes pair up:
 /// a character is escaped when the run before it has odd length.
-fn escaped(backslash: u64, carry: &mut u64) -> u64 {
+pub(super) fn escaped(backslash: u64, carry: &mut u64) -> u64 {
     let backslash = backslash & !*carry;
     let follows_escape = (backslash << 1) | *carry;
     let odd_starts = backslash & !EVEN_BITS & !follows_escape;
