@@ -1,6 +1,7 @@
 //! The exact strings of the built-in rules: every rule's groups of strings
-//! that must appear together, their primaries found in one pass, and the
-//! first source address of a message read where a group needs a global one.
+//! that must appear together, their primaries found in one pass with the
+//! words rules need in any case, and the first source address of a message
+//! read where a group needs a global one.
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use memchr::memmem::Finder;
@@ -18,15 +19,33 @@ pub(super) struct Exact {
     finder_sources: Finder<'static>,
 }
 
-/// Groups searched together.
+/// Groups searched together, and words found in any case.
 #[derive(Debug, Clone)]
 struct Groups {
     automaton: AhoCorasick,
-    /// For each primary, the set of primaries it contains (itself too).
-    implied: Vec<u128>,
+    /// What a match of each pattern shows (primaries first, then the case
+    /// variants of the words' first letters).
+    patterns: Vec<Pattern>,
     groups: Vec<Group>,
+    /// The words, lower-cased.
+    words: Vec<Vec<u8>>,
 }
 
+/// What a match of one pattern shows.
+#[derive(Debug, Clone)]
+struct Pattern {
+    /// The primaries it contains (itself too, for a primary): the search
+    /// reports one match per position, the longest.
+    implied: u128,
+    /// It holds a word in some case: the message holds that word.
+    has_word: bool,
+    /// The words one of whose variants starts it: the word may start where
+    /// it does.
+    starts_words: Vec<usize>,
+    /// How far past its start the next search begins: the first offset
+    /// inside it where another pattern can start, else its length.
+    skip: usize,
+}
 /// One group of strings that must all appear.
 #[derive(Debug, Clone)]
 struct Group {
@@ -83,17 +102,23 @@ fn commonness(s: &str) -> (usize, std::cmp::Reverse<usize>) {
 impl Exact {
     /// `None` when the groups cannot be tracked (too many strings, or an
     /// empty group or string, which would match anything).
-    pub(super) fn new(groups: &[(Vec<&'static str>, bool)]) -> Option<Self> {
+    /// `words` (each [`WORD_HEAD`] bytes or longer) are found in any case,
+    /// in the same pass.
+    pub(super) fn new(
+        groups: &[(Vec<&'static str>, bool)],
+        words: &[&'static str],
+    ) -> Option<Self> {
         let of = |global: bool| -> Option<Option<Groups>> {
             let mine: Vec<&Vec<&'static str>> = groups
                 .iter()
                 .filter(|(_, g)| *g == global)
                 .map(|(list, _)| list)
                 .collect();
-            if mine.is_empty() {
+            let words = if global { &[][..] } else { words };
+            if mine.is_empty() && words.is_empty() {
                 return Some(None);
             }
-            Groups::new(&mine).map(Some)
+            Groups::new(&mine, words).map(Some)
         };
         Some(Self {
             plain: of(false)?,
@@ -103,7 +128,8 @@ impl Exact {
     }
 
     /// True when every string of some group is in `msg` (and, for a group
-    /// that needs one, `msg` may have a global first source address).
+    /// that needs one, `msg` may have a global first source address), or
+    /// one of the words in any case.
     pub(super) fn found_in(&self, msg: &[u8]) -> bool {
         if self.plain.as_ref().is_some_and(|g| g.found_in(msg)) {
             return true;
@@ -123,8 +149,42 @@ impl Exact {
     }
 }
 
+/// Bytes of a word whose case variants are searched: 2^4 patterns.
+pub(super) const WORD_HEAD: usize = 4;
+
+/// The case variants of `word`'s first [`WORD_HEAD`] bytes.
+fn variants(word: &[u8]) -> Vec<Vec<u8>> {
+    let head = &word[..WORD_HEAD.min(word.len())];
+    let mut out: Vec<Vec<u8>> = vec![Vec::new()];
+    for b in head {
+        let cases = [b.to_ascii_lowercase(), b.to_ascii_uppercase()];
+        let cases = if cases[0] == cases[1] {
+            &cases[..1]
+        } else {
+            &cases[..]
+        };
+        out = out
+            .iter()
+            .flat_map(|v| {
+                cases.iter().map(move |c| {
+                    let mut v = v.clone();
+                    v.push(*c);
+                    v
+                })
+            })
+            .collect();
+    }
+    out
+}
+
+/// True when `needle` is in `hay`, ASCII case-insensitively.
+fn contains_folded(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
 impl Groups {
-    fn new(groups: &[&Vec<&'static str>]) -> Option<Self> {
+    fn new(groups: &[&Vec<&'static str>], words: &[&'static str]) -> Option<Self> {
         let mut primaries: Vec<&'static str> = Vec::new();
         let mut out: Vec<Group> = Vec::with_capacity(groups.len());
         let mut seen: Vec<Vec<&'static str>> = Vec::new();
@@ -159,35 +219,86 @@ impl Groups {
                     .collect(),
             });
         }
+        let words: Vec<Vec<u8>> = words
+            .iter()
+            .map(|w| w.to_ascii_lowercase().into_bytes())
+            .collect();
+        if words.iter().any(Vec::is_empty) {
+            return None;
+        }
+        let mut texts: Vec<Vec<u8>> = primaries.iter().map(|p| p.as_bytes().to_vec()).collect();
+        for w in &words {
+            texts.extend(variants(w));
+        }
         let automaton = AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostLongest)
             .kind(Some(AhoCorasickKind::DFA))
-            .build(&primaries)
+            .build(&texts)
             .ok()?;
-        // The search reports one match per position, the longest: a
-        // primary found also finds every primary inside it.
-        let implied = primaries
+        let patterns = texts
             .iter()
-            .map(|p| {
-                primaries
+            .map(|t| Pattern {
+                implied: primaries
                     .iter()
                     .enumerate()
-                    .filter(|(_, q)| p.contains(**q))
-                    .fold(0u128, |set, (i, _)| set | 1u128 << i)
+                    .filter(|(_, q)| memchr::memmem::find(t, q.as_bytes()).is_some())
+                    .fold(0u128, |set, (i, _)| set | 1u128 << i),
+                has_word: words.iter().any(|w| contains_folded(t, w)),
+                starts_words: words
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, w)| {
+                        let head = &w[..WORD_HEAD.min(w.len())];
+                        t.get(..head.len())
+                            .is_some_and(|h| h.eq_ignore_ascii_case(head))
+                    })
+                    .map(|(i, _)| i)
+                    .collect(),
+                skip: (1..t.len())
+                    .find(|k| {
+                        let tail = &t[*k..];
+                        texts.iter().any(|q| {
+                            let n = tail.len().min(q.len());
+                            tail[..n] == q[..n]
+                        })
+                    })
+                    .unwrap_or(t.len()),
             })
             .collect();
         Some(Self {
             automaton,
-            implied,
+            patterns,
             groups: out,
+            words,
         })
     }
 
-    /// True when every string of some group is in `msg`.
+    /// True when every string of some group, or some word in any case, is
+    /// in `msg`.
     fn found_in(&self, msg: &[u8]) -> bool {
         let mut found = 0u128;
-        for m in self.automaton.find_iter(msg) {
-            let new = self.implied[m.pattern().as_usize()] & !found;
+        let mut at = 0;
+        while at < msg.len() {
+            let Some(m) = self
+                .automaton
+                .find(aho_corasick::Input::new(msg).span(at..msg.len()))
+            else {
+                break;
+            };
+            let pattern = &self.patterns[m.pattern().as_usize()];
+            // The next search starts where another pattern could begin
+            // inside this match, so overlapping ones are found too.
+            at = m.start() + pattern.skip;
+            if pattern.has_word
+                || pattern.starts_words.iter().any(|w| {
+                    let word = &self.words[*w];
+                    msg.get(m.start()..m.start() + word.len())
+                        .is_some_and(|here| here.eq_ignore_ascii_case(word))
+                })
+            {
+                return true;
+            }
+            let new = pattern.implied & !found;
             if new == 0 {
                 continue;
             }
@@ -249,5 +360,62 @@ pub(super) fn first_address_may_be_global(rest: &[u8]) -> bool {
     {
         Some(ip) => crate::net::is_global(ip),
         None => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exact(groups: &[&[&'static str]], words: &[&'static str]) -> Exact {
+        let groups: Vec<(Vec<&'static str>, bool)> =
+            groups.iter().map(|g| (g.to_vec(), false)).collect();
+        Exact::new(&groups, words).expect("tracked")
+    }
+
+    #[test]
+    fn a_word_is_found_in_any_case_beside_exact_strings() {
+        let e = exact(&[&["secrets", "get"]], &["anonymous"]);
+        for hit in [
+            &br#"{"u":"system:anonymous"}"#[..],
+            br#"{"u":"SYSTEM:ANONYMOUS"}"#,
+            br#"{"u":"aNoNyMoUs"}"#,
+            br#"{"r":"secrets","v":"get"}"#,
+        ] {
+            assert!(e.found_in(hit), "{}", String::from_utf8_lossy(hit));
+        }
+        for miss in [
+            &br#"{"u":"anonym0us","r":"secrets"}"#[..],
+            br#"{"u":"anon"}"#,
+            br#"{"u":"system:anonymou"}"#,
+            b"",
+        ] {
+            assert!(!e.found_in(miss), "{}", String::from_utf8_lossy(miss));
+        }
+    }
+
+    #[test]
+    fn a_word_overlapping_another_match_is_still_found() {
+        // `xan` ends where `anon...` begins: the search must look inside it.
+        let e = exact(&[&["xan", "zzz"]], &["anonymous"]);
+        assert!(e.found_in(b"xanonymous"));
+        assert!(e.found_in(b"xANONYMOUS"));
+        assert!(!e.found_in(b"xanonymou"));
+        // A primary holding the word finds it (one match at that place).
+        let e = exact(&[&["system:anonymous", "zzz"]], &["anonymous"]);
+        assert!(e.found_in(b"\"system:anonymous\""));
+        // A primary that starts like the word, longer than its variants but
+        // shorter than the word: the word is still compared where it starts.
+        let e = exact(&[&["anonym", "zzz"]], &["anonymous"]);
+        assert!(e.found_in(b"anonymous"));
+        assert!(!e.found_in(b"anonymx"));
+    }
+
+    #[test]
+    fn exact_strings_overlapping_each_other_are_all_found() {
+        // `roles` ends with the `s` `secrets` starts with.
+        let e = exact(&[&["roles", "zzz"], &["secrets", "get"]], &[]);
+        assert!(e.found_in(b"rolesecrets get"));
+        assert!(!e.found_in(b"rolesecrets"));
     }
 }

@@ -127,10 +127,14 @@ impl Prefilter {
             finder_escape: Finder::new(b"\\u"),
         };
         let mut groups: Vec<(Vec<&'static str>, bool)> = Vec::new();
+        let mut long_words: Vec<&'static str> = Vec::new();
         let mut folded: Vec<&'static [&'static [Needle]]> = Vec::new();
         for rule in detector.rules() {
             match rule.anchor() {
                 Anchor::MemberValue403 => p.want_403 = true,
+                // A long word is found with the exact strings, its first
+                // letters in every case; a short one on its own.
+                Anchor::Letters(word) if word.len() >= exact::WORD_HEAD => long_words.push(word),
                 Anchor::Letters(word) => p.words.push(Word::new(word)),
                 Anchor::Exact(bytes) => groups.push((vec![bytes], false)),
                 Anchor::AnyOf(list) => groups.extend(list.iter().map(|g| (g.to_vec(), false))),
@@ -141,8 +145,8 @@ impl Prefilter {
                 Anchor::Always => p.always = true,
             }
         }
-        if !groups.is_empty() {
-            match Exact::new(&groups) {
+        if !groups.is_empty() || !long_words.is_empty() {
+            match Exact::new(&groups, &long_words) {
                 Some(exact) => p.exact = Some(exact),
                 None => p.always = true,
             }
