@@ -3,8 +3,9 @@
 //! words rules need in any case, and the first source address of a message
 //! read where a group needs a global one.
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use memchr::memmem::Finder;
+
+use super::search::Strings;
 
 /// The exact strings of every enabled rule, in groups of strings that must
 /// appear together. One string of each group, its rarest, is its primary:
@@ -22,7 +23,7 @@ pub(super) struct Exact {
 /// Groups searched together, and words found in any case.
 #[derive(Debug, Clone)]
 struct Groups {
-    automaton: AhoCorasick,
+    strings: Strings,
     /// What a match of each pattern shows (primaries first, then the case
     /// variants of the words' first letters).
     patterns: Vec<Pattern>,
@@ -49,7 +50,7 @@ struct Pattern {
 /// One group of strings that must all appear.
 #[derive(Debug, Clone)]
 struct Group {
-    /// Its primary, as a pattern id of the automaton.
+    /// Its primary, as a pattern id of the search.
     primary: usize,
     /// Its other strings.
     rest: Vec<Finder<'static>>,
@@ -230,11 +231,7 @@ impl Groups {
         for w in &words {
             texts.extend(variants(w));
         }
-        let automaton = AhoCorasick::builder()
-            .match_kind(MatchKind::LeftmostLongest)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(&texts)
-            .ok()?;
+        let strings = Strings::new(&texts)?;
         let patterns = texts
             .iter()
             .map(|t| Pattern {
@@ -266,7 +263,7 @@ impl Groups {
             })
             .collect();
         Some(Self {
-            automaton,
+            strings,
             patterns,
             groups: out,
             words,
@@ -278,13 +275,7 @@ impl Groups {
     fn found_in(&self, msg: &[u8]) -> bool {
         let mut found = 0u128;
         let mut at = 0;
-        while at < msg.len() {
-            let Some(m) = self
-                .automaton
-                .find(aho_corasick::Input::new(msg).span(at..msg.len()))
-            else {
-                break;
-            };
+        while let Some(m) = self.strings.find(msg, at) {
             let pattern = &self.patterns[m.pattern().as_usize()];
             // The next search starts where another pattern could begin
             // inside this match, so overlapping ones are found too.

@@ -3,9 +3,9 @@
 
 use std::cell::RefCell;
 
-use aho_corasick::{AhoCorasick, MatchKind};
 use memchr::memmem::Finder;
 
+use super::search::Strings;
 use crate::rules::Needle;
 
 /// The Sigma rules whose clauses a message satisfies, by the key of their
@@ -34,10 +34,10 @@ const MAX_FOLDED: usize = 256;
 /// are found in one pass; a rule's other clauses are looked for only in a
 /// message that holds its primary. The message is searched lower-cased
 /// (the strings are lower-case): the same as an ASCII case-insensitive
-/// search, and the automaton keeps its vectorised searcher.
+/// search, and keeps the vectorised searcher.
 #[derive(Debug, Clone)]
 pub(super) struct Folded {
-    automaton: AhoCorasick,
+    strings: Strings,
     needles: Vec<Needle>,
     /// For each pattern, the patterns that are prefixes of it (itself too):
     /// the search reports the longest pattern starting at a position.
@@ -107,10 +107,11 @@ impl Folded {
         if needles.len() > MAX_FOLDED {
             return None;
         }
-        let automaton = AhoCorasick::builder()
-            .match_kind(MatchKind::LeftmostLongest)
-            .build(needles.iter().map(|n| n.text.to_ascii_lowercase()))
-            .ok()?;
+        let lower: Vec<String> = needles
+            .iter()
+            .map(|n| n.text.to_ascii_lowercase())
+            .collect();
+        let strings = Strings::new(&lower)?;
         let prefixes = needles
             .iter()
             .map(|p| {
@@ -143,7 +144,7 @@ impl Folded {
             })
             .collect();
         Some(Self {
-            automaton,
+            strings,
             needles,
             prefixes,
             skip,
@@ -171,13 +172,7 @@ impl Folded {
         let mut found = [0u64; MAX_FOLDED / 64];
         let seen = |found: &[u64; MAX_FOLDED / 64], q: usize| found[q / 64] & (1 << (q % 64)) != 0;
         let mut at = 0;
-        while at < msg.len() {
-            let Some(m) = self
-                .automaton
-                .find(aho_corasick::Input::new(msg).span(at..msg.len()))
-            else {
-                break;
-            };
+        while let Some(m) = self.strings.find(msg, at) {
             for &q in &self.prefixes[m.pattern().as_usize()] {
                 let n = &self.needles[q];
                 if !seen(&found, q) && (!n.number || stands_alone(msg, m.start(), n.text.len())) {

@@ -37,6 +37,7 @@ use memchr::memmem::Finder;
 
 mod exact;
 mod folded;
+mod search;
 
 #[cfg(test)]
 use exact::first_address_may_be_global;

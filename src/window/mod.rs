@@ -357,7 +357,11 @@ impl WindowState {
 
     fn tally_facts(&mut self, m: &Match) {
         for (field, value) in m.event.facts.iter().chain(&m.facts) {
-            let map = self.tallies.entry((*field).to_owned()).or_default();
+            // The field's name is copied only the first time it is seen.
+            let map = match self.tallies.get_mut(*field) {
+                Some(map) => map,
+                None => self.tallies.entry((*field).to_owned()).or_default(),
+            };
             if !tally(map, value, MAX_DISTINCT_VALUES, MAX_TALLY_BYTES) {
                 self.overflow += 1;
             }
