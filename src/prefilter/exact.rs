@@ -220,10 +220,13 @@ impl Groups {
                     .collect(),
             });
         }
-        let words: Vec<Vec<u8>> = words
+        let mut words: Vec<Vec<u8>> = words
             .iter()
             .map(|w| w.to_ascii_lowercase().into_bytes())
             .collect();
+        // Several rules may need one word: its variants are searched once.
+        words.sort_unstable();
+        words.dedup();
         if words.iter().any(Vec::is_empty) {
             return None;
         }
@@ -383,6 +386,14 @@ mod tests {
         ] {
             assert!(!e.found_in(miss), "{}", String::from_utf8_lossy(miss));
         }
+    }
+
+    #[test]
+    fn a_word_several_rules_need_is_searched_once() {
+        let e = exact(&[], &["anonymous", "ANONYMOUS", "anonymous"]);
+        let plain = e.plain.as_ref().expect("words");
+        assert_eq!(plain.patterns.len(), 16);
+        assert!(e.found_in(b"Anonymous"));
     }
 
     #[test]
