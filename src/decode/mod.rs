@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::time::Millis;
-use crate::vocab::stable_hash;
+use crate::vocab::strong_hash;
 
 mod entries;
 mod envelope;
@@ -338,7 +338,10 @@ impl<'a> Batch<'a> {
                 .collect();
             parts.extend(ts.iter().map(String::as_str));
         }
-        format!("{:032x}", stable_hash(&parts))
+        // SHA-256, which the processor computes in hardware (SHA-NI, the
+        // Arm SHA2 instructions), reads the ids several times faster than a
+        // byte-at-a-time hash.
+        format!("{:032x}", strong_hash(&parts))
     }
 }
 
