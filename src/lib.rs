@@ -39,13 +39,14 @@
 //! - [`decode`]: Lambda event → subscription batch or schedule (capped
 //!   gunzip, lenient log entries; CloudWatch's envelope read directly,
 //!   `envelope.rs`, finding each message's end 64 bytes at a step,
-//!   `string_end.rs`; serde_json's reading of a log entry, `entries.rs`).
+//!   `string_end.rs`; serde_json's reading of a log entry, `entries.rs`; a
+//!   candidate message unescaped a block at a time, `unescape.rs`).
 //! - [`audit`]: the audit event, only the fields we use, borrowed.
 //! - [`bounded`]: caps and neutralises attacker-controlled text, in one place.
 //! - [`prefilter`]: conservative byte test, from the rules' anchors, that
 //!   skips most messages unparsed (mod.rs), the built-in rules' exact
-//!   strings found in one pass (exact.rs), and which Sigma rules a message
-//!   may match (folded.rs).
+//!   strings and words found in one pass (exact.rs), which Sigma rules a
+//!   message may match (folded.rs), and the one search both use (search.rs).
 //! - [`scan`]: runs the rules over a batch's messages, counts skipped lines.
 //! - [`net`]: CPython-exact `is_global` and allowlists.
 //! - [`store`]: state port; DynamoDB and in-memory adapters.

@@ -41,12 +41,33 @@ pub fn format_rfc3339(ms: Millis) -> String {
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z",
-        sod / 3600,
-        (sod % 3600) / 60,
-        sod % 60
-    )
+    if !(0..=9999).contains(&y) {
+        return format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z",
+            sod / 3600,
+            (sod % 3600) / 60,
+            sod % 60
+        );
+    }
+    // Every alert writes four of these: digits into a template, not the
+    // formatting machinery.
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    for (at, width, value) in [
+        (0, 4, y),
+        (5, 2, m),
+        (8, 2, d),
+        (11, 2, sod / 3600),
+        (14, 2, (sod % 3600) / 60),
+        (17, 2, sod % 60),
+        (20, 3, milli),
+    ] {
+        let mut v = value;
+        for i in (at..at + width).rev() {
+            out[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    }
+    out.iter().map(|b| char::from(*b)).collect()
 }
 
 fn num(bytes: &[u8]) -> Option<i64> {
@@ -145,6 +166,22 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn formats_as_the_formatting_machinery_does(ms in -70_000_000_000_000i64..300_000_000_000_000) {
+            let (secs, milli) = (ms.div_euclid(1000), ms.rem_euclid(1000));
+            let sod = secs.rem_euclid(86_400);
+            let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+            let expected = format!(
+                "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z",
+                sod / 3600,
+                (sod % 3600) / 60,
+                sod % 60
+            );
+            proptest::prop_assert_eq!(format_rfc3339(ms), expected);
+        }
+    }
+
     #[test]
     fn formats_rfc3339_and_round_trips() {
         assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00.000Z");
@@ -153,6 +190,18 @@ mod tests {
             "2024-05-14T00:00:00.111Z"
         );
         assert_eq!(format_rfc3339(-1), "1969-12-31T23:59:59.999Z");
+        assert_eq!(
+            format_rfc3339(253_402_300_799_999),
+            "9999-12-31T23:59:59.999Z"
+        );
+        assert_eq!(
+            format_rfc3339(253_402_300_800_000),
+            "10000-01-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            format_rfc3339(-62_167_219_200_001),
+            "-001-12-31T23:59:59.999Z"
+        );
         for ms in [0, 951_782_400_000, 1_709_210_096_789, 4_102_444_800_000] {
             assert_eq!(parse_timestamp(&format_rfc3339(ms)), Some(ms));
         }

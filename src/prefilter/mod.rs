@@ -19,9 +19,10 @@
 //!   and Impersonation an `impersonatedUser` member, so those exact bytes
 //!   must appear. The catalog's rules name the values they compare exactly
 //!   (`pods` and `create`, `secrets`, ...), in groups that must all appear.
-//!   Every exact string of every enabled rule is looked for in one pass (an
-//!   Aho-Corasick automaton, vectorised for small sets), whatever the
-//!   number of rules.
+//!   Every exact string of every enabled rule, and every case of the first
+//!   four letters of each word (compared whole where one is found), is
+//!   looked for in one pass (Teddy, a vectorised searcher for up to a few
+//!   dozen strings), whatever the number of rules.
 //! - A rule that needs every event says so, and then nothing is skipped.
 //!
 //! The one way around them is a `\u00XX` escape of a digit, a letter, a
