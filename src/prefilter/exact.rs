@@ -43,10 +43,8 @@ struct Pattern {
     /// The words one of whose variants starts it: the word may start where
     /// it does.
     starts_words: Vec<usize>,
-    /// How far past its start the next search begins: the first offset
-    /// inside it where another pattern can start, else its length.
-    skip: usize,
 }
+
 /// One group of strings that must all appear.
 #[derive(Debug, Clone)]
 struct Group {
@@ -254,15 +252,6 @@ impl Groups {
                     })
                     .map(|(i, _)| i)
                     .collect(),
-                skip: (1..t.len())
-                    .find(|k| {
-                        let tail = &t[*k..];
-                        texts.iter().any(|q| {
-                            let n = tail.len().min(q.len());
-                            tail[..n] == q[..n]
-                        })
-                    })
-                    .unwrap_or(t.len()),
             })
             .collect();
         Some(Self {
@@ -277,12 +266,8 @@ impl Groups {
     /// in `msg`.
     fn found_in(&self, msg: &[u8]) -> bool {
         let mut found = 0u128;
-        let mut at = 0;
-        while let Some(m) = self.strings.find(msg, at) {
+        for m in self.strings.matches(msg) {
             let pattern = &self.patterns[m.pattern().as_usize()];
-            // The next search starts where another pattern could begin
-            // inside this match, so overlapping ones are found too.
-            at = m.start() + pattern.skip;
             if pattern.has_word
                 || pattern.starts_words.iter().any(|w| {
                     let word = &self.words[*w];

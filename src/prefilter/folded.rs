@@ -42,10 +42,6 @@ pub(super) struct Folded {
     /// For each pattern, the patterns that are prefixes of it (itself too):
     /// the search reports the longest pattern starting at a position.
     prefixes: Vec<Vec<usize>>,
-    /// For each pattern, how far past its start the next search begins:
-    /// the first offset inside it where another pattern can start (one
-    /// of its suffixes is a pattern's prefix), else its length.
-    skip: Vec<usize>,
     /// Each rule's clauses.
     rules: Vec<FoldedRule>,
     /// Each rule's key ([`SigmaHits::key`] of its anchor).
@@ -127,27 +123,10 @@ impl Folded {
                     .collect()
             })
             .collect();
-        let skip = needles
-            .iter()
-            .map(|p| {
-                let p = p.text.as_bytes();
-                (1..p.len())
-                    .find(|k| {
-                        let tail = &p[*k..];
-                        needles.iter().any(|q| {
-                            let q = q.text.as_bytes();
-                            let n = tail.len().min(q.len());
-                            tail[..n].eq_ignore_ascii_case(&q[..n])
-                        })
-                    })
-                    .unwrap_or(p.len())
-            })
-            .collect();
         Some(Self {
             strings,
             needles,
             prefixes,
-            skip,
             rules: folded,
             keys: rules.iter().map(|r| SigmaHits::key(r)).collect(),
         })
@@ -171,17 +150,13 @@ impl Folded {
         // Which strings were seen, a bit each (at most MAX_FOLDED).
         let mut found = [0u64; MAX_FOLDED / 64];
         let seen = |found: &[u64; MAX_FOLDED / 64], q: usize| found[q / 64] & (1 << (q % 64)) != 0;
-        let mut at = 0;
-        while let Some(m) = self.strings.find(msg, at) {
+        for m in self.strings.matches(msg) {
             for &q in &self.prefixes[m.pattern().as_usize()] {
                 let n = &self.needles[q];
                 if !seen(&found, q) && (!n.number || stands_alone(msg, m.start(), n.text.len())) {
                     found[q / 64] |= 1 << (q % 64);
                 }
             }
-            // The next search starts where another string could begin
-            // inside this match, so overlapping strings are found too.
-            at = m.start() + self.skip[m.pattern().as_usize()];
         }
         if found == [0; MAX_FOLDED / 64] {
             return Vec::new();

@@ -1,6 +1,8 @@
 //! One search for many strings, the leftmost longest match first: Teddy
 //! (aho-corasick's vectorised searcher, SSSE3/AVX2 or NEON) whenever it can
-//! be built, else an Aho-Corasick automaton.
+//! be built, else an Aho-Corasick automaton. Every occurrence is found,
+//! those that overlap another match too: after a match the search restarts
+//! where another string can begin inside it.
 //!
 //! The automaton would choose a prefilter on its own, but for a set of
 //! strings that all start with one of few bytes (the case variants of a
@@ -12,7 +14,16 @@ use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, Match, MatchKind, Span};
 
 /// Strings found together, leftmost longest first.
 #[derive(Debug, Clone)]
-pub(super) enum Strings {
+pub(super) struct Strings {
+    search: Search,
+    /// For each pattern, how far past its start the next search begins:
+    /// the first offset inside it where another pattern can start (one of
+    /// its suffixes is a pattern's prefix), else its length.
+    skip: Vec<usize>,
+}
+
+#[derive(Debug, Clone)]
+enum Search {
     Teddy(Searcher),
     Automaton(AhoCorasick),
 }
@@ -20,6 +31,42 @@ pub(super) enum Strings {
 impl Strings {
     /// `None` when no search can be built for `patterns`.
     pub(super) fn new<P: AsRef<[u8]>>(patterns: &[P]) -> Option<Self> {
+        let skip = patterns
+            .iter()
+            .map(|p| {
+                let p = p.as_ref();
+                (1..p.len())
+                    .find(|k| {
+                        let tail = &p[*k..];
+                        patterns.iter().any(|q| {
+                            let q = q.as_ref();
+                            let n = tail.len().min(q.len());
+                            tail[..n] == q[..n]
+                        })
+                    })
+                    .unwrap_or(p.len())
+            })
+            .collect();
+        Some(Self {
+            search: Search::new(patterns)?,
+            skip,
+        })
+    }
+
+    /// Every match in `hay`, left to right: at each place the longest
+    /// pattern, and the matches that begin inside it.
+    pub(super) fn matches<'h>(&'h self, hay: &'h [u8]) -> impl Iterator<Item = Match> + 'h {
+        let mut at = 0;
+        std::iter::from_fn(move || {
+            let m = self.search.find(hay, at)?;
+            at = m.start() + self.skip[m.pattern().as_usize()];
+            Some(m)
+        })
+    }
+}
+
+impl Search {
+    fn new<P: AsRef<[u8]>>(patterns: &[P]) -> Option<Self> {
         let teddy = packed::Config::new()
             .match_kind(packed::MatchKind::LeftmostLongest)
             .builder()
@@ -37,7 +84,7 @@ impl Strings {
     }
 
     /// The leftmost longest match in `hay[at..]`.
-    pub(super) fn find(&self, hay: &[u8], at: usize) -> Option<Match> {
+    fn find(&self, hay: &[u8], at: usize) -> Option<Match> {
         if at >= hay.len() {
             return None;
         }
@@ -56,21 +103,35 @@ mod tests {
     fn finds_the_leftmost_longest_match_either_way() {
         let patterns = ["anon", "anonymous", "secrets", "ANON"];
         let teddy = Strings::new(&patterns).expect("builds");
-        let automaton = Strings::Automaton(
-            AhoCorasick::builder()
-                .match_kind(MatchKind::LeftmostLongest)
-                .build(patterns)
-                .expect("builds"),
-        );
+        assert!(matches!(teddy.search, Search::Teddy(_)));
+        let automaton = Strings {
+            search: Search::Automaton(
+                AhoCorasick::builder()
+                    .match_kind(MatchKind::LeftmostLongest)
+                    .build(patterns)
+                    .expect("builds"),
+            ),
+            ..teddy.clone()
+        };
         let hay = b"x secrets ANONy anonymous";
         for s in [&teddy, &automaton] {
-            let found: Vec<(usize, usize)> =
-                std::iter::successors(s.find(hay, 0), |m| s.find(hay, m.end()))
-                    .map(|m| (m.pattern().as_usize(), m.start()))
-                    .collect();
+            let found: Vec<(usize, usize)> = s
+                .matches(hay)
+                .map(|m| (m.pattern().as_usize(), m.start()))
+                .collect();
             assert_eq!(found, vec![(2, 2), (3, 10), (1, 16)]);
-            assert!(s.find(hay, hay.len()).is_none());
-            assert!(s.find(b"", 0).is_none());
+            assert_eq!(s.matches(b"").count(), 0);
         }
+    }
+
+    #[test]
+    fn finds_strings_that_overlap_a_match() {
+        // `roles` ends with the `s` `secrets` starts with.
+        let s = Strings::new(&["roles", "secrets"]).expect("builds");
+        let found: Vec<usize> = s
+            .matches(b"rolesecrets")
+            .map(|m| m.pattern().as_usize())
+            .collect();
+        assert_eq!(found, vec![0, 1]);
     }
 }
