@@ -40,9 +40,9 @@ struct Pattern {
     implied: u128,
     /// It holds a word in some case: the message holds that word.
     has_word: bool,
-    /// The words one of whose variants starts it: the word may start where
-    /// it does.
-    starts_words: Vec<usize>,
+    /// The words one of whose variants starts it, each with its window's
+    /// offset in the word: the word may start that far before the match.
+    starts_words: Vec<(usize, usize)>,
 }
 
 /// One group of strings that must all appear.
@@ -148,12 +148,30 @@ impl Exact {
     }
 }
 
-/// Bytes of a word whose case variants are searched: 2^4 patterns.
+/// Bytes of a word whose case variants are searched: at most 2^4 patterns.
 pub(super) const WORD_HEAD: usize = 4;
 
-/// The case variants of `word`'s first [`WORD_HEAD`] bytes.
+/// Where in `word` the [`WORD_HEAD`] bytes searched for start: the window
+/// with the fewest letters (a `:` has one case, a letter two), so the
+/// fewest case variants; of those the last, away from a prefix every audit
+/// event is full of (`:ano` in `system:anonymous`, not `tem:`).
+fn window_at(word: &[u8]) -> usize {
+    let len = WORD_HEAD.min(word.len());
+    (0..=word.len() - len)
+        .min_by_key(|at| {
+            let letters = word[*at..*at + len]
+                .iter()
+                .filter(|b| b.is_ascii_alphabetic())
+                .count();
+            (letters, std::cmp::Reverse(*at))
+        })
+        .unwrap_or(0)
+}
+
+/// The case variants of `word`'s window (see [`window_at`]).
 fn variants(word: &[u8]) -> Vec<Vec<u8>> {
-    let head = &word[..WORD_HEAD.min(word.len())];
+    let at = window_at(word);
+    let head = &word[at..at + WORD_HEAD.min(word.len())];
     let mut out: Vec<Vec<u8>> = vec![Vec::new()];
     for b in head {
         let cases = [b.to_ascii_lowercase(), b.to_ascii_uppercase()];
@@ -245,12 +263,13 @@ impl Groups {
                 starts_words: words
                     .iter()
                     .enumerate()
-                    .filter(|(_, w)| {
-                        let head = &w[..WORD_HEAD.min(w.len())];
+                    .filter_map(|(i, w)| {
+                        let at = window_at(w);
+                        let head = &w[at..at + WORD_HEAD.min(w.len())];
                         t.get(..head.len())
                             .is_some_and(|h| h.eq_ignore_ascii_case(head))
+                            .then_some((i, at))
                     })
-                    .map(|(i, _)| i)
                     .collect(),
             })
             .collect();
@@ -269,9 +288,11 @@ impl Groups {
         for m in self.strings.matches(msg) {
             let pattern = &self.patterns[m.pattern().as_usize()];
             if pattern.has_word
-                || pattern.starts_words.iter().any(|w| {
+                || pattern.starts_words.iter().any(|(w, at)| {
                     let word = &self.words[*w];
-                    msg.get(m.start()..m.start() + word.len())
+                    m.start()
+                        .checked_sub(*at)
+                        .and_then(|start| msg.get(start..start + word.len()))
                         .is_some_and(|here| here.eq_ignore_ascii_case(word))
                 })
             {
@@ -396,6 +417,34 @@ mod tests {
         let e = exact(&[&["anonym", "zzz"]], &["anonymous"]);
         assert!(e.found_in(b"anonymous"));
         assert!(!e.found_in(b"anonymx"));
+    }
+
+    #[test]
+    fn a_word_is_searched_from_its_window_with_fewest_letters() {
+        // `:ano` (three letters, eight cases), not `tem:`: every audit
+        // event is full of `system:`.
+        assert_eq!(window_at(b"system:anonymous"), 6);
+        assert_eq!(variants(b"system:anonymous").len(), 8);
+        assert_eq!(window_at(b"anonymous"), 5);
+        let e = exact(&[&["secrets", "get"]], &["system:anonymous"]);
+        for hit in [
+            &br#"{"u":"system:anonymous"}"#[..],
+            br#"{"u":"SYSTEM:ANONYMOUS"}"#,
+            br#"{"u":"System:AnOnYmOuS"}"#,
+            // the window's own match found inside another one's
+            br#"system:system:anonymous"#,
+        ] {
+            assert!(e.found_in(hit), "{}", String::from_utf8_lossy(hit));
+        }
+        for miss in [
+            // the window at the very start: the word cannot begin before it
+            &br#":anonymous"#[..],
+            br#"{"u":"system:anonymou","g":"system:unauthenticated"}"#,
+            br#"{"u":"anonymous"}"#,
+            br#"{"u":"system-anonymous"}"#,
+        ] {
+            assert!(!e.found_in(miss), "{}", String::from_utf8_lossy(miss));
+        }
     }
 
     #[test]

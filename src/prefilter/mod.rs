@@ -14,19 +14,20 @@
 //!   followed by another digit, `.` or an exponent. (Random digits in large
 //!   request bodies therefore do not make a message a candidate.)
 //! - PodScan needs `user.username` equal to `system:anonymous` (ASCII
-//!   case-insensitively), so the letters `anonymous` must appear in some case.
+//!   case-insensitively), so those letters must appear in some case.
 //!   AwsAuthChanged needs `objectRef.name == "aws-auth"` (compared exactly)
 //!   and Impersonation an `impersonatedUser` member, so those exact bytes
 //!   must appear. The catalog's rules name the values they compare exactly
 //!   (`pods` and `create`, `secrets`, ...), in groups that must all appear.
-//!   Every exact string of every enabled rule, and every case of the first
-//!   four letters of each word (compared whole where one is found), is
+//!   Every exact string of every enabled rule, and every case of four
+//!   bytes of each word (those with the fewest letters, `:ano` of
+//!   `system:anonymous`; the word is compared whole where one is found), is
 //!   looked for in one pass (Teddy, a vectorised searcher for up to a few
 //!   dozen strings), whatever the number of rules.
 //! - A rule that needs every event says so, and then nothing is skipped.
 //!
 //! The one way around them is a `\u00XX` escape of a digit, a letter, a
-//! hyphen or whitespace, which kube-apiserver never writes (it escapes only
+//! hyphen, a slash, a colon or whitespace, which kube-apiserver never writes (it escapes only
 //! `<`, `>`, `&` and control characters) but a request body may carry. A
 //! message containing such an escape is always a candidate for every rule.
 //! Sigma rules compare text lower-cased as Unicode does, so for them the
@@ -213,7 +214,7 @@ impl Prefilter {
     }
 
     /// True when `msg` has a `\uXXXX` escape of an ASCII digit, letter,
-    /// hyphen or whitespace character, or of a character that Unicode
+    /// hyphen, slash, colon or whitespace character, or of a character that Unicode
     /// lower-cases to an ASCII letter (see [`has_unicode_fold`]).
     fn has_alnum_escape(&self, msg: &[u8]) -> bool {
         self.finder_escape.find_iter(msg).any(|at| {
@@ -227,10 +228,11 @@ impl Prefilter {
             match (msg.get(at + 4), msg.get(at + 5)) {
                 // 0x09, 0x0a, 0x0d: whitespace, which may surround a value
                 (Some(b'0'), Some(d)) => matches!(d, b'9' | b'a' | b'A' | b'd' | b'D'),
-                // 0x20: space; 0x2d: the hyphen of `aws-auth`
-                (Some(b'2'), Some(d)) => matches!(d, b'0' | b'd' | b'D'),
-                // 0x30-0x39 digits
-                (Some(b'3'), Some(d)) => d.is_ascii_digit(),
+                // 0x20: space; 0x2d: the hyphen of `aws-auth`; 0x2f: the
+                // slash of `pods/exec`
+                (Some(b'2'), Some(d)) => matches!(d, b'0' | b'd' | b'D' | b'f' | b'F'),
+                // 0x30-0x39 digits; 0x3a: the colon of `system:anonymous`
+                (Some(b'3'), Some(d)) => d.is_ascii_digit() || matches!(d, b'a' | b'A'),
                 // 0x40-0x7f: letters (and some punctuation; harmless)
                 (Some(b'4'..=b'7'), Some(d)) => d.is_ascii_hexdigit(),
                 _ => false,
@@ -311,6 +313,9 @@ mod tests {
         let p = all();
         assert!(p.may_match(br#"{"verb":"g\u0065t","objectRef":{"resource":"secrets"}}"#));
         assert!(!p.may_match(br#"{"verb":"get","requestURI":"/a?b\u0026c"}"#));
+        // the colon of `system:anonymous` and the slash of `pods/exec`
+        assert!(p.may_match(br#"{"user":{"username":"system\u003aanonymous"}}"#));
+        assert!(p.may_match(br#"{"objectRef":{"resource":"pods\u002Fexec"}}"#));
     }
 
     #[test]

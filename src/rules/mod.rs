@@ -75,8 +75,8 @@ pub enum Anchor {
     /// The JSON integer `403` as some member's value (JSON numbers cannot be
     /// escaped, so this survives any encoding of the message).
     MemberValue403,
-    /// These ASCII letters (and hyphens), in any case (e.g. `anonymous`
-    /// for `system:anonymous`, which the rule compares case-insensitively).
+    /// These ASCII letters (and hyphens or colons), in any case (e.g.
+    /// `system:anonymous`, which PodScan compares case-insensitively).
     Letters(&'static str),
     /// These bytes exactly (a member name, or a value the rule compares
     /// exactly, e.g. `aws-auth`): found with a vectorised search.

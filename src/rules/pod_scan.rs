@@ -284,7 +284,7 @@ impl Rule for PodScan {
 
     /// `user.username == "system:anonymous"`, compared case-insensitively.
     fn anchor(&self) -> Anchor {
-        Anchor::Letters("anonymous")
+        Anchor::Letters("system:anonymous")
     }
 
     fn headline(&self, severity: Severity) -> &'static str {

@@ -28,11 +28,10 @@ pub static SPEC: Spec = Spec {
     threshold: 1,
     dedup_minutes: 60,
     enabled: true,
-    // `user.username` is `system:anonymous`. Its letters `anonymous` are
-    // looked for (in any case, as PodScan's are), not the whole name: an
-    // audit event is full of strings that start with `system:`, each of
-    // which a search for the whole name would stop at.
-    anchor: Anchor::Letters("anonymous"),
+    // `user.username` is `system:anonymous`, looked for in any case as
+    // PodScan's is (one search for both): from its `:ano`, not from the
+    // `system:` every audit event is full of.
+    anchor: Anchor::Letters("system:anonymous"),
     filter: Filter::Terms(&[terms::ANONYMOUS]),
 };
 
