@@ -71,7 +71,10 @@ fn bench_profile(c: &mut Criterion, name: &str, profile: Profile) {
         group.bench_function(label, |b| {
             // A fresh store each time (every key new, the costliest case),
             // set up and dropped outside the timing: a function instance
-            // keeps its processor between invocations.
+            // keeps its processor between invocations. Each processor is
+            // built just before its run, as a warm instance's tables were
+            // used by its previous invocation; built many runs ahead (a
+            // batch of inputs), each would start with cold caches.
             b.iter_batched_ref(
                 || {
                     let p =
@@ -87,7 +90,7 @@ fn bench_profile(c: &mut Criterion, name: &str, profile: Profile) {
                         .scan
                         .events
                 },
-                BatchSize::SmallInput,
+                BatchSize::PerIteration,
             )
         });
     }

@@ -5,6 +5,7 @@
 
 use memchr::memmem::Finder;
 
+use super::principal::user_may_be_person;
 use super::search::Strings;
 
 /// The exact strings of every enabled rule, in groups of strings that must
@@ -52,6 +53,20 @@ struct Group {
     primary: usize,
     /// Its other strings.
     rest: Vec<Finder<'static>>,
+    /// It also needs a user that may be a person.
+    person: bool,
+}
+
+/// What a group needs besides its strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Needs {
+    /// Nothing.
+    Strings,
+    /// A first source address that may be global.
+    GlobalSource,
+    /// A user that may be a person (see
+    /// [`super::principal::user_may_be_person`]).
+    Person,
 }
 
 /// Most distinct primaries the prefilter tracks; beyond it every line is a
@@ -104,14 +119,14 @@ impl Exact {
     /// `words` (each [`WORD_HEAD`] bytes or longer) are found in any case,
     /// in the same pass.
     pub(super) fn new(
-        groups: &[(Vec<&'static str>, bool)],
+        groups: &[(Vec<&'static str>, Needs)],
         words: &[&'static str],
     ) -> Option<Self> {
         let of = |global: bool| -> Option<Option<Groups>> {
-            let mine: Vec<&Vec<&'static str>> = groups
+            let mine: Vec<(&Vec<&'static str>, bool)> = groups
                 .iter()
-                .filter(|(_, g)| *g == global)
-                .map(|(list, _)| list)
+                .filter(|(_, needs)| (*needs == Needs::GlobalSource) == global)
+                .map(|(list, needs)| (list, *needs == Needs::Person))
                 .collect();
             let words = if global { &[][..] } else { words };
             if mine.is_empty() && words.is_empty() {
@@ -127,8 +142,8 @@ impl Exact {
     }
 
     /// True when every string of some group is in `msg` (and, for a group
-    /// that needs one, `msg` may have a global first source address), or
-    /// one of the words in any case.
+    /// that needs one, `msg` may have a global first source address, or a
+    /// user that may be a person), or one of the words in any case.
     pub(super) fn found_in(&self, msg: &[u8]) -> bool {
         if self.plain.as_ref().is_some_and(|g| g.found_in(msg)) {
             return true;
@@ -201,21 +216,24 @@ fn contains_folded(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 impl Groups {
-    fn new(groups: &[&Vec<&'static str>], words: &[&'static str]) -> Option<Self> {
+    /// `groups`: each group's strings, and whether it needs a user that
+    /// may be a person.
+    fn new(groups: &[(&Vec<&'static str>, bool)], words: &[&'static str]) -> Option<Self> {
         let mut primaries: Vec<&'static str> = Vec::new();
         let mut out: Vec<Group> = Vec::with_capacity(groups.len());
-        let mut seen: Vec<Vec<&'static str>> = Vec::new();
-        for group in groups {
+        let mut seen: Vec<(Vec<&'static str>, bool)> = Vec::new();
+        for (group, person) in groups {
             if group.is_empty() || group.iter().any(|s| s.is_empty()) {
                 return None;
             }
             let mut sorted = (*group).clone();
             sorted.sort_unstable();
             sorted.dedup();
-            if seen.contains(&sorted) {
+            let key = (sorted.clone(), *person);
+            if seen.contains(&key) {
                 continue;
             }
-            seen.push(sorted.clone());
+            seen.push(key);
             let primary = *sorted.iter().min_by_key(|s| commonness(s))?;
             let id = match primaries.iter().position(|p| *p == primary) {
                 Some(id) => id,
@@ -234,6 +252,7 @@ impl Groups {
                     .filter(|s| **s != primary)
                     .map(|s| Finder::new(s.as_bytes()).into_owned())
                     .collect(),
+                person: *person,
             });
         }
         let mut words: Vec<Vec<u8>> = words
@@ -285,6 +304,8 @@ impl Groups {
     /// in `msg`.
     fn found_in(&self, msg: &[u8]) -> bool {
         let mut found = 0u128;
+        // Read once, the first time a group that needs it is complete.
+        let person = std::cell::OnceCell::new();
         for m in self.strings.matches(msg) {
             let pattern = &self.patterns[m.pattern().as_usize()];
             if pattern.has_word
@@ -304,7 +325,9 @@ impl Groups {
             }
             found |= new;
             if self.groups.iter().any(|g| {
-                new & (1u128 << g.primary) != 0 && g.rest.iter().all(|f| f.find(msg).is_some())
+                new & (1u128 << g.primary) != 0
+                    && g.rest.iter().all(|f| f.find(msg).is_some())
+                    && (!g.person || *person.get_or_init(|| user_may_be_person(msg)))
             }) {
                 return true;
             }
@@ -368,8 +391,10 @@ mod tests {
     use super::*;
 
     fn exact(groups: &[&[&'static str]], words: &[&'static str]) -> Exact {
-        let groups: Vec<(Vec<&'static str>, bool)> =
-            groups.iter().map(|g| (g.to_vec(), false)).collect();
+        let groups: Vec<(Vec<&'static str>, Needs)> = groups
+            .iter()
+            .map(|g| (g.to_vec(), Needs::Strings))
+            .collect();
         Exact::new(&groups, words).expect("tracked")
     }
 

@@ -39,11 +39,12 @@ use memchr::memmem::Finder;
 
 mod exact;
 mod folded;
+mod principal;
 mod search;
 
 #[cfg(test)]
 use exact::first_address_may_be_global;
-use exact::Exact;
+use exact::{Exact, Needs};
 use folded::Folded;
 pub use folded::SigmaHits;
 
@@ -129,7 +130,7 @@ impl Prefilter {
             finder_403: Finder::new(b"403"),
             finder_escape: Finder::new(b"\\u"),
         };
-        let mut groups: Vec<(Vec<&'static str>, bool)> = Vec::new();
+        let mut groups: Vec<(Vec<&'static str>, Needs)> = Vec::new();
         let mut long_words: Vec<&'static str> = Vec::new();
         let mut folded: Vec<&'static [&'static [Needle]]> = Vec::new();
         for rule in detector.rules() {
@@ -139,10 +140,15 @@ impl Prefilter {
                 // letters in every case; a short one on its own.
                 Anchor::Letters(word) if word.len() >= exact::WORD_HEAD => long_words.push(word),
                 Anchor::Letters(word) => p.words.push(Word::new(word)),
-                Anchor::Exact(bytes) => groups.push((vec![bytes], false)),
-                Anchor::AnyOf(list) => groups.extend(list.iter().map(|g| (g.to_vec(), false))),
+                Anchor::Exact(bytes) => groups.push((vec![bytes], Needs::Strings)),
+                Anchor::AnyOf(list) => {
+                    groups.extend(list.iter().map(|g| (g.to_vec(), Needs::Strings)));
+                }
                 Anchor::AnyOfFromGlobal(list) => {
-                    groups.extend(list.iter().map(|g| (g.to_vec(), true)));
+                    groups.extend(list.iter().map(|g| (g.to_vec(), Needs::GlobalSource)));
+                }
+                Anchor::AnyOfByPerson(list) => {
+                    groups.extend(list.iter().map(|g| (g.to_vec(), Needs::Person)));
                 }
                 Anchor::Folded(clauses) => folded.push(clauses),
                 Anchor::Always => p.always = true,

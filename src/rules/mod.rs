@@ -92,6 +92,12 @@ pub enum Anchor {
     /// that has none) is skipped. For rules about requests from public
     /// addresses.
     AnyOfFromGlobal(&'static [&'static [&'static str]]),
+    /// As [`Anchor::AnyOf`], and the request's user must be able to be a
+    /// person: a message whose every `username` member names a system
+    /// principal (Panther's `is_system_principal`) is skipped. For rules
+    /// that ignore system principals' requests (kubelets and controllers
+    /// read secrets all day).
+    AnyOfByPerson(&'static [&'static [&'static str]]),
     /// Clauses that must all hold, each by one of its strings, found ASCII
     /// case-insensitively (a Sigma rule's, see [`crate::sigma::literals`]):
     /// every such string of every enabled rule is looked for in one pass.

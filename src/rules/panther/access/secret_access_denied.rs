@@ -30,7 +30,8 @@ pub static SPEC: Spec = Spec {
     dedup_minutes: 15,
     enabled: true,
     // `objectRef.resource` is `secrets` and `verb` is `get`.
-    anchor: Anchor::AnyOf(&[&["secrets", "get"]]),
+    // System principals are ignored: their requests are not parsed.
+    anchor: Anchor::AnyOfByPerson(&[&["secrets", "get"]]),
     filter: Filter::Terms(&[terms::SECRETS]),
 };
 

@@ -30,7 +30,8 @@ pub static SPEC: Spec = Spec {
     enabled: false,
     // `objectRef.resource` is `secrets` and `verb` is `get`, `list` or
     // `watch`.
-    anchor: Anchor::AnyOf(&[
+    // System principals are ignored: their requests are not parsed.
+    anchor: Anchor::AnyOfByPerson(&[
         &["secrets", "get"],
         &["secrets", "list"],
         &["secrets", "watch"],

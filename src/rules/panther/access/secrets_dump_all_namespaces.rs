@@ -30,7 +30,8 @@ pub static SPEC: Spec = Spec {
     dedup_minutes: 60,
     enabled: true,
     // `objectRef.resource` is `secrets` and `verb` is `list`.
-    anchor: Anchor::AnyOf(&[&["secrets", "list"], &["secrets", "watch"]]),
+    // System principals are ignored: their requests are not parsed.
+    anchor: Anchor::AnyOfByPerson(&[&["secrets", "list"], &["secrets", "watch"]]),
     filter: Filter::Terms(&[terms::SECRETS]),
 };
 
