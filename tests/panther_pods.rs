@@ -8,7 +8,8 @@
 use eks_audit_detector::audit::AuditEvent;
 use eks_audit_detector::config::DetectorConfig;
 use eks_audit_detector::net::CidrList;
-use eks_audit_detector::rules::{registry, Anchor, Rule};
+use eks_audit_detector::prefilter::Prefilter;
+use eks_audit_detector::rules::{registry, Anchor, Detector, Rule};
 use eks_audit_detector::vocab::{EventContext, Match, Severity, Verdict};
 use serde_json::{json, Value};
 
@@ -212,8 +213,21 @@ fn each_rule_matches_its_example_and_its_anchor_is_in_the_message() {
         let ev = positive(id);
         assert!(eval(id, &ev).is_some(), "{id} matches");
         let text = ev.to_string();
-        let Anchor::AnyOf(groups) = rule(id).anchor() else {
-            panic!("{id}: anchor groups");
+        let groups = match rule(id).anchor() {
+            Anchor::AnyOf(groups) => groups,
+            Anchor::AnyOfByPerson(groups) => {
+                // the prefilter reads the user as one who may be a person
+                let detector = Detector::new(DetectorConfig {
+                    enabled_rules: vec![id.to_owned()],
+                    ..DetectorConfig::default()
+                });
+                assert!(
+                    Prefilter::new(&detector).may_match(text.as_bytes()),
+                    "{id}: prefilter"
+                );
+                groups
+            }
+            other => panic!("{id}: anchor groups, not {other:?}"),
         };
         assert!(
             groups.iter().any(|g| g.iter().all(|s| text.contains(s))),

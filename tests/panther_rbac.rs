@@ -6,7 +6,8 @@
 use eks_audit_detector::audit::AuditEvent;
 use eks_audit_detector::config::DetectorConfig;
 use eks_audit_detector::net::CidrList;
-use eks_audit_detector::rules::{registry, Anchor, Rule};
+use eks_audit_detector::prefilter::Prefilter;
+use eks_audit_detector::rules::{registry, Anchor, Detector, Rule};
 use eks_audit_detector::vocab::{EventContext, Match, Severity, Verdict};
 use serde_json::{json, Value};
 
@@ -65,6 +66,13 @@ fn eval(id: &str, ev: &Value) -> Option<Match> {
 fn anchored(anchor: Anchor, text: &str) -> bool {
     match anchor {
         Anchor::AnyOf(groups) => groups.iter().any(|g| g.iter().all(|s| text.contains(s))),
+        // The strings, and the prefilter reads the user as one who may be
+        // a person.
+        Anchor::AnyOfByPerson(groups) => {
+            groups.iter().any(|g| g.iter().all(|s| text.contains(s)))
+                && Prefilter::new(&Detector::new(DetectorConfig::default()))
+                    .may_match(text.as_bytes())
+        }
         Anchor::Always => true,
         other => panic!("unexpected anchor {other:?}"),
     }
@@ -810,7 +818,10 @@ fn every_rule_of_the_group_is_registered_and_anchored() {
     for id in GROUP {
         let r = rule(id);
         assert!(r.enabled_by_default(), "{id}");
-        assert!(matches!(r.anchor(), Anchor::AnyOf(_)), "{id}");
+        assert!(
+            matches!(r.anchor(), Anchor::AnyOf(_) | Anchor::AnyOfByPerson(_)),
+            "{id}"
+        );
     }
 }
 

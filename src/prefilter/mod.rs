@@ -372,4 +372,40 @@ mod tests {
         assert!(!p.may_match(inside));
         assert!(p.may_match(outside));
     }
+
+    #[test]
+    fn a_system_principals_secret_reads_and_pod_creations_are_skipped() {
+        let p = all();
+        let read = |user: &str| {
+            format!(
+                r#"{{"user":{{"username":"{user}"}},"sourceIPs":["10.0.1.2"],"verb":"get","objectRef":{{"resource":"secrets","namespace":"payments"}}}}"#
+            )
+        };
+        let create = |user: &str| {
+            format!(
+                r#"{{"user":{{"username":"{user}"}},"sourceIPs":["10.0.1.2"],"verb":"create","objectRef":{{"resource":"pods","namespace":"kube-system"}}}}"#
+            )
+        };
+        for msg in [
+            read("system:node:ip-10-0-1-2"),
+            create("system:serviceaccount:kube-system:replicaset-controller"),
+        ] {
+            assert!(!p.may_match(msg.as_bytes()), "{msg}");
+            // as it stands in the envelope
+            let escaped = serde_json::to_string(&msg).expect("string");
+            assert!(
+                !p.may_match(&escaped.as_bytes()[1..escaped.len() - 1]),
+                "{escaped}"
+            );
+        }
+        for msg in [
+            read("alice"),
+            read("system:serviceaccount:payments:api"),
+            create("alice"),
+            // a node impersonated by a person
+            read(r#"alice"},"impersonatedUser":{"username":"system:node:n1"#),
+        ] {
+            assert!(p.may_match(msg.as_bytes()), "{msg}");
+        }
+    }
 }

@@ -35,7 +35,8 @@ pub static SPEC: Spec = Spec {
     enabled: true,
     // `objectRef.resource` is `pods`, `verb` is `create` and
     // `objectRef.namespace` one of the system namespaces.
-    anchor: Anchor::AnyOf(&[
+    // System principals are ignored: their requests are not parsed.
+    anchor: Anchor::AnyOfByPerson(&[
         &["pods", "create", "kube-system"],
         &["pods", "create", "gke-system"],
         &["pods", "create", "kube-node-lease"],

@@ -33,7 +33,8 @@ pub static SPEC: Spec = Spec {
     enabled: true,
     // `objectRef.resource` is `mutatingwebhookconfigurations` or
     // `validatingwebhookconfigurations`, and `verb` is `create`.
-    anchor: Anchor::AnyOf(&[&["webhookconfigurations", "create"]]),
+    // System principals are ignored: their requests are not parsed.
+    anchor: Anchor::AnyOfByPerson(&[&["webhookconfigurations", "create"]]),
     filter: Filter::Terms(&[terms::CREATE]),
 };
 

@@ -33,7 +33,8 @@ pub static SPEC: Spec = Spec {
     enabled: true,
     // `objectRef.resource` is `certificatesigningrequests` and `verb` is
     // `create`.
-    anchor: Anchor::AnyOf(&[&["certificatesigningrequests", "create"]]),
+    // System principals are ignored: their requests are not parsed.
+    anchor: Anchor::AnyOfByPerson(&[&["certificatesigningrequests", "create"]]),
     filter: Filter::Terms(&[terms::CREATE]),
 };
 

@@ -32,7 +32,8 @@ pub static SPEC: Spec = Spec {
     dedup_minutes: 60,
     enabled: true,
     // `objectRef.resource` is `clusterrolebindings` and `verb` is `create`.
-    anchor: Anchor::AnyOf(&[&["clusterrolebindings", "create"]]),
+    // System principals are ignored: their requests are not parsed.
+    anchor: Anchor::AnyOfByPerson(&[&["clusterrolebindings", "create"]]),
     filter: Filter::Terms(&[terms::WRITE]),
 };
 

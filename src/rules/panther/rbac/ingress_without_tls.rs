@@ -33,7 +33,8 @@ pub static SPEC: Spec = Spec {
     dedup_minutes: 60,
     enabled: true,
     // `objectRef.resource` is `ingresses` and `verb` is `create`.
-    anchor: Anchor::AnyOf(&[&["ingresses", "create"]]),
+    // System principals are ignored: their requests are not parsed.
+    anchor: Anchor::AnyOfByPerson(&[&["ingresses", "create"]]),
     filter: Filter::Terms(&[terms::CREATE]),
 };
 

@@ -32,7 +32,8 @@ pub static SPEC: Spec = Spec {
     // `objectRef.resource` is `roles` or `clusterroles`, `verb` is
     // `update`, `patch` or `delete`, and `objectRef.name` starts with
     // `system:` or `eks:`.
-    anchor: Anchor::AnyOf(&[
+    // System principals are ignored: their requests are not parsed.
+    anchor: Anchor::AnyOfByPerson(&[
         &["roles", "update", "system:"],
         &["roles", "patch", "system:"],
         &["roles", "delete", "system:"],
