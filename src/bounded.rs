@@ -192,9 +192,19 @@ pub fn json_size(value: &impl serde::Serialize) -> usize {
     count.0
 }
 
-/// Bytes of `text` inside a JSON string (without the quotes).
+/// Bytes of `text` inside a JSON string (without the quotes), as
+/// [`json_char_len`] counts them, a byte at a time: each byte of a
+/// character past ASCII is written as it is.
 pub fn json_len(text: &str) -> usize {
-    text.chars().map(json_char_len).sum()
+    text.len()
+        + text
+            .bytes()
+            .map(|b| match b {
+                b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 1,
+                0..=0x1f => 5,
+                _ => 0,
+            })
+            .sum::<usize>()
 }
 
 /// True for characters that could forge lines or reorder text on screen:
@@ -346,6 +356,19 @@ mod tests {
         assert!(capped.ends_with("…[cut, 100 bytes]"));
         assert!(serde_json::to_string(&capped).expect("json").len() <= MAX_FIELD_BYTES + 40);
         assert_eq!(json_len("a\"b\n\u{1}é"), 1 + 2 + 1 + 2 + 6 + 2);
+        // as serde_json writes every character
+        for c in (0..0x800)
+            .filter_map(char::from_u32)
+            .chain(['\u{ffff}', '\u{10ffff}'])
+        {
+            let text = format!("x{c}y");
+            let written = serde_json::to_string(&text).expect("json").len() - 2;
+            assert_eq!(json_len(&text), written, "{c:?}");
+            assert_eq!(
+                json_len(&text),
+                text.chars().map(json_char_len).sum::<usize>()
+            );
+        }
         assert_eq!(cap(&"x".repeat(256)), "x".repeat(256));
     }
 

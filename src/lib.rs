@@ -45,8 +45,10 @@
 //! - [`bounded`]: caps and neutralises attacker-controlled text, in one place.
 //! - [`prefilter`]: conservative byte test, from the rules' anchors, that
 //!   skips most messages unparsed (mod.rs), the built-in rules' exact
-//!   strings and words found in one pass (exact.rs), which Sigma rules a
-//!   message may match (folded.rs), and the one search both use (search.rs).
+//!   strings and words found in one pass (exact.rs), whether its user may
+//!   be a person rather than a system principal (principal.rs), which
+//!   Sigma rules a message may match (folded.rs), and the one search both
+//!   use (search.rs).
 //! - [`scan`]: runs the rules over a batch's messages, counts skipped lines.
 //! - [`net`]: CPython-exact `is_global` and allowlists.
 //! - [`store`]: state port; DynamoDB and in-memory adapters.

@@ -21,15 +21,26 @@ pub(super) fn block_masks(block: &[u8; 64]) -> (u64, u64, u64) {
     let quote = u8x16::splat(b'"');
     let backslash = u8x16::splat(b'\\');
     let below_space = u8x16::splat(0x1f);
-    let (mut q, mut b, mut c) = (0, 0, 0);
+    let (mut q, mut b) = (0, 0);
+    let mut lanes = [u8x16::splat(0); 4];
+    let mut any_control = u8x16::splat(0);
     for (i, lane) in block.chunks_exact(16).enumerate() {
         let mut bytes = [0u8; 16];
         bytes.copy_from_slice(lane);
         let v = u8x16::new(bytes);
+        lanes[i] = v;
         let shift = 16 * i;
         q |= u64::from(v.simd_eq(quote).to_bitmask()) << shift;
         b |= u64::from(v.simd_eq(backslash).to_bitmask()) << shift;
-        c |= u64::from(v.min(below_space).simd_eq(v).to_bitmask()) << shift;
+        any_control |= v.min(below_space).simd_eq(v);
+    }
+    // Control characters are rare (none in a valid string): their mask
+    // is worked out only for a block that has one.
+    let mut c = 0;
+    if any_control.to_bitmask() != 0 {
+        for (i, v) in lanes.iter().enumerate() {
+            c |= u64::from(v.min(below_space).simd_eq(*v).to_bitmask()) << (16 * i);
+        }
     }
     (q, b, c)
 }
