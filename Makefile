@@ -83,6 +83,7 @@ rules-table: ## Rewrite README's rule table from `rules list --format markdown`
 
 bench: $(TEST_STAMP) ## Benchmarks (criterion): pipeline throughput, and invocations against local AWS APIs
 	$(CARGO) bench --locked --bench pipeline
+	$(CARGO) bench --locked --bench ratio
 	TEST_PYTHON=$(CURDIR)/$(VENV)/bin/python $(CARGO) bench --locked --bench invocation
 
 clean: ## Remove build outputs and the virtualenvs

@@ -7,27 +7,18 @@
 //! every rule plus SigmaHQ's 16 Sigma rules and three correlations.
 
 mod corpus;
+mod setups;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use eks_audit_detector::alert::Alert;
 use eks_audit_detector::config::DetectorConfig;
 use eks_audit_detector::decode::{extract_data, inflate, Batch};
 use eks_audit_detector::handler::Processor;
 use eks_audit_detector::rules::Detector;
 use eks_audit_detector::scan::{ScanStats, Scanner};
-use eks_audit_detector::sink::{AlertSink, PublishError};
 use eks_audit_detector::store::memory::MemoryStore;
 
 use corpus::{payload, Profile, Rng};
-
-/// Drops alerts: the benchmark measures detection, not output.
-struct Discard;
-
-impl AlertSink for Discard {
-    async fn publish(&self, _alert: &Alert) -> Result<(), PublishError> {
-        Ok(())
-    }
-}
+use setups::{every_rule, two_original, with_sigma, Discard};
 
 fn bench_profile(c: &mut Criterion, name: &str, profile: Profile) {
     let mut rng = Rng::new(7);
@@ -95,106 +86,6 @@ fn bench_profile(c: &mut Criterion, name: &str, profile: Profile) {
         });
     }
     group.finish();
-}
-
-/// Every rule of the registry enabled, those off by default included.
-fn every_rule() -> DetectorConfig {
-    let config = DetectorConfig::default();
-    let off: Vec<String> = eks_audit_detector::rules::registry(&config)
-        .iter()
-        .filter(|r| !r.enabled_by_default())
-        .map(|r| r.meta().id.as_str().to_owned())
-        .collect();
-    DetectorConfig {
-        enabled_rules: off,
-        ..config
-    }
-}
-
-/// Three correlations over two detections of one's own, beside SigmaHQ's
-/// bundled rules.
-const CORRELATIONS: &str = "\
-title: Secret read
-id: bench-secret-read
-logsource: {product: kubernetes, service: audit}
-detection:
-  sel:
-    verb: get
-    objectRef.resource: secrets
-  condition: sel
----
-title: Pod exec
-id: bench-pod-exec
-logsource: {product: kubernetes, service: audit}
-detection:
-  sel:
-    verb: create
-    objectRef.subresource: exec
-  condition: sel
----
-title: Many secret reads
-id: bench-many-reads
-correlation:
-  type: event_count
-  rules: [bench-secret-read]
-  group-by: [user.username]
-  timespan: 10m
-  condition:
-    gte: 20
----
-title: Many secrets
-id: bench-many-secrets
-correlation:
-  type: value_count
-  rules: [bench-secret-read]
-  group-by: [user.username]
-  timespan: 10m
-  condition:
-    gte: 10
-    field: objectRef.name
----
-title: Read then exec
-id: bench-read-then-exec
-correlation:
-  type: temporal_ordered
-  rules: [bench-secret-read, bench-pod-exec]
-  group-by: [user.username]
-  timespan: 30m
-  generate: true
-";
-
-/// Every rule (as [`every_rule`]), SigmaHQ's 16 bundled rules turned on,
-/// and [`CORRELATIONS`].
-fn with_sigma() -> DetectorConfig {
-    use eks_audit_detector::sigma;
-    let mut files = sigma::bundled();
-    files.push(sigma::LoadedText {
-        name: "bench.yml".into(),
-        text: CORRELATIONS.into(),
-    });
-    let set = sigma::load(&files);
-    assert!(set.problems.is_empty(), "{:?}", set.problems);
-    let mut config = every_rule();
-    config
-        .enabled_rules
-        .extend(set.rules.iter().map(|r| r.id.clone()));
-    config.sigma = sigma::SigmaRules(std::sync::Arc::new(set));
-    config
-}
-
-/// Only the two rules the detector started with.
-fn two_original() -> DetectorConfig {
-    const FIRST: [&str; 2] = ["Amazon.EKS.Audit.Multiple403", "Amazon.EKS.Audit.PodScan"];
-    let config = DetectorConfig::default();
-    let rest: Vec<String> = eks_audit_detector::rules::registry(&config)
-        .iter()
-        .map(|r| r.meta().id.as_str().to_owned())
-        .filter(|id| !FIRST.contains(&id.as_str()))
-        .collect();
-    DetectorConfig {
-        disabled_rules: rest,
-        ..config
-    }
 }
 
 /// One second of a full Kinesis shard (1 MB/s of records): 5 records of

@@ -1,0 +1,102 @@
+//! The whole path's time over gunzip's on the same bytes, measured in
+//! alternation: each run of the path (base64, gunzip, prefilter, parse,
+//! rules, in-memory state) comes right after a run of gunzip alone, many
+//! times. On a shared machine the load changes from one second to the
+//! next, and a ratio of two benchmarks measured one after the other moves
+//! with it; here both sides see the same moments. Prints, for each corpus
+//! and set-up, the ratio of the fastest runs and of the medians.
+//!
+//! `cargo bench --bench ratio` (`make bench` runs it after the criterion
+//! benchmarks); under `cargo test` each set-up runs once.
+
+mod corpus;
+mod setups;
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use eks_audit_detector::config::DetectorConfig;
+use eks_audit_detector::decode::{extract_data, inflate};
+use eks_audit_detector::handler::Processor;
+use eks_audit_detector::rules::Detector;
+use eks_audit_detector::store::memory::MemoryStore;
+
+use corpus::{payload, Profile, Rng};
+use setups::{every_rule, two_original, with_sigma, Discard};
+
+/// Runs of each side per set-up.
+const RUNS: usize = 200;
+
+fn main() {
+    let runs = if std::env::args().any(|a| a == "--bench") {
+        RUNS
+    } else {
+        1
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let setups: [(&str, DetectorConfig); 3] = [
+        ("every built-in rule", every_rule()),
+        ("the two original rules", two_original()),
+        ("with Sigma", with_sigma()),
+    ];
+    for (corpus, profile) in [("metadata", Profile::Metadata), ("mixed", Profile::Mixed)] {
+        // The batches of `benches/pipeline.rs`.
+        let mut rng = Rng::new(7);
+        let (body, _) = payload(&mut rng, 1_715_644_800_000, 1_000_000, profile);
+        let data = extract_data(&body).expect("envelope").into_owned();
+        for (label, config) in &setups {
+            let mut gunzip = Vec::with_capacity(runs);
+            let mut path = Vec::with_capacity(runs);
+            for run in 0..runs {
+                // A fresh store each time (every key new, the costliest
+                // case), built outside the timing, as in the criterion
+                // benchmark.
+                let p = Processor::new(Detector::new(config.clone()), MemoryStore::new(), Discard);
+                p.detector().prefilter();
+                let time_gunzip = || {
+                    let t = Instant::now();
+                    black_box(inflate(&data, 64 << 20).expect("inflates").len());
+                    t.elapsed()
+                };
+                let time_path = || {
+                    let t = Instant::now();
+                    let report = runtime
+                        .block_on(p.handle_invoke_body(&body))
+                        .expect("handled");
+                    let spent = t.elapsed();
+                    black_box(report.scan.events);
+                    spent
+                };
+                // Each side goes first every other run: neither always
+                // follows the other's leftovers in the caches.
+                if run % 2 == 0 {
+                    gunzip.push(time_gunzip());
+                    path.push(time_path());
+                } else {
+                    path.push(time_path());
+                    gunzip.push(time_gunzip());
+                }
+            }
+            let (g_min, g_median) = min_median(&mut gunzip);
+            let (p_min, p_median) = min_median(&mut path);
+            println!(
+                "{corpus:<8} {label:<22}  gunzip {:>6.3} ms  path {:>6.3} ms  {:.2}x (medians {:.2}x)",
+                ms(g_min),
+                ms(p_min),
+                ms(p_min) / ms(g_min),
+                ms(p_median) / ms(g_median),
+            );
+        }
+    }
+}
+
+fn min_median(times: &mut [Duration]) -> (Duration, Duration) {
+    times.sort_unstable();
+    (times[0], times[times.len() / 2])
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
