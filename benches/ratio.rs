@@ -24,6 +24,10 @@ use eks_audit_detector::store::memory::MemoryStore;
 use corpus::{payload, Profile, Rng};
 use setups::{every_rule, two_original, with_sigma, Discard};
 
+/// Batches of the reference traffic generator (`benches/data/README.md`).
+const REFERENCE_METADATA: &[u8] = include_bytes!("data/reference-metadata.json");
+const REFERENCE_MIXED: &[u8] = include_bytes!("data/reference-mixed.json");
+
 /// Runs of each side per set-up.
 const RUNS: usize = 200;
 
@@ -41,11 +45,23 @@ fn main() {
         ("the two original rules", two_original()),
         ("with Sigma", with_sigma()),
     ];
-    for (corpus, profile) in [("metadata", Profile::Metadata), ("mixed", Profile::Mixed)] {
-        // The batches of `benches/pipeline.rs`.
-        let mut rng = Rng::new(7);
-        let (body, _) = payload(&mut rng, 1_715_644_800_000, 1_000_000, profile);
-        let data = extract_data(&body).expect("envelope").into_owned();
+    // The batches of `benches/pipeline.rs`, then the reference generator's
+    // (see `benches/data/README.md`).
+    let mut corpora: Vec<(&str, Vec<u8>)> =
+        [("metadata", Profile::Metadata), ("mixed", Profile::Mixed)]
+            .into_iter()
+            .map(|(name, profile)| {
+                let mut rng = Rng::new(7);
+                (
+                    name,
+                    payload(&mut rng, 1_715_644_800_000, 1_000_000, profile).0,
+                )
+            })
+            .collect();
+    corpora.push(("ref-metadata", REFERENCE_METADATA.to_vec()));
+    corpora.push(("ref-mixed", REFERENCE_MIXED.to_vec()));
+    for (corpus, body) in &corpora {
+        let data = extract_data(body).expect("envelope").into_owned();
         for (label, config) in &setups {
             let mut gunzip = Vec::with_capacity(runs);
             let mut path = Vec::with_capacity(runs);
@@ -63,7 +79,7 @@ fn main() {
                 let time_path = || {
                     let t = Instant::now();
                     let report = runtime
-                        .block_on(p.handle_invoke_body(&body))
+                        .block_on(p.handle_invoke_body(body))
                         .expect("handled");
                     let spent = t.elapsed();
                     black_box(report.scan.events);
@@ -82,7 +98,7 @@ fn main() {
             let (g_min, g_median) = min_median(&mut gunzip);
             let (p_min, p_median) = min_median(&mut path);
             println!(
-                "{corpus:<8} {label:<22}  gunzip {:>6.3} ms  path {:>6.3} ms  {:.2}x (medians {:.2}x)",
+                "{corpus:<12} {label:<22}  gunzip {:>6.3} ms  path {:>6.3} ms  {:.2}x (medians {:.2}x)",
                 ms(g_min),
                 ms(p_min),
                 ms(p_min) / ms(g_min),
