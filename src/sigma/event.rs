@@ -11,7 +11,12 @@
 //! resource, from a rule.
 //!
 //! Fields are looked up by `rsigma`'s own reader on the member's value, so
-//! dotted paths, arrays and escapes mean exactly what they mean to it.
+//! dotted paths, arrays and escapes mean exactly what they mean to it. The
+//! few string fields the event's typed parse has already read (`verb`,
+//! `objectRef.resource`, `user.username`, ...) are answered from it when
+//! that cannot differ: the value was a string written without escapes, and
+//! the message has no escape that could spell a member named by the whole
+//! dotted path.
 
 use std::borrow::Cow;
 use std::cell::OnceCell;
@@ -29,6 +34,74 @@ pub struct SigmaEvent<'a> {
     members: OnceCell<Vec<Member<'a>>>,
     /// Every member, for what needs the whole event (keyword searches).
     whole: OnceCell<JsonEvent<'static>>,
+    /// String fields the typed parse read.
+    known: Known<'a>,
+    /// Whether [`Self::known`] may answer (see [`plain`]).
+    plain: OnceCell<bool>,
+}
+
+/// String fields of the event as its typed parse read them: each the text
+/// of a string written without escapes, as the message holds it; `None`
+/// when absent, `null`, escaped or not read.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Known<'a> {
+    /// `verb`.
+    pub verb: Option<&'a str>,
+    /// `requestURI`.
+    pub request_uri: Option<&'a str>,
+    /// `userAgent`.
+    pub user_agent: Option<&'a str>,
+    /// `user.username`.
+    pub username: Option<&'a str>,
+    /// `objectRef.resource`.
+    pub resource: Option<&'a str>,
+    /// `objectRef.subresource`.
+    pub subresource: Option<&'a str>,
+    /// `objectRef.namespace`.
+    pub namespace: Option<&'a str>,
+    /// `objectRef.name`.
+    pub name: Option<&'a str>,
+    /// `objectRef.apiGroup`.
+    pub api_group: Option<&'a str>,
+}
+
+impl<'a> Known<'a> {
+    fn get(&self, path: &str) -> Option<&'a str> {
+        match path {
+            "verb" => self.verb,
+            "requestURI" => self.request_uri,
+            "userAgent" => self.user_agent,
+            "user.username" => self.username,
+            "objectRef.resource" => self.resource,
+            "objectRef.subresource" => self.subresource,
+            "objectRef.namespace" => self.namespace,
+            "objectRef.name" => self.name,
+            "objectRef.apiGroup" => self.api_group,
+            _ => None,
+        }
+    }
+}
+
+/// True when no member of `text` can be named `user.…` or `objectRef.…`
+/// (which `rsigma` would read before the nested field), so a nested string
+/// the typed parse read is the one `rsigma` reads: no such name written
+/// out, and no `\uXXXX` escape that could spell one (kube-apiserver
+/// escapes only `&`, `<`, `>`, U+2028 and U+2029).
+fn plain(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let dotted = ["\"user.", "\"objectRef."];
+    if dotted
+        .iter()
+        .any(|d| memchr::memmem::find(bytes, d.as_bytes()).is_some())
+    {
+        return false;
+    }
+    memchr::memmem::find_iter(bytes, b"\\u").all(|at| {
+        let hex = bytes.get(at + 2..at + 6).unwrap_or_default();
+        ["0026", "003c", "003e", "2028", "2029"]
+            .iter()
+            .any(|ok| hex.eq_ignore_ascii_case(ok.as_bytes()))
+    })
 }
 
 /// One top-level member.
@@ -90,6 +163,16 @@ impl<'a> SigmaEvent<'a> {
         }
     }
 
+    /// The event whose message is `text`, with the string fields its typed
+    /// parse read.
+    pub fn with_known(text: &'a str, known: Known<'a>) -> Self {
+        Self {
+            text,
+            known,
+            ..Self::default()
+        }
+    }
+
     fn members(&self) -> &[Member<'a>] {
         self.members.get_or_init(|| {
             serde_json::from_str::<Members<'_>>(self.text)
@@ -128,6 +211,11 @@ fn root(path: &str) -> Option<&str> {
 
 impl Event for SigmaEvent<'_> {
     fn get_field(&self, path: &str) -> Option<EventValue<'_>> {
+        if let Some(text) = self.known.get(path) {
+            if *self.plain.get_or_init(|| plain(self.text)) {
+                return Some(EventValue::Str(Cow::Borrowed(text)));
+            }
+        }
         let root = root(path);
         // A member named by the whole dotted path (names may hold dots).
         if root != Some(path) {
@@ -206,6 +294,54 @@ mod tests {
         assert!(field(&text, "requestObject.x").is_some());
         assert_eq!(field(&text, "verb").as_deref(), Some(r#"Str("create")"#));
         assert_eq!(field(&text, "verb2").as_deref(), Some(r#"Str("x")"#));
+    }
+
+    #[test]
+    fn fields_the_typed_parse_read_are_those_rsigma_reads() {
+        let plain_event = r#"{"kind":"Event","verb":"list","requestURI":"/api/v1/secrets?limit=500\u0026x=1","userAgent":"kubectl/v1.30","user":{"username":"alice","groups":["g"]},"objectRef":{"resource":"secrets","subresource":"token","namespace":"ns","name":"n.1","apiGroup":"apps"}}"#;
+        let texts = [
+            plain_event,
+            // A member named by the whole dotted path is what rsigma reads.
+            r#"{"objectRef.resource":"flat","objectRef":{"resource":"nested"},"user.username":"flat","user":{"username":"nested"}}"#,
+            r#"{"objectRef\u002eresource":"flat","objectRef":{"resource":"nested"}}"#,
+            r#"{"\u0075ser.username":"flat","user":{"username":"nested"}}"#,
+            // Escaped names and values, null and missing fields.
+            r#"{"v\u0065rb":"g\u0065t","objectRef":{"resource":null,"name":"a\"b"},"user":{}}"#,
+            r#"{"verb":null,"objectRef":null,"user":null,"requestURI":"/x"}"#,
+            r#"{"userAgent":"\u003cscript\u003e","objectRef":{"namespace":""}}"#,
+        ];
+        let paths = [
+            "verb",
+            "requestURI",
+            "userAgent",
+            "user.username",
+            "objectRef.resource",
+            "objectRef.subresource",
+            "objectRef.namespace",
+            "objectRef.name",
+            "objectRef.apiGroup",
+        ];
+        for text in texts {
+            let ev = crate::audit::AuditEvent::parse(text).expect("parses");
+            let whole: Value = serde_json::from_str(text).expect("json");
+            for path in paths {
+                assert_eq!(
+                    ev.sigma().get_field(path).map(|v| format!("{v:?}")),
+                    JsonEvent::borrow(&whole)
+                        .get_field(path)
+                        .map(|v| format!("{v:?}")),
+                    "{path} in {text}"
+                );
+            }
+        }
+        // The plain event is answered from the typed parse, not re-read.
+        let ev = crate::audit::AuditEvent::parse(plain_event).expect("parses");
+        assert!(plain(plain_event));
+        assert_eq!(ev.sigma().known.get("objectRef.resource"), Some("secrets"));
+        assert!(ev.sigma().members.get().is_none());
+        assert!(ev.sigma().get_field("verb").is_some());
+        assert!(ev.sigma().members.get().is_none(), "no member re-read");
+        assert!(!plain(texts[1]) && !plain(texts[2]) && !plain(texts[3]));
     }
 
     #[test]

@@ -27,7 +27,8 @@ pub mod load;
 
 use std::sync::Arc;
 
-use rsigma_eval::{evaluate_rule, CompiledRule, Event, EventValue};
+use rsigma_eval::compiler::eval_condition;
+use rsigma_eval::{CompiledRule, Event, EventValue};
 
 pub use load::{load, read_dir, LoadedText, Problem};
 
@@ -213,11 +214,23 @@ pub struct CorrelationHit {
     pub step: Option<usize>,
 }
 
+/// Whether `rule`'s detection matches `event`: any of its conditions holds,
+/// as `rsigma`'s `evaluate_rule` decides, without building the result it
+/// returns (copies of the rule's title, tags and attributes, and the
+/// fields that matched) only to learn that there is one.
+fn detects(rule: &CompiledRule, event: &impl Event) -> bool {
+    let mut selections = Vec::new();
+    rule.conditions.iter().any(|condition| {
+        selections.clear();
+        eval_condition(condition, &rule.detections, event, &mut selections)
+    })
+}
+
 impl SigmaRule {
     /// Whether the detection matches the event (`false` for a correlation).
     pub fn matches(&self, event: &impl Event) -> bool {
         match &self.kind {
-            Kind::Detection { compiled, .. } => evaluate_rule(compiled, event).is_some(),
+            Kind::Detection { compiled, .. } => detects(compiled, event),
             Kind::Correlation(_) => false,
         }
     }
@@ -233,7 +246,7 @@ impl Correlation {
             .steps
             .iter()
             .enumerate()
-            .find(|(_, s)| evaluate_rule(&s.compiled, json).is_some())?;
+            .find(|(_, s)| detects(&s.compiled, json))?;
         let group = step
             .group_fields
             .iter()
