@@ -287,8 +287,8 @@ pub enum Condition {
 pub struct MatchedEvent {
     /// Title of the event's matches (the window's first one is kept).
     pub title: String,
-    /// Sample fields of the event.
-    pub sample: Sample,
+    /// Sample fields of the event, shared with the windows it opens.
+    pub sample: Arc<Sample>,
     /// Values to tally for the alert summary: (summary field, value).
     pub facts: Vec<(&'static str, String)>,
     /// Addresses or groups of the event that got no key of their own

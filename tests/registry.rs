@@ -85,7 +85,7 @@ impl Rule for AnonymousApiAccess {
                     opt(&ev.request_uri).unwrap_or("-"),
                     ctx.cluster
                 ),
-                sample: Sample::of(ev),
+                sample: Sample::of(ev).into(),
                 facts: Vec::new(),
                 dropped: 0,
             }),

@@ -581,7 +581,7 @@ fn a_state_record_stays_under_64_kb_whatever_the_requests_and_sns_do() {
             severity,
             event: Arc::new(MatchedEvent {
                 title: huge(tag + 7),
-                sample,
+                sample: sample.into(),
                 facts: (0..5)
                     .map(|f| {
                         (

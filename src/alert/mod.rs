@@ -83,7 +83,7 @@ impl Alert {
             log_group: st.log_group.clone(),
             account: st.account.clone(),
             context: AlertContext::of(st, &sample),
-            sample,
+            sample: std::sync::Arc::unwrap_or_clone(sample),
             fanout_dropped: st.fanout_dropped,
             // Placed when published (see `locate`).
             region: None,
@@ -238,7 +238,8 @@ mod tests {
                         reason: None,
                     },
                     ..Sample::default()
-                },
+                }
+                .into(),
                 ..MatchedEvent::default()
             }),
             facts: vec![("user.groups{}", "system:unauthenticated".into())],

@@ -200,7 +200,7 @@ impl Rule for AwsAuthChanged {
             severity: SEVERITY,
             event: Arc::new(MatchedEvent {
                 title,
-                sample: Sample::of(ev),
+                sample: Sample::of(ev).into(),
                 facts,
                 dropped: dropped as u64,
             }),

@@ -163,7 +163,7 @@ mod tests {
         let mut st = WindowState::empty(RuleId::new("T"), "d", 0);
         st.count = count;
         st.source_ip = "203.0.113.9".into();
-        st.sample = sample;
+        st.sample = sample.into();
         for (field, value, n) in tallies {
             st.tallies
                 .entry((*field).to_owned())

@@ -220,7 +220,7 @@ impl Rule for Impersonation {
             severity,
             event: Arc::new(MatchedEvent {
                 title,
-                sample: Sample::of(ev),
+                sample: Sample::of(ev).into(),
                 facts,
                 dropped: dropped as u64,
             }),

@@ -101,7 +101,7 @@ impl Multiple403 {
             severity: SEVERITY,
             event: Arc::new(MatchedEvent {
                 title: title(ev, ctx.cluster, ip),
-                sample: Sample::of(ev),
+                sample: Sample::of(ev).into(),
                 facts,
                 dropped: dropped as u64,
             }),

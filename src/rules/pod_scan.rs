@@ -150,7 +150,7 @@ fn matched_event(ev: &AuditEvent<'_>, claimed: &[&str], dropped: usize) -> Match
     }
     MatchedEvent {
         title: String::new(),
-        sample: Sample::of(ev),
+        sample: Sample::of(ev).into(),
         facts,
         dropped: dropped as u64,
     }

@@ -37,6 +37,7 @@ use past::Place;
 pub(crate) use counting::{counts, Counting};
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -136,11 +137,11 @@ pub struct WindowState {
     /// Title of the window's first match.
     pub title: String,
     /// The window's first matching event.
-    pub sample: Sample,
+    pub sample: Arc<Sample>,
     /// The first event that raised the window's severity above its first
     /// match's (what an escalation alert shows).
     #[serde(default)]
-    pub escalation_sample: Option<Sample>,
+    pub escalation_sample: Option<Arc<Sample>>,
     /// Summary tallies: field → value → count.
     pub tallies: BTreeMap<String, BTreeMap<String, u64>>,
     /// Values not tallied because a field had too many distinct values.
@@ -226,7 +227,7 @@ impl WindowState {
             log_group: String::new(),
             account: String::new(),
             title: String::new(),
-            sample: Sample::default(),
+            sample: Default::default(),
             escalation_sample: None,
             tallies: BTreeMap::new(),
             overflow: 0,
@@ -259,7 +260,7 @@ impl WindowState {
         self.log_group = crate::bounded::cap(log_group);
         self.account = crate::bounded::cap(account);
         self.title.clone_from(&m.event.title);
-        self.sample = m.event.sample.clone();
+        self.sample = Arc::clone(&m.event.sample);
         self.escalation_sample = None;
         self.tallies.clear();
         self.overflow = 0;
@@ -285,7 +286,7 @@ impl WindowState {
             log_group: self.log_group.clone(),
             account: self.account.clone(),
             title: String::new(),
-            sample: Sample::default(),
+            sample: Default::default(),
             escalation_sample: None,
             tallies: BTreeMap::new(),
             overflow: 0,
@@ -350,7 +351,7 @@ impl WindowState {
         self.fanout_dropped += m.event.dropped;
         if m.severity > self.severity {
             self.severity = m.severity;
-            self.escalation_sample = Some(m.event.sample.clone());
+            self.escalation_sample = Some(Arc::clone(&m.event.sample));
         }
         self.tally_facts(m);
     }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::WindowState;
 use crate::time::Millis;
-use crate::vocab::{Alert, Sample};
+use crate::vocab::Alert;
 
 /// Undelivered alerts a key keeps, and their bytes as JSON. Past the bytes,
 /// the oldest alerts are kept without their request sample and summary;
@@ -105,7 +105,7 @@ impl WindowState {
             log_group: String::new(),
             account: String::new(),
             title: String::new(),
-            sample: Sample::default(),
+            sample: Default::default(),
             escalation_sample: None,
             tallies: Default::default(),
             overflow: 0,

@@ -48,7 +48,7 @@ pub struct PastWindow {
     pub title: String,
     /// Its first match's request, while it may still alert.
     #[serde(default)]
-    pub sample: Option<Sample>,
+    pub sample: Option<std::sync::Arc<Sample>>,
     /// The distinct values (hashes) it counted, for a rule that counts
     /// distinct values: a late repeat counts no more than in the open
     /// window (at most [`super::MAX_DISTINCT_VALUES`]).

@@ -263,7 +263,7 @@ impl<R: EventRule> Rule for Catalog<R> {
             severity: hit.severity.unwrap_or(spec.severity),
             event: Arc::new(MatchedEvent {
                 title: crate::bounded::cap_to(&hit.title, MAX_TITLE_BYTES),
-                sample: Sample::of(ev),
+                sample: Sample::of(ev).into(),
                 facts,
                 dropped: dropped as u64,
             }),
