@@ -115,6 +115,8 @@ pub struct Parsed<'a> {
     request: OnceCell<Option<Value>>,
     response: OnceCell<Option<Value>>,
     sigma: OnceCell<SigmaEvent<'a>>,
+    /// The event's sample, shared by every match of it.
+    sample: OnceCell<std::sync::Arc<crate::vocab::Sample>>,
 }
 
 fn parse_raw(raw: Option<&RawValue>) -> Option<Value> {
@@ -295,6 +297,16 @@ impl<'a> AuditEvent<'a> {
         Ok(ev)
     }
 
+    /// The event's sample (see [`crate::vocab::Sample::of`]), built once
+    /// and shared by every rule that matches the event.
+    pub fn sample(&self) -> std::sync::Arc<crate::vocab::Sample> {
+        std::sync::Arc::clone(
+            self.parsed
+                .sample
+                .get_or_init(|| std::sync::Arc::new(crate::vocab::Sample::of(self))),
+        )
+    }
+
     /// The event as Sigma rules read it (see [`SigmaEvent`]), made on
     /// first use and shared by every Sigma rule.
     pub fn sigma(&self) -> &SigmaEvent<'a> {
@@ -445,6 +457,16 @@ pub fn opt<'s>(s: &'s Option<Str<'_>>) -> Option<&'s str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_match_of_an_event_shares_one_sample() {
+        let text = r#"{"verb":"list","requestURI":"/api/v1/pods","user":{"username":"system:anonymous"}}"#;
+        let ev = AuditEvent::parse(text).expect("parses");
+        let (a, b) = (ev.sample(), ev.sample());
+        assert!(std::sync::Arc::ptr_eq(&a, &b));
+        assert_eq!(*a, crate::vocab::Sample::of(&ev));
+        assert_eq!(a.request_uri.as_deref(), Some("/api/v1/pods"));
+    }
 
     #[test]
     fn borrows_plain_strings_and_unescapes_kubernetes_escapes() {

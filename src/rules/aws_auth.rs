@@ -28,8 +28,7 @@ use crate::bounded::cap;
 use crate::net::CidrList;
 use crate::time::format_rfc3339;
 use crate::vocab::{
-    EventContext, Match, MatchedEvent, RuleId, RuleMeta, Sample, Severity, Source, Verdict,
-    WindowParams,
+    EventContext, Match, MatchedEvent, RuleId, RuleMeta, Severity, Source, Verdict, WindowParams,
 };
 use crate::window::WindowState;
 
@@ -200,7 +199,7 @@ impl Rule for AwsAuthChanged {
             severity: SEVERITY,
             event: Arc::new(MatchedEvent {
                 title,
-                sample: Sample::of(ev).into(),
+                sample: ev.sample(),
                 facts,
                 dropped: dropped as u64,
             }),

@@ -28,8 +28,7 @@ use crate::bounded::cap;
 use crate::net::CidrList;
 use crate::time::format_rfc3339;
 use crate::vocab::{
-    EventContext, Match, MatchedEvent, RuleId, RuleMeta, Sample, Severity, Source, Verdict,
-    WindowParams,
+    EventContext, Match, MatchedEvent, RuleId, RuleMeta, Severity, Source, Verdict, WindowParams,
 };
 use crate::window::WindowState;
 
@@ -220,7 +219,7 @@ impl Rule for Impersonation {
             severity,
             event: Arc::new(MatchedEvent {
                 title,
-                sample: Sample::of(ev).into(),
+                sample: ev.sample(),
                 facts,
                 dropped: dropped as u64,
             }),

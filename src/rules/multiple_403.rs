@@ -26,8 +26,8 @@ use crate::bounded::cap;
 use crate::config::{DetectorConfig, SourceAddress};
 use crate::net::{self, CidrList};
 use crate::vocab::{
-    Condition, EventContext, Match, MatchedEvent, RuleId, RuleMeta, Sample, Severity, Source,
-    Verdict, WindowParams,
+    Condition, EventContext, Match, MatchedEvent, RuleId, RuleMeta, Severity, Source, Verdict,
+    WindowParams,
 };
 use crate::window::WindowState;
 
@@ -101,7 +101,7 @@ impl Multiple403 {
             severity: SEVERITY,
             event: Arc::new(MatchedEvent {
                 title: title(ev, ctx.cluster, ip),
-                sample: Sample::of(ev).into(),
+                sample: ev.sample(),
                 facts,
                 dropped: dropped as u64,
             }),

@@ -27,8 +27,8 @@ use crate::config::{DetectorConfig, PodScanMatch, SourceAddress};
 use crate::net::CidrList;
 use crate::time::format_rfc3339;
 use crate::vocab::{
-    Condition, EventContext, Match, MatchedEvent, RuleId, RuleMeta, Sample, Severity, Source,
-    Verdict, WindowParams,
+    Condition, EventContext, Match, MatchedEvent, RuleId, RuleMeta, Severity, Source, Verdict,
+    WindowParams,
 };
 use crate::window::WindowState;
 
@@ -150,7 +150,7 @@ fn matched_event(ev: &AuditEvent<'_>, claimed: &[&str], dropped: usize) -> Match
     }
     MatchedEvent {
         title: String::new(),
-        sample: Sample::of(ev).into(),
+        sample: ev.sample(),
         facts,
         dropped: dropped as u64,
     }

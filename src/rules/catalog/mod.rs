@@ -21,8 +21,7 @@ use crate::bounded::cap;
 use crate::net::CidrList;
 use crate::time::format_rfc3339;
 use crate::vocab::{
-    strong_hash, EventContext, Match, MatchedEvent, RuleMeta, Sample, Severity, Verdict,
-    WindowParams,
+    strong_hash, EventContext, Match, MatchedEvent, RuleMeta, Severity, Verdict, WindowParams,
 };
 use crate::window::WindowState;
 
@@ -263,7 +262,7 @@ impl<R: EventRule> Rule for Catalog<R> {
             severity: hit.severity.unwrap_or(spec.severity),
             event: Arc::new(MatchedEvent {
                 title: crate::bounded::cap_to(&hit.title, MAX_TITLE_BYTES),
-                sample: Sample::of(ev).into(),
+                sample: ev.sample(),
                 facts,
                 dropped: dropped as u64,
             }),
