@@ -460,7 +460,8 @@ mod tests {
 
     #[test]
     fn every_match_of_an_event_shares_one_sample() {
-        let text = r#"{"verb":"list","requestURI":"/api/v1/pods","user":{"username":"system:anonymous"}}"#;
+        let text =
+            r#"{"verb":"list","requestURI":"/api/v1/pods","user":{"username":"system:anonymous"}}"#;
         let ev = AuditEvent::parse(text).expect("parses");
         let (a, b) = (ev.sample(), ev.sample());
         assert!(std::sync::Arc::ptr_eq(&a, &b));
