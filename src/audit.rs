@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::sigma::event::SigmaEvent;
+use crate::sigma::event::{Known, SigmaEvent};
 
 /// A JSON string borrowed from the input where possible.
 ///
@@ -310,29 +310,9 @@ impl<'a> AuditEvent<'a> {
     /// The event as Sigma rules read it (see [`SigmaEvent`]), made on
     /// first use and shared by every Sigma rule.
     pub fn sigma(&self) -> &SigmaEvent<'a> {
-        self.parsed.sigma.get_or_init(|| {
-            // Only text borrowed from the message: a value with escapes is
-            // read again, from its member.
-            fn plain<'a>(s: &Option<Str<'a>>) -> Option<&'a str> {
-                match s {
-                    Some(Str(Cow::Borrowed(text))) => Some(text),
-                    _ => None,
-                }
-            }
-            let object = self.object_ref.as_ref();
-            let known = crate::sigma::event::Known {
-                verb: plain(&self.verb),
-                request_uri: plain(&self.request_uri),
-                user_agent: plain(&self.user_agent),
-                username: self.user.as_ref().and_then(|u| plain(&u.username)),
-                resource: object.and_then(|o| plain(&o.resource)),
-                subresource: object.and_then(|o| plain(&o.subresource)),
-                namespace: object.and_then(|o| plain(&o.namespace)),
-                name: object.and_then(|o| plain(&o.name)),
-                api_group: object.and_then(|o| plain(&o.api_group)),
-            };
-            SigmaEvent::with_known(self.text, known)
-        })
+        self.parsed
+            .sigma
+            .get_or_init(|| SigmaEvent::with_known(self.text, Known::of(self)))
     }
 
     /// True for an `audit.k8s.io` `Event`: other streams of an EKS control

@@ -23,6 +23,8 @@ use std::cell::OnceCell;
 use std::fmt;
 
 use rsigma_eval::{Event, EventValue, JsonEvent};
+
+use crate::audit::{AuditEvent, Str};
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -66,6 +68,29 @@ pub struct Known<'a> {
 }
 
 impl<'a> Known<'a> {
+    /// What the typed parse of `ev` read, where it borrowed the text from
+    /// the message: a value with escapes is read again, from its member.
+    pub fn of(ev: &AuditEvent<'a>) -> Self {
+        fn plain<'a>(s: &Option<Str<'a>>) -> Option<&'a str> {
+            match s {
+                Some(Str(Cow::Borrowed(text))) => Some(text),
+                _ => None,
+            }
+        }
+        let object = ev.object_ref.as_ref();
+        Self {
+            verb: plain(&ev.verb),
+            request_uri: plain(&ev.request_uri),
+            user_agent: plain(&ev.user_agent),
+            username: ev.user.as_ref().and_then(|u| plain(&u.username)),
+            resource: object.and_then(|o| plain(&o.resource)),
+            subresource: object.and_then(|o| plain(&o.subresource)),
+            namespace: object.and_then(|o| plain(&o.namespace)),
+            name: object.and_then(|o| plain(&o.name)),
+            api_group: object.and_then(|o| plain(&o.api_group)),
+        }
+    }
+
     fn get(&self, path: &str) -> Option<&'a str> {
         match path {
             "verb" => self.verb,
