@@ -609,6 +609,24 @@ fn the_prefilter_finds_strings_that_overlap_and_numbers_that_stand_alone() {
 }
 
 #[test]
+fn the_prefilter_compares_whole_a_string_it_searches_from_its_rare_end() {
+    // `kube-` starts bytes in every event: the string is searched from
+    // its rare part, and kept only where it is there whole
+    let rule = "title: w\nid: w\nlogsource: {product: kubernetes}\ndetection:\n  sel:\n    objectRef.namespace: kube-dashboard\n  condition: sel\n";
+    let d = detector_of(loaded(&[("w.yml", rule)]));
+    let p = d.prefilter();
+    assert!(p.may_match(br#"{"objectRef":{"namespace":"KUBE-Dashboard"}}"#));
+    assert!(p.may_match(br#"{\"objectRef\":{\"namespace\":\"kube-dashboard\"}}"#));
+    for miss in [
+        &br#"{"objectRef":{"namespace":"my-dashboard"}}"#[..],
+        br#"{"objectRef":{"namespace":"e-dashboard kube-"}}"#,
+        br#"{"objectRef":{"namespace":"kube-dashboar"}}"#,
+    ] {
+        assert!(!p.may_match(miss), "{}", String::from_utf8_lossy(miss));
+    }
+}
+
+#[test]
 fn a_forged_forwarded_address_makes_keys_unless_the_connection_address_is_used() {
     // ten refusals of one anonymous client, each claiming another first
     // address in X-Forwarded-For; its connection address is the last entry

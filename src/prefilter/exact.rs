@@ -6,12 +6,14 @@
 use memchr::memmem::Finder;
 
 use super::principal::user_may_be_person;
-use super::search::Strings;
+use super::search::{window, Strings};
 
 /// The exact strings of every enabled rule, in groups of strings that must
-/// appear together. One string of each group, its rarest, is its primary:
-/// the primaries of all groups are found in one pass; a group's other
-/// strings are looked for only in a message holding its primary. Groups
+/// appear together. One string of each group, its rarest, holds its
+/// primary: the string's end from its four bytes least common in audit
+/// events (see [`window`]). The primaries of all groups are found in one
+/// pass; a group's strings are looked for only in a message holding its
+/// primary. Groups
 /// that also need a first source address that may be global are searched
 /// only in messages that have one (most traffic comes from the VPC).
 #[derive(Debug, Clone)]
@@ -51,7 +53,8 @@ struct Pattern {
 struct Group {
     /// Its primary, as a pattern id of the search.
     primary: usize,
-    /// Its other strings.
+    /// Its strings other than the primary (the one the primary is part
+    /// of too, unless they are equal).
     rest: Vec<Finder<'static>>,
     /// It also needs a user that may be a person.
     person: bool,
@@ -234,7 +237,9 @@ impl Groups {
                 continue;
             }
             seen.push(key);
-            let primary = *sorted.iter().min_by_key(|s| commonness(s))?;
+            // The rarest string, searched from its least common bytes.
+            let whole = *sorted.iter().min_by_key(|s| commonness(s))?;
+            let primary = &whole[window(whole).0..];
             let id = match primaries.iter().position(|p| *p == primary) {
                 Some(id) => id,
                 None => {
@@ -478,5 +483,16 @@ mod tests {
         let e = exact(&[&["roles", "zzz"], &["secrets", "get"]], &[]);
         assert!(e.found_in(b"rolesecrets get"));
         assert!(!e.found_in(b"rolesecrets"));
+    }
+
+    #[test]
+    fn a_string_searched_from_its_rare_end_is_found_only_whole() {
+        // `kube-public` is searched from `be-public`: `kube` is in every event
+        let e = exact(&[&["kube-public", "create"]], &[]);
+        assert!(e.found_in(b"create kube-public"));
+        assert!(e.found_in(b"kube-public\"create"));
+        assert!(!e.found_in(b"create tube-public"));
+        assert!(!e.found_in(b"create be-public"));
+        assert!(!e.found_in(b"kube-public"));
     }
 }

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 
 use memchr::memmem::Finder;
 
-use super::search::Strings;
+use super::search::{window, Strings};
 use crate::rules::Needle;
 
 /// The Sigma rules whose clauses a message satisfies, by the key of their
@@ -34,18 +34,21 @@ const MAX_FOLDED: usize = 256;
 
 /// The clauses of the enabled Sigma rules. Each rule's most selective
 /// clause (its first) is its primary: the primaries' strings of every rule
-/// are found in one pass; a rule's other clauses are looked for only in a
-/// message that holds its primary. The message is searched lower-cased
-/// (the strings are lower-case): the same as an ASCII case-insensitive
-/// search, and keeps the vectorised searcher.
+/// are found in one pass, each searched from its four bytes least common
+/// in audit events (see [`window`]) and compared whole where those are
+/// found; a rule's other clauses are looked for only in a message that
+/// holds its primary. The message is searched lower-cased (the strings are
+/// lower-case): the same as an ASCII case-insensitive search, and keeps
+/// the vectorised searcher.
 #[derive(Debug, Clone)]
 pub(super) struct Folded {
     strings: Option<Strings>,
     needles: Vec<Needle>,
-    /// For each pattern of the search, the needles it holds that are
-    /// prefixes of it (its own too): the search reports the longest
-    /// pattern starting at a position.
-    prefixes: Vec<Vec<usize>>,
+    /// For each pattern of the search, the needles whose window is a
+    /// prefix of it (its own too), each with its window's offset in the
+    /// needle: the search reports the longest pattern starting at a
+    /// position, and a needle is there when it is whole that far before.
+    prefixes: Vec<Vec<(usize, usize)>>,
     /// The needles shorter than [`SEARCHED`] bytes (SigmaHQ's `401` and
     /// `403`), each found on its own: in the search they would make it
     /// compare three bytes a step instead of four, and report many more
@@ -118,18 +121,32 @@ impl Folded {
             .collect();
         let (long, short): (Vec<usize>, Vec<usize>) =
             (0..needles.len()).partition(|q| lower[*q].len() >= SEARCHED);
-        let searched: Vec<&String> = long.iter().map(|q| &lower[*q]).collect();
+        // Each long needle's window (a number's digits are its own: they
+        // are compared where they stand), and the distinct windows searched.
+        let at: Vec<usize> = (0..needles.len())
+            .map(|q| {
+                if needles[q].number {
+                    0
+                } else {
+                    window(&lower[q]).0
+                }
+            })
+            .collect();
+        let mut searched: Vec<&str> = long.iter().map(|q| &lower[*q][at[*q]..]).collect();
+        searched.sort_unstable();
+        searched.dedup();
         let strings = if searched.is_empty() {
             None
         } else {
             Some(Strings::new(&searched)?)
         };
-        let prefixes = long
+        let prefixes = searched
             .iter()
             .map(|p| {
                 long.iter()
                     .copied()
-                    .filter(|q| lower[*p].starts_with(lower[*q].as_str()))
+                    .filter(|q| p.starts_with(&lower[*q][at[*q]..]))
+                    .map(|q| (q, at[q]))
                     .collect()
             })
             .collect();
@@ -166,9 +183,19 @@ impl Folded {
         let mut found = [0u64; MAX_FOLDED / 64];
         let seen = |found: &[u64; MAX_FOLDED / 64], q: usize| found[q / 64] & (1 << (q % 64)) != 0;
         for m in self.strings.iter().flat_map(|s| s.matches(msg)) {
-            for &q in &self.prefixes[m.pattern().as_usize()] {
+            for &(q, at) in &self.prefixes[m.pattern().as_usize()] {
                 let n = &self.needles[q];
-                if !seen(&found, q) && (!n.number || stands_alone(msg, m.start(), n.text.len())) {
+                if seen(&found, q) {
+                    continue;
+                }
+                let Some(start) = m.start().checked_sub(at) else {
+                    continue;
+                };
+                let whole = at == 0
+                    || msg
+                        .get(start..start + n.text.len())
+                        .is_some_and(|here| here.eq_ignore_ascii_case(n.text.as_bytes()));
+                if whole && (!n.number || stands_alone(msg, start, n.text.len())) {
                     found[q / 64] |= 1 << (q % 64);
                 }
             }

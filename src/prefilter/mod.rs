@@ -23,7 +23,10 @@
 //!   bytes of each word (those with the fewest letters, `:ano` of
 //!   `system:anonymous`; the word is compared whole where one is found), is
 //!   looked for in one pass (Teddy, a vectorised searcher for up to a few
-//!   dozen strings), whatever the number of rules.
+//!   dozen strings), whatever the number of rules. Teddy stops wherever a
+//!   string's first four bytes appear, so a string is searched from its
+//!   four bytes least common in audit events (`common_grams.rs`) and
+//!   compared whole where they are found.
 //! - A rule that needs every event says so, and then nothing is skipped.
 //!
 //! The one way around them is a `\u00XX` escape of a digit, a letter, a
@@ -37,6 +40,7 @@
 
 use memchr::memmem::Finder;
 
+mod common_grams;
 mod exact;
 mod folded;
 mod principal;

@@ -12,6 +12,39 @@
 use aho_corasick::packed::{self, Searcher};
 use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, Match, MatchKind, Span};
 
+use super::common_grams::COMMON_GRAMS;
+
+/// Bytes a search compares before it checks a place: Teddy's fingerprint
+/// of a pattern is its first four bytes.
+pub(super) const FINGERPRINT: usize = 4;
+
+/// Where in `s` to search it from: the offset of its least common
+/// [`FINGERPRINT`] bytes in EKS audit events (the earliest of equals, for
+/// the longest pattern), and how common they are (0: not among the most
+/// common). A string that starts with bytes in every event (`kube-` of
+/// `kube-public`) would make the search stop and compare at each of them.
+pub(super) fn window(s: &str) -> (usize, usize) {
+    let bytes = s.as_bytes();
+    if bytes.len() <= FINGERPRINT {
+        return (0, commonness(bytes));
+    }
+    (0..=bytes.len() - FINGERPRINT)
+        .filter(|at| s.is_char_boundary(*at))
+        .map(|at| (at, commonness(&bytes[at..at + FINGERPRINT])))
+        .min_by_key(|(at, common)| (*common, *at))
+        .unwrap_or((0, 0))
+}
+
+/// How common `gram` is in EKS audit events, ASCII case-insensitively:
+/// higher is more common, 0 not among the most common.
+fn commonness(gram: &[u8]) -> usize {
+    let lower = gram.to_ascii_lowercase();
+    COMMON_GRAMS
+        .iter()
+        .position(|g| g[..] == lower[..])
+        .map_or(0, |i| COMMON_GRAMS.len() - i)
+}
+
 /// Strings found together, leftmost longest first.
 #[derive(Debug, Clone)]
 pub(super) struct Strings {
@@ -133,5 +166,21 @@ mod tests {
             .map(|m| m.pattern().as_usize())
             .collect();
         assert_eq!(found, vec![0, 1]);
+    }
+
+    #[test]
+    fn a_string_is_searched_from_bytes_audit_events_rarely_hold() {
+        // `kube` and `syst` are in every event; `be-p`, `dash` in few.
+        assert_eq!(window("kube-public"), (2, 0));
+        assert!(window("kube-dashboard").0 > 0);
+        assert!(window("system:masters").0 > 0);
+        // a string already rare is searched whole; a short one as it is
+        assert_eq!(window("impersonatedUser"), (0, 0));
+        assert_eq!(window("exec").0, 0);
+        assert_eq!(window("ab").0, 0);
+        // never inside a character
+        let (at, _) = window("kube-\u{e9}\u{e9}\u{e9}");
+        assert!("kube-\u{e9}\u{e9}\u{e9}".is_char_boundary(at));
+        assert!(commonness(b"KUBE") > 0 && commonness(b"kube") == commonness(b"KUBE"));
     }
 }

@@ -24,7 +24,7 @@ use std::fmt;
 
 use rsigma_eval::{Event, EventValue, JsonEvent};
 
-use crate::audit::{AuditEvent, Str};
+use crate::audit::{AuditEvent, SourceIps, Str};
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -45,7 +45,7 @@ pub struct SigmaEvent<'a> {
 /// String fields of the event as its typed parse read them: each the text
 /// of a string written without escapes, as the message holds it; `None`
 /// when absent, `null`, escaped or not read.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Known<'a> {
     /// `verb`.
     pub verb: Option<&'a str>,
@@ -65,17 +65,24 @@ pub struct Known<'a> {
     pub name: Option<&'a str>,
     /// `objectRef.apiGroup`.
     pub api_group: Option<&'a str>,
+    /// `sourceIPs`, a list of strings every one of which was written
+    /// without escapes (the default dedup key of a Sigma detection reads
+    /// it).
+    pub source_ips: Option<Vec<&'a str>>,
 }
 
 impl<'a> Known<'a> {
     /// What the typed parse of `ev` read, where it borrowed the text from
     /// the message: a value with escapes is read again, from its member.
     pub fn of(ev: &AuditEvent<'a>) -> Self {
-        fn plain<'a>(s: &Option<Str<'a>>) -> Option<&'a str> {
+        fn borrowed<'a>(s: &Str<'a>) -> Option<&'a str> {
             match s {
-                Some(Str(Cow::Borrowed(text))) => Some(text),
-                _ => None,
+                Str(Cow::Borrowed(text)) => Some(text),
+                Str(Cow::Owned(_)) => None,
             }
+        }
+        fn plain<'a>(s: &Option<Str<'a>>) -> Option<&'a str> {
+            s.as_ref().and_then(borrowed)
         }
         let object = ev.object_ref.as_ref();
         Self {
@@ -88,7 +95,25 @@ impl<'a> Known<'a> {
             namespace: object.and_then(|o| plain(&o.namespace)),
             name: object.and_then(|o| plain(&o.name)),
             api_group: object.and_then(|o| plain(&o.api_group)),
+            source_ips: match &ev.source_ips {
+                SourceIps::List(ips) => ips.iter().map(borrowed).collect(),
+                _ => None,
+            },
         }
+    }
+
+    /// The value of `path`, when the typed parse read it.
+    fn value(&self, path: &str) -> Option<EventValue<'a>> {
+        if path == "sourceIPs" {
+            let ips = self.source_ips.as_ref()?;
+            return Some(EventValue::Array(
+                ips.iter()
+                    .map(|ip| EventValue::Str(Cow::Borrowed(*ip)))
+                    .collect(),
+            ));
+        }
+        self.get(path)
+            .map(|text| EventValue::Str(Cow::Borrowed(text)))
     }
 
     fn get(&self, path: &str) -> Option<&'a str> {
@@ -236,9 +261,9 @@ fn root(path: &str) -> Option<&str> {
 
 impl Event for SigmaEvent<'_> {
     fn get_field(&self, path: &str) -> Option<EventValue<'_>> {
-        if let Some(text) = self.known.get(path) {
+        if let Some(value) = self.known.value(path) {
             if *self.plain.get_or_init(|| plain(self.text)) {
-                return Some(EventValue::Str(Cow::Borrowed(text)));
+                return Some(value);
             }
         }
         let root = root(path);
@@ -323,7 +348,7 @@ mod tests {
 
     #[test]
     fn fields_the_typed_parse_read_are_those_rsigma_reads() {
-        let plain_event = r#"{"kind":"Event","verb":"list","requestURI":"/api/v1/secrets?limit=500\u0026x=1","userAgent":"kubectl/v1.30","user":{"username":"alice","groups":["g"]},"objectRef":{"resource":"secrets","subresource":"token","namespace":"ns","name":"n.1","apiGroup":"apps"}}"#;
+        let plain_event = r#"{"kind":"Event","verb":"list","sourceIPs":["52.94.76.10","10.0.0.1"],"requestURI":"/api/v1/secrets?limit=500\u0026x=1","userAgent":"kubectl/v1.30","user":{"username":"alice","groups":["g"]},"objectRef":{"resource":"secrets","subresource":"token","namespace":"ns","name":"n.1","apiGroup":"apps"}}"#;
         let texts = [
             plain_event,
             // A member named by the whole dotted path is what rsigma reads.
@@ -334,6 +359,15 @@ mod tests {
             r#"{"v\u0065rb":"g\u0065t","objectRef":{"resource":null,"name":"a\"b"},"user":{}}"#,
             r#"{"verb":null,"objectRef":null,"user":null,"requestURI":"/x"}"#,
             r#"{"userAgent":"\u003cscript\u003e","objectRef":{"namespace":""}}"#,
+            // Addresses: escaped, not strings, not a list, empty, null.
+            r#"{"sourceIPs":["10.0.0.1","2001:db8::1"]}"#,
+            r#"{"sourceIPs":["10.0.0.1","\u0031.2.3.4"]}"#,
+            r#"{"sourceIPs":["1.2.3.4","a\"b"]}"#,
+            r#"{"sourceIPs":["1.2.3.4",5,null,{"a":1}]}"#,
+            r#"{"sourceIPs":"1.2.3.4"}"#,
+            r#"{"sourceIPs":[]}"#,
+            r#"{"sourceIPs":null}"#,
+            r#"{"sourceIPs.x":"flat","sourceIPs":["1.2.3.4"]}"#,
         ];
         let paths = [
             "verb",
@@ -345,6 +379,7 @@ mod tests {
             "objectRef.namespace",
             "objectRef.name",
             "objectRef.apiGroup",
+            "sourceIPs",
         ];
         for text in texts {
             let ev = crate::audit::AuditEvent::parse(text).expect("parses");
@@ -365,8 +400,24 @@ mod tests {
         assert_eq!(ev.sigma().known.get("objectRef.resource"), Some("secrets"));
         assert!(ev.sigma().members.get().is_none());
         assert!(ev.sigma().get_field("verb").is_some());
+        assert!(ev.sigma().get_field("sourceIPs").is_some());
         assert!(ev.sigma().members.get().is_none(), "no member re-read");
         assert!(!plain(texts[1]) && !plain(texts[2]) && !plain(texts[3]));
+    }
+
+    #[test]
+    fn an_event_repeating_a_typed_member_is_refused_not_answered() {
+        // Sigma reads a repeated member's last value; the typed parse
+        // refuses the event (skipped and counted), so it never answers
+        // with the first.
+        for text in [
+            r#"{"verb":"get","verb":"delete"}"#,
+            r#"{"sourceIPs":["1.1.1.1"],"sourceIPs":["2.2.2.2"]}"#,
+            r#"{"user":{"username":"a"},"user":{"username":"b"}}"#,
+            r#"{"objectRef":{"resource":"pods","resource":"secrets"}}"#,
+        ] {
+            assert!(crate::audit::AuditEvent::parse(text).is_err(), "{text}");
+        }
     }
 
     #[test]
