@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::fmt;
 
-use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -55,11 +55,11 @@ pub struct AuditEvent<'a> {
     #[serde(borrow)]
     pub verb: Option<Str<'a>>,
     /// The authenticated (or anonymous) user.
-    #[serde(borrow)]
+    #[serde(default, borrow, deserialize_with = "object")]
     pub user: Option<UserInfo<'a>>,
     /// Who the request acted as (`Impersonate-User` and `Impersonate-Group`
     /// headers), when the authenticated user impersonated someone.
-    #[serde(borrow)]
+    #[serde(default, borrow, deserialize_with = "object")]
     pub impersonated_user: Option<UserInfo<'a>>,
     /// Client addresses: the connection's, possibly preceded by
     /// `X-Forwarded-For` entries. Missing, `null` and `[]` mean different things
@@ -70,10 +70,10 @@ pub struct AuditEvent<'a> {
     #[serde(borrow)]
     pub user_agent: Option<Str<'a>>,
     /// What the request was about.
-    #[serde(borrow)]
+    #[serde(default, borrow, deserialize_with = "object")]
     pub object_ref: Option<ObjectRef<'a>>,
     /// The response's status.
-    #[serde(borrow)]
+    #[serde(default, borrow, deserialize_with = "object")]
     pub response_status: Option<ResponseStatus<'a>>,
     /// When the request reached the API server, as written.
     #[serde(borrow)]
@@ -249,6 +249,38 @@ impl<'de: 'a, 'a> Deserialize<'de> for SourceIps<'a> {
 enum MaybeStr<'a> {
     Str(#[serde(borrow)] Cow<'a, str>),
     Other(IgnoredAny),
+}
+
+/// Reads a member as `T` only when it is written as an object (`null`
+/// reads as absent). serde's derived structs also take an array of their
+/// fields in order (`"user":["system:admin"]`), which kube-apiserver never
+/// writes and a Sigma rule or Panther reads as no fields: an event with one
+/// is refused, as one with a string there is.
+fn object<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct V<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+        type Value = Option<T>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an object or null")
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
+            d.deserialize_map(self)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            T::deserialize(de::value::MapAccessDeserializer::new(map)).map(Some)
+        }
+    }
+    d.deserialize_option(V(std::marker::PhantomData))
 }
 
 /// Reads `code` as an integer; any other JSON value counts as "no code".
@@ -462,6 +494,36 @@ mod tests {
             Some("/api/v1/pods?limit=500&resourceVersion=0")
         );
         assert!(ev.is_audit_event());
+    }
+
+    #[test]
+    fn user_object_and_status_are_read_only_as_objects() {
+        // serde would read an array as the struct's fields in order
+        for text in [
+            r#"{"user":["system:admin"]}"#,
+            r#"{"impersonatedUser":["system:admin",["system:masters"]]}"#,
+            r#"{"objectRef":["secrets"]}"#,
+            r#"{"responseStatus":[{},403]}"#,
+            r#"{"user":"alice"}"#,
+        ] {
+            assert!(AuditEvent::parse(text).is_err(), "{text}");
+        }
+        let ev = AuditEvent::parse(
+            r#"{"user":{"username":"alice"},"impersonatedUser":null,"objectRef":{"resource":"pods"},"responseStatus":{"code":403}}"#,
+        )
+        .expect("parses");
+        assert_eq!(
+            ev.user.and_then(|u| u.username).map(|s| s.0),
+            Some("alice".into())
+        );
+        assert!(ev.impersonated_user.is_none());
+        assert_eq!(
+            ev.object_ref.and_then(|o| o.resource).map(|s| s.0),
+            Some("pods".into())
+        );
+        assert_eq!(ev.response_status.and_then(|r| r.code), Some(403));
+        let missing = AuditEvent::parse("{}").expect("parses");
+        assert!(missing.user.is_none() && missing.object_ref.is_none());
     }
 
     #[test]

@@ -257,6 +257,35 @@ fn letters_unicode_lower_cases_to_ascii_reach_the_engine() {
     );
 }
 
+/// A value with a wildcard is compared as a case-insensitive regular
+/// expression, for which U+017F LONG S is an `s` (and U+212A a `k`): raw
+/// or escaped, it keeps every Sigma rule reading the message.
+#[test]
+fn a_long_s_reaches_a_wildcard_rule() {
+    let r = rule("dump", "    userAgent: '*secretdump*'\n");
+    let raw = audit(json!({"userAgent": "\u{17f}ecretdump/1.0"})).to_string();
+    for text in [
+        raw.clone(),
+        raw.replace('\u{17f}', r"\u017f"),
+        raw.replace('\u{17f}', r"\u017F"),
+        audit(json!({"userAgent": "secretdump/1.0 \u{212a}"})).to_string(),
+    ] {
+        let set = loaded(&[("r.yml", &r)]);
+        assert!(engine_matches(&set, "dump", &text), "{text}");
+        assert_eq!(
+            pipeline_alerts(loaded(&[("r.yml", &r)]), false, "dump", &text),
+            1,
+            "{text}"
+        );
+    }
+    // control: a value without the letters is not read by the rule
+    let other = audit(json!({"userAgent": "kubectl/1.30"})).to_string();
+    assert_eq!(
+        pipeline_alerts(loaded(&[("r.yml", &r)]), false, "dump", &other),
+        0
+    );
+}
+
 /// `value_count` keeps each distinct value as a hash. Two names whose
 /// 64-bit FNV-1a hashes collide (found by lattice reduction in minutes)
 /// still count as two.

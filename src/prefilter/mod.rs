@@ -33,10 +33,12 @@
 //! hyphen, a slash, a colon or whitespace, which kube-apiserver never writes (it escapes only
 //! `<`, `>`, `&` and control characters) but a request body may carry. A
 //! message containing such an escape is always a candidate for every rule.
-//! Sigma rules compare text lower-cased as Unicode does, so for them the
-//! two letters that lower-case to ASCII ones (U+212A KELVIN SIGN, U+0130),
-//! raw or escaped, do the same; and whichever of these a message holds,
-//! every Sigma rule reads it, even when another rule's string keeps it.
+//! Sigma rules compare text lower-cased as Unicode does, and a value with
+//! a wildcard as a case-insensitive regular expression, so for them the
+//! letters that become ASCII ones (U+212A KELVIN SIGN, U+0130, U+017F
+//! LONG S), raw or escaped, do the same; and whichever of these a message
+//! holds, every Sigma rule reads it, even when another rule's string keeps
+//! it.
 
 use memchr::memmem::Finder;
 
@@ -229,7 +231,9 @@ impl Prefilter {
     fn has_alnum_escape(&self, msg: &[u8]) -> bool {
         self.finder_escape.find_iter(msg).any(|at| {
             let hex = msg.get(at + 2..at + 6);
-            if hex.is_some_and(|h| h.eq_ignore_ascii_case(b"212a") || h == b"0130") {
+            if hex.is_some_and(|h| {
+                h.eq_ignore_ascii_case(b"212a") || h == b"0130" || h.eq_ignore_ascii_case(b"017f")
+            }) {
                 return true;
             }
             if hex.is_none_or(|h| !h.starts_with(b"00")) {
@@ -252,13 +256,21 @@ impl Prefilter {
 }
 
 /// True when `msg` holds, unescaped, a character that Unicode lower-cases
-/// to an ASCII letter: U+212A KELVIN SIGN (`k`) or U+0130 (`i` and a dot).
+/// to an ASCII letter, or that a case-insensitive regular expression takes
+/// for one: U+212A KELVIN SIGN (`k`), U+0130 (`i` and a dot) and U+017F
+/// LATIN SMALL LETTER LONG S (`s`, in a Sigma value with a wildcard, which
+/// `rsigma` compares as a case-insensitive regular expression; Unicode's
+/// simple case folding holds no other letter equal to an ASCII one).
 /// Their escapes are found by [`Prefilter::has_alnum_escape`].
 fn has_unicode_fold(msg: &[u8]) -> bool {
     const KELVIN: &[u8] = "\u{212a}".as_bytes();
     const DOTTED_I: &[u8] = "\u{130}".as_bytes();
-    memchr::memchr2_iter(KELVIN[0], DOTTED_I[0], msg)
-        .any(|at| msg[at..].starts_with(KELVIN) || msg[at..].starts_with(DOTTED_I))
+    const LONG_S: &[u8] = "\u{17f}".as_bytes();
+    memchr::memchr3_iter(KELVIN[0], DOTTED_I[0], LONG_S[0], msg).any(|at| {
+        msg[at..].starts_with(KELVIN)
+            || msg[at..].starts_with(DOTTED_I)
+            || msg[at..].starts_with(LONG_S)
+    })
 }
 
 /// True when the `403` at `at` can be a whole JSON number that is an object
