@@ -867,3 +867,44 @@ fn panthers_tests_of_the_group_agree() {
 fn severity_named(name: &str) -> Severity {
     eks_audit_detector::config::rule_settings::severity_named(name).expect("severity name")
 }
+
+#[test]
+fn a_slash_written_as_an_escape_does_not_hide_a_pod_exec_role() {
+    // JSON may write `pods/exec` as `pods\/exec`; kube-apiserver never
+    // does, a request body may. The message stays a candidate for the rule
+    // even when no other rule keeps it.
+    let others: Vec<String> = registry(&DetectorConfig::default())
+        .iter()
+        .map(|r| r.meta().id.as_str().to_owned())
+        .filter(|id| id != POD_EXEC)
+        .collect();
+    let detector = Detector::new(DetectorConfig {
+        disabled_rules: others,
+        ..DetectorConfig::default()
+    });
+    let prefilter = Prefilter::new(&detector);
+    let ev = role(
+        "roles",
+        Some("default"),
+        json!([{"resources": ["pods/exec"], "verbs": ["create"]}]),
+    );
+    let text = ev.to_string().replace("pods/exec", r"pods\/exec");
+    let parsed = AuditEvent::parse(&text).expect("parses");
+    let mut out = Vec::new();
+    detector.evaluate(
+        &parsed,
+        EventContext {
+            cluster: "c",
+            at_ms: 0,
+        },
+        &mut out,
+        |_, _| {},
+    );
+    assert_eq!(out.len(), 1, "the rule matches the escaped slash");
+    assert!(prefilter.may_match(text.as_bytes()));
+    let escaped = serde_json::to_string(&text).expect("string");
+    assert!(prefilter.may_match(escaped.as_bytes()));
+    // control: without the rule's strings it is skipped
+    let other = ev.to_string().replace("pods/exec", "pods/log");
+    assert!(!prefilter.may_match(other.as_bytes()));
+}

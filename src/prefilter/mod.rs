@@ -30,9 +30,11 @@
 //! - A rule that needs every event says so, and then nothing is skipped.
 //!
 //! The one way around them is a `\u00XX` escape of a digit, a letter, a
-//! hyphen, a slash, a colon or whitespace, which kube-apiserver never writes (it escapes only
-//! `<`, `>`, `&` and control characters) but a request body may carry. A
-//! message containing such an escape is always a candidate for every rule.
+//! hyphen, a slash, a colon or whitespace, or a slash written `\/`, which
+//! kube-apiserver never writes (it escapes only `<`, `>`, `&` and control
+//! characters) but a request body may carry. A message containing such an
+//! escape is always a candidate for every rule (`\/` for the built-in
+//! rules, whose strings may hold a slash; a Sigma rule's never do).
 //! Sigma rules compare text lower-cased as Unicode does, and a value with
 //! a wildcard as a case-insensitive regular expression, so for them the
 //! letters that become ASCII ones (U+212A KELVIN SIGN, U+0130, U+017F
@@ -68,6 +70,9 @@ pub struct Prefilter {
     folded: Option<Folded>,
     finder_403: Finder<'static>,
     finder_escape: Finder<'static>,
+    /// `\/`, JSON's other escape of a slash, when a built-in rule's string
+    /// holds a slash (`pods/exec`): it may hide that string.
+    finder_slash: Option<Finder<'static>>,
 }
 
 /// What the prefilter says of a message.
@@ -135,6 +140,7 @@ impl Prefilter {
             folded: None,
             finder_403: Finder::new(b"403"),
             finder_escape: Finder::new(b"\\u"),
+            finder_slash: None,
         };
         let mut groups: Vec<(Vec<&'static str>, Needs)> = Vec::new();
         let mut long_words: Vec<&'static str> = Vec::new();
@@ -159,6 +165,15 @@ impl Prefilter {
                 Anchor::Folded(clauses) => folded.push(clauses),
                 Anchor::Always => p.always = true,
             }
+        }
+        if groups
+            .iter()
+            .flat_map(|(strings, _)| strings)
+            .chain(&long_words)
+            .any(|s| s.contains('/'))
+            || p.words.iter().any(|w| w.lower.contains(&b'/'))
+        {
+            p.finder_slash = Some(Finder::new(b"\\/"));
         }
         if !groups.is_empty() || !long_words.is_empty() {
             match Exact::new(&groups, &long_words) {
@@ -204,6 +219,8 @@ impl Prefilter {
             if self.has_alnum_escape(msg) || has_unicode_fold(msg) {
                 return Candidate::unknown();
             }
+            // (A Sigma rule's strings hold no slash.)
+            let builtin = builtin || self.has_slash_escape(msg);
             return Candidate {
                 keep: builtin || !sigma.is_empty(),
                 sigma: Some(SigmaHits(sigma)),
@@ -216,13 +233,21 @@ impl Prefilter {
             };
         }
         let anchored = self.want_403 || !self.words.is_empty() || self.exact.is_some();
-        if anchored && self.has_alnum_escape(msg) {
+        if anchored && (self.has_alnum_escape(msg) || self.has_slash_escape(msg)) {
             return Candidate::unknown();
         }
         Candidate {
             keep: false,
             sigma: None,
         }
+    }
+
+    /// True when `msg` writes a slash as `\/` and a built-in rule's string
+    /// holds one.
+    fn has_slash_escape(&self, msg: &[u8]) -> bool {
+        self.finder_slash
+            .as_ref()
+            .is_some_and(|f| f.find(msg).is_some())
     }
 
     /// True when `msg` has a `\uXXXX` escape of an ASCII digit, letter,
