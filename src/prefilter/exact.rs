@@ -239,7 +239,7 @@ impl Groups {
             seen.push(key);
             // The rarest string, searched from its least common bytes.
             let whole = *sorted.iter().min_by_key(|s| commonness(s))?;
-            let primary = &whole[window(whole).0..];
+            let primary = &whole[window(whole)..];
             let id = match primaries.iter().position(|p| *p == primary) {
                 Some(id) => id,
                 None => {

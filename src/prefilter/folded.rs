@@ -128,7 +128,7 @@ impl Folded {
                 if needles[q].number {
                     0
                 } else {
-                    window(&lower[q]).0
+                    window(&lower[q])
                 }
             })
             .collect();
