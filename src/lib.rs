@@ -41,7 +41,9 @@
 //!   `envelope.rs`, finding each message's end 64 bytes at a step,
 //!   `string_end.rs`; serde_json's reading of a log entry, `entries.rs`; a
 //!   candidate message unescaped a block at a time, `unescape.rs`).
-//! - [`audit`]: the audit event, only the fields we use, borrowed.
+//! - [`audit`]: the audit event, only the fields we use, borrowed (mod.rs),
+//!   and the members serde's derived reading would misread: `sourceIPs`,
+//!   members that must be objects, the status code (`fields.rs`).
 //! - [`bounded`]: caps and neutralises attacker-controlled text, in one place.
 //! - [`prefilter`]: conservative byte test, from the rules' anchors, that
 //!   skips most messages unparsed (mod.rs), the built-in rules' exact
