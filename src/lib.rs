@@ -14,7 +14,9 @@
 //!
 //! - [`vocab`]: the shared words: rule ids and metadata, severities, matches,
 //!   verdicts, window settings, the alert document.
-//! - [`config`]: environment → validated [`config::DetectorConfig`].
+//! - [`config`]: environment → validated [`config::DetectorConfig`], with
+//!   per-rule settings (`rule_settings.rs`) and the detector's own resources
+//!   whose changes are reported (`resources.rs`).
 //! - [`window`]: windows, thresholds, dedup, redelivery, the earlier windows
 //!   late matches still count in, and the outbox of a key, as a state
 //!   machine that decides alerts without rendering them.
