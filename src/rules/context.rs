@@ -6,7 +6,7 @@ use super::{catalog, first_and_last, multiple_403};
 use crate::audit::{opt, AuditEvent};
 use crate::bounded::cap;
 use crate::vocab::{AlertContext, Condition, Sample, SampleStatus};
-use crate::window::{WindowState, UNIQUE_FIELD};
+use crate::window::{TallyMap as Tallies, WindowState, UNIQUE_FIELD};
 
 impl Sample {
     /// Copies the sample fields out of an event, each capped (they are
@@ -55,9 +55,6 @@ const VERB_TALLIES: &[&str] = &[catalog::CONTEXT_FIELDS[4]];
 const RESOURCE_TALLIES: &[&str] = &[catalog::CONTEXT_FIELDS[5]];
 const URI_TALLIES: &[&str] = &[catalog::CONTEXT_FIELDS[6]];
 const CODE_TALLIES: &[&str] = &[catalog::CONTEXT_FIELDS[7]];
-
-/// A window's tallies: field → value → count.
-type Tallies = std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>;
 
 impl AlertContext {
     /// The context of a window: each field's distinct values as the rule

@@ -14,7 +14,7 @@
 //! under the hardened setting (`MULTIPLE_403_SOURCE=first-or-last`) a request
 //! makes one key, on its connection address, whatever it forwards.
 
-use std::collections::BTreeMap;
+use crate::window::TallyMap as Tallies;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -412,9 +412,6 @@ fn values_columns(tallies: &Tallies, out: &mut serde_json::Map<String, Value>) {
         out.insert(format!("values({CLAIMED_FIELD})"), json!(values));
     }
 }
-
-/// A window's summary tallies: field → value → count.
-type Tallies = BTreeMap<String, BTreeMap<String, u64>>;
 
 #[cfg(test)]
 mod tests {

@@ -27,10 +27,12 @@ mod applied;
 mod counting;
 mod outbox;
 mod past;
+mod tallies;
 
 pub use applied::{AppliedBatch, MAX_REMEMBERED_BATCHES, REMEMBERED_ID_CHARS};
 pub use outbox::{salvage_outbox, Claim, PendingAlert, MAX_OUTBOX_BYTES, MAX_PENDING_ALERTS};
 pub use past::{PastWindow, MAX_PAST_SAMPLES, MAX_PAST_WINDOWS};
+pub use tallies::{Tallies, TallyMap};
 
 use past::Place;
 
@@ -143,7 +145,7 @@ pub struct WindowState {
     #[serde(default)]
     pub escalation_sample: Option<Arc<Sample>>,
     /// Summary tallies: field → value → count.
-    pub tallies: BTreeMap<String, BTreeMap<String, u64>>,
+    pub tallies: Tallies,
     /// Values not tallied because a field had too many distinct values.
     pub overflow: u64,
     /// Addresses or groups of the window's events that got no key of their
@@ -229,7 +231,7 @@ impl WindowState {
             title: String::new(),
             sample: Default::default(),
             escalation_sample: None,
-            tallies: BTreeMap::new(),
+            tallies: Tallies::default(),
             overflow: 0,
             fanout_dropped: 0,
             past: Vec::new(),
@@ -262,7 +264,7 @@ impl WindowState {
         self.title.clone_from(&m.event.title);
         self.sample = Arc::clone(&m.event.sample);
         self.escalation_sample = None;
-        self.tallies.clear();
+        self.tallies = Tallies::default();
         self.overflow = 0;
         self.fanout_dropped = 0;
         self.step_at = None;
@@ -288,7 +290,7 @@ impl WindowState {
             title: String::new(),
             sample: Default::default(),
             escalation_sample: None,
-            tallies: BTreeMap::new(),
+            tallies: Tallies::default(),
             overflow: 0,
             fanout_dropped: 0,
             past: Vec::new(),
