@@ -49,10 +49,11 @@ pub(super) struct Folded {
     /// needle: the search reports the longest pattern starting at a
     /// position, and a needle is there when it is whole that far before.
     prefixes: Vec<Vec<(usize, usize)>>,
-    /// The needles shorter than [`SEARCHED`] bytes (SigmaHQ's `401` and
-    /// `403`), each found on its own: in the search they would make it
-    /// compare three bytes a step instead of four, and report many more
-    /// places to check.
+    /// The needles shorter than [`SEARCHED`] bytes, each found on its own:
+    /// in the search they would make it compare fewer bytes a step, and
+    /// report many more places to check. Those without a letter (SigmaHQ's
+    /// `401` and `403`) are the same in any case: the prefilter's pass for
+    /// short strings finds them instead (see [`Folded::caseless`]).
     short: Vec<(usize, Finder<'static>)>,
     /// Each rule's clauses.
     rules: Vec<FoldedRule>,
@@ -152,6 +153,7 @@ impl Folded {
             .collect();
         let short = short
             .into_iter()
+            .filter(|q| !caseless(&lower[*q]))
             .map(|q| (q, Finder::new(lower[q].as_bytes()).into_owned()))
             .collect();
         Some(Self {
@@ -164,9 +166,22 @@ impl Folded {
         })
     }
 
+    /// The short strings without a letter (of two bytes or more), by id,
+    /// each with whether it is a number: the caller finds them, in the
+    /// message as it stands.
+    pub(super) fn caseless(&self) -> Vec<(usize, String, bool)> {
+        self.needles
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.text.len() < SEARCHED && caseless(n.text))
+            .map(|(q, n)| (q, n.text.to_owned(), n.number))
+            .collect()
+    }
+
     /// The rules (by key, see [`SigmaHits`]) every clause of which has a
-    /// string in `msg`.
-    pub(super) fn rules_found_in(&self, msg: &[u8]) -> Vec<usize> {
+    /// string in `msg`, given which of the [`caseless`](Self::caseless)
+    /// strings it holds (a bit each, by id).
+    pub(super) fn rules_found_in(&self, msg: &[u8], caseless: [u64; 4]) -> Vec<usize> {
         // One lower-cased copy per thread, reused: no allocation per message.
         thread_local! {
             static LOWER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
@@ -174,13 +189,13 @@ impl Folded {
         LOWER.with_borrow_mut(|lower| {
             lower.clear();
             lower.extend(msg.iter().map(u8::to_ascii_lowercase));
-            self.found_in_lower(lower)
+            self.found_in_lower(lower, caseless)
         })
     }
 
-    fn found_in_lower(&self, msg: &[u8]) -> Vec<usize> {
+    fn found_in_lower(&self, msg: &[u8], caseless: [u64; 4]) -> Vec<usize> {
         // Which strings were seen, a bit each (at most MAX_FOLDED).
-        let mut found = [0u64; MAX_FOLDED / 64];
+        let mut found: [u64; MAX_FOLDED / 64] = caseless;
         let seen = |found: &[u64; MAX_FOLDED / 64], q: usize| found[q / 64] & (1 << (q % 64)) != 0;
         for m in self.strings.iter().flat_map(|s| s.matches(msg)) {
             for &(q, at) in &self.prefixes[m.pattern().as_usize()] {
@@ -233,9 +248,16 @@ impl Folded {
     }
 }
 
+/// True for a short string the caller finds (see [`Folded::caseless`]):
+/// two bytes or more (the pass for short strings compares at least two a
+/// step), none of them a letter.
+fn caseless(text: &str) -> bool {
+    text.len() >= 2 && !text.bytes().any(|b| b.is_ascii_alphabetic())
+}
+
 /// True when the digits at `start..start + len` are a number of their own:
 /// no digit right before or after, no `.` right before.
-fn stands_alone(msg: &[u8], start: usize, len: usize) -> bool {
+pub(super) fn stands_alone(msg: &[u8], start: usize, len: usize) -> bool {
     let before = start.checked_sub(1).and_then(|i| msg.get(i));
     let after = msg.get(start + len);
     !matches!(before, Some(b'0'..=b'9' | b'.')) && !matches!(after, Some(b'0'..=b'9'))

@@ -42,11 +42,10 @@
 //! holds, every Sigma rule reads it, even when another rule's string keeps
 //! it.
 
-use memchr::memmem::Finder;
-
 mod common_grams;
 mod exact;
 mod folded;
+mod marks;
 mod principal;
 mod search;
 
@@ -55,6 +54,7 @@ use exact::first_address_may_be_global;
 use exact::{Exact, Needs};
 use folded::Folded;
 pub use folded::SigmaHits;
+use marks::Marks;
 
 use crate::rules::{Anchor, Detector, Needle};
 
@@ -68,11 +68,11 @@ pub struct Prefilter {
     /// Sigma rules' clauses, their strings found in any case (one
     /// automaton for all).
     folded: Option<Folded>,
-    finder_403: Finder<'static>,
-    finder_escape: Finder<'static>,
-    /// `\/`, JSON's other escape of a slash, when a built-in rule's string
-    /// holds a slash (`pods/exec`): it may hide that string.
-    finder_slash: Option<Finder<'static>>,
+    /// `403`, the escapes (`\/`, JSON's other escape of a slash, only when
+    /// a built-in rule's string holds one: `pods/exec`) and Sigma's short
+    /// strings without letters, found in one pass; `None` only while it is
+    /// built.
+    marks: Option<Marks>,
 }
 
 /// What the prefilter says of a message.
@@ -138,9 +138,7 @@ impl Prefilter {
             words: Vec::new(),
             exact: None,
             folded: None,
-            finder_403: Finder::new(b"403"),
-            finder_escape: Finder::new(b"\\u"),
-            finder_slash: None,
+            marks: None,
         };
         let mut groups: Vec<(Vec<&'static str>, Needs)> = Vec::new();
         let mut long_words: Vec<&'static str> = Vec::new();
@@ -166,15 +164,12 @@ impl Prefilter {
                 Anchor::Always => p.always = true,
             }
         }
-        if groups
+        let slash = groups
             .iter()
             .flat_map(|(strings, _)| strings)
             .chain(&long_words)
             .any(|s| s.contains('/'))
-            || p.words.iter().any(|w| w.lower.contains(&b'/'))
-        {
-            p.finder_slash = Some(Finder::new(b"\\/"));
-        }
+            || p.words.iter().any(|w| w.lower.contains(&b'/'));
         if !groups.is_empty() || !long_words.is_empty() {
             match Exact::new(&groups, &long_words) {
                 Some(exact) => p.exact = Some(exact),
@@ -187,6 +182,11 @@ impl Prefilter {
                 None => p.always = true,
             }
         }
+        let caseless = p.folded.as_ref().map(Folded::caseless).unwrap_or_default();
+        match Marks::new(p.want_403, slash, &caseless) {
+            Some(marks) => p.marks = Some(marks),
+            None => p.always = true,
+        }
         p
     }
 
@@ -198,34 +198,35 @@ impl Prefilter {
     /// Whether `msg` may match an enabled rule, and which Sigma rules it
     /// may match (see [`Candidate::sigma`]).
     pub fn candidate(&self, msg: &[u8]) -> Candidate {
-        if self.always {
+        let Some(marks) = self.marks.as_ref().filter(|_| !self.always) else {
             return Candidate::unknown();
-        }
-        // Sigma rules are told which of them the message may match, so the
-        // others skip it unread; this scan runs on every message.
-        let sigma = self.folded.as_ref().map(|f| f.rules_found_in(msg));
-        let builtin = (self.want_403
-            && self
-                .finder_403
-                .find_iter(msg)
-                .any(|at| is_member_value(msg, at)))
-            || self.words.iter().any(|w| w.found_in(msg))
-            || self.exact.as_ref().is_some_and(|e| e.found_in(msg));
-        // An escaped letter or digit may hide any string, and a Sigma rule
-        // compares the text lower-cased as Unicode does: the letters that
-        // become ASCII ones may hide any of its strings. Then every rule
-        // runs, Sigma rules included whatever else the message holds.
-        if let Some(sigma) = sigma {
-            if self.has_alnum_escape(msg) || has_unicode_fold(msg) {
+        };
+        let seen = marks.scan(msg);
+        let builtin = || {
+            seen.member_403
+                || self.words.iter().any(|w| w.found_in(msg))
+                || self.exact.as_ref().is_some_and(|e| e.found_in(msg))
+        };
+        if let Some(folded) = &self.folded {
+            // An escaped letter or digit may hide any string, and a Sigma
+            // rule compares the text lower-cased as Unicode does: the
+            // letters that become ASCII ones may hide any of its strings.
+            // Then every rule runs, Sigma rules included whatever else the
+            // message holds.
+            if seen.escape || has_unicode_fold(msg) {
                 return Candidate::unknown();
             }
-            // (A Sigma rule's strings hold no slash.)
-            let builtin = builtin || self.has_slash_escape(msg);
+            // Sigma rules are told which of them the message may match, so
+            // the others skip it unread. A message one of them may match
+            // is read by every rule: the built-in rules' strings need not be
+            // looked for. (A Sigma rule's strings hold no slash.)
+            let sigma = folded.rules_found_in(msg, seen.sigma);
             return Candidate {
-                keep: builtin || !sigma.is_empty(),
+                keep: !sigma.is_empty() || seen.slash || builtin(),
                 sigma: Some(SigmaHits(sigma)),
             };
         }
+        let builtin = builtin();
         if builtin {
             return Candidate {
                 keep: true,
@@ -233,7 +234,7 @@ impl Prefilter {
             };
         }
         let anchored = self.want_403 || !self.words.is_empty() || self.exact.is_some();
-        if anchored && (self.has_alnum_escape(msg) || self.has_slash_escape(msg)) {
+        if anchored && (seen.escape || seen.slash) {
             return Candidate::unknown();
         }
         Candidate {
@@ -241,42 +242,33 @@ impl Prefilter {
             sigma: None,
         }
     }
+}
 
-    /// True when `msg` writes a slash as `\/` and a built-in rule's string
-    /// holds one.
-    fn has_slash_escape(&self, msg: &[u8]) -> bool {
-        self.finder_slash
-            .as_ref()
-            .is_some_and(|f| f.find(msg).is_some())
+/// True when the `\u` at `msg[at]` starts an escape of an ASCII digit,
+/// letter, hyphen, slash, colon or whitespace character, or of a character
+/// that Unicode lower-cases to an ASCII letter (see [`has_unicode_fold`]):
+/// it may hide a rule's string.
+fn hides_text(msg: &[u8], at: usize) -> bool {
+    let hex = msg.get(at + 2..at + 6);
+    if hex.is_some_and(|h| {
+        h.eq_ignore_ascii_case(b"212a") || h == b"0130" || h.eq_ignore_ascii_case(b"017f")
+    }) {
+        return true;
     }
-
-    /// True when `msg` has a `\uXXXX` escape of an ASCII digit, letter,
-    /// hyphen, slash, colon or whitespace character, or of a character that Unicode
-    /// lower-cases to an ASCII letter (see [`has_unicode_fold`]).
-    fn has_alnum_escape(&self, msg: &[u8]) -> bool {
-        self.finder_escape.find_iter(msg).any(|at| {
-            let hex = msg.get(at + 2..at + 6);
-            if hex.is_some_and(|h| {
-                h.eq_ignore_ascii_case(b"212a") || h == b"0130" || h.eq_ignore_ascii_case(b"017f")
-            }) {
-                return true;
-            }
-            if hex.is_none_or(|h| !h.starts_with(b"00")) {
-                return false;
-            }
-            match (msg.get(at + 4), msg.get(at + 5)) {
-                // 0x09, 0x0a, 0x0d: whitespace, which may surround a value
-                (Some(b'0'), Some(d)) => matches!(d, b'9' | b'a' | b'A' | b'd' | b'D'),
-                // 0x20: space; 0x2d: the hyphen of `aws-auth`; 0x2f: the
-                // slash of `pods/exec`
-                (Some(b'2'), Some(d)) => matches!(d, b'0' | b'd' | b'D' | b'f' | b'F'),
-                // 0x30-0x39 digits; 0x3a: the colon of `system:anonymous`
-                (Some(b'3'), Some(d)) => d.is_ascii_digit() || matches!(d, b'a' | b'A'),
-                // 0x40-0x7f: letters (and some punctuation; harmless)
-                (Some(b'4'..=b'7'), Some(d)) => d.is_ascii_hexdigit(),
-                _ => false,
-            }
-        })
+    if hex.is_none_or(|h| !h.starts_with(b"00")) {
+        return false;
+    }
+    match (msg.get(at + 4), msg.get(at + 5)) {
+        // 0x09, 0x0a, 0x0d: whitespace, which may surround a value
+        (Some(b'0'), Some(d)) => matches!(d, b'9' | b'a' | b'A' | b'd' | b'D'),
+        // 0x20: space; 0x2d: the hyphen of `aws-auth`; 0x2f: the
+        // slash of `pods/exec`
+        (Some(b'2'), Some(d)) => matches!(d, b'0' | b'd' | b'D' | b'f' | b'F'),
+        // 0x30-0x39 digits; 0x3a: the colon of `system:anonymous`
+        (Some(b'3'), Some(d)) => d.is_ascii_digit() || matches!(d, b'a' | b'A'),
+        // 0x40-0x7f: letters (and some punctuation; harmless)
+        (Some(b'4'..=b'7'), Some(d)) => d.is_ascii_hexdigit(),
+        _ => false,
     }
 }
 
@@ -286,7 +278,7 @@ impl Prefilter {
 /// LATIN SMALL LETTER LONG S (`s`, in a Sigma value with a wildcard, which
 /// `rsigma` compares as a case-insensitive regular expression; Unicode's
 /// simple case folding holds no other letter equal to an ASCII one).
-/// Their escapes are found by [`Prefilter::has_alnum_escape`].
+/// Their escapes are found by [`hides_text`].
 fn has_unicode_fold(msg: &[u8]) -> bool {
     const KELVIN: &[u8] = "\u{212a}".as_bytes();
     const DOTTED_I: &[u8] = "\u{130}".as_bytes();

@@ -14,7 +14,9 @@
 //! request that gets past authentication has one. (A request refused
 //! there has an empty `user` and no body to hold another `username`.)
 
-use memchr::memmem;
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
 
 use crate::rules::catalog::k8s::is_system_principal;
 
@@ -23,8 +25,10 @@ use crate::rules::catalog::k8s::is_system_principal;
 /// principal.
 pub(super) fn user_may_be_person(msg: &[u8]) -> bool {
     let quote: &[u8] = if escaped_form(msg) { b"\\\"" } else { b"\"" };
+    // Built once: a searcher costs more to build than a message to search.
+    static USERNAME: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("username"));
     let mut seen = false;
-    for at in memmem::find_iter(msg, b"username") {
+    for at in USERNAME.find_iter(msg) {
         match member_value(msg, at, quote) {
             Some(name) if is_system_principal(Some(name)) => seen = true,
             _ => return true,

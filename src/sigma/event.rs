@@ -138,15 +138,17 @@ impl<'a> Known<'a> {
 /// out, and no `\uXXXX` escape that could spell one (kube-apiserver
 /// escapes only `&`, `<`, `>`, U+2028 and U+2029).
 fn plain(text: &str) -> bool {
+    use memchr::memmem::Finder;
+    use std::sync::LazyLock;
+    // Built once: a searcher costs more to build than a message to search.
+    static DOTTED: LazyLock<[Finder<'static>; 2]> =
+        LazyLock::new(|| [Finder::new("\"user."), Finder::new("\"objectRef.")]);
+    static ESCAPE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("\\u"));
     let bytes = text.as_bytes();
-    let dotted = ["\"user.", "\"objectRef."];
-    if dotted
-        .iter()
-        .any(|d| memchr::memmem::find(bytes, d.as_bytes()).is_some())
-    {
+    if DOTTED.iter().any(|d| d.find(bytes).is_some()) {
         return false;
     }
-    memchr::memmem::find_iter(bytes, b"\\u").all(|at| {
+    ESCAPE.find_iter(bytes).all(|at| {
         let hex = bytes.get(at + 2..at + 6).unwrap_or_default();
         ["0026", "003c", "003e", "2028", "2029"]
             .iter()

@@ -62,10 +62,10 @@ mod tests {
         assert_eq!(first["verb"].len(), 1);
         assert_eq!(copy["verb"].len(), 2);
         assert_eq!(
-            serde_json::to_string(&first).unwrap(),
+            serde_json::to_string(&first).expect("serializes"),
             r#"{"verb":{"get":1}}"#
         );
-        let back: Tallies = serde_json::from_str(r#"{"verb":{"get":1,"list":2}}"#).unwrap();
+        let back: Tallies = serde_json::from_str(r#"{"verb":{"get":1,"list":2}}"#).expect("parses");
         assert_eq!(back, copy);
     }
 }

@@ -1,0 +1,158 @@
+//! The short strings every message is searched for, in one pass: the
+//! `403` of Multiple403, the escapes that may hide a rule's string (`\u`,
+//! and `\/` when a built-in rule's string holds a slash), and the Sigma
+//! strings shorter than the one search's fingerprint that hold no letter
+//! (SigmaHQ's `401` and `403`). None of them changes with case, so all are
+//! found in the message as it stands; each on its own would be a pass over
+//! every message.
+
+use super::search::Strings;
+
+/// A short string a message is searched for, and what finding it means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    /// `403`, for Multiple403: it counts as a whole member value only.
+    Member403,
+    /// `\u`: it counts when the escape may hide a rule's string.
+    Escape,
+    /// `\/`.
+    Slash,
+    /// A Sigma rule's string, by its id in the Sigma prefilter; a number
+    /// counts only where it stands alone.
+    Sigma { id: usize, len: usize, number: bool },
+}
+
+impl Mark {
+    fn text(self, sigma: &[(usize, String, bool)]) -> String {
+        match self {
+            Self::Member403 => "403".into(),
+            Self::Escape => "\\u".into(),
+            Self::Slash => "\\/".into(),
+            Self::Sigma { id, .. } => sigma
+                .iter()
+                .find(|(i, _, _)| *i == id)
+                .map(|(_, t, _)| t.clone())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// What the pass found in a message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Seen {
+    /// `403` as an object member's value.
+    pub(super) member_403: bool,
+    /// A `\uXXXX` escape that may hide a string (see [`super::hides_text`]).
+    pub(super) escape: bool,
+    /// `\/`, when it was searched for.
+    pub(super) slash: bool,
+    /// The Sigma strings found, a bit each by id.
+    pub(super) sigma: [u64; 4],
+}
+
+/// The search for every mark.
+#[derive(Debug, Clone)]
+pub(super) struct Marks {
+    strings: Strings,
+    /// For each pattern of the search, the marks whose text is a prefix of
+    /// it (its own too): the search reports the longest at a place.
+    at_pattern: Vec<Vec<Mark>>,
+}
+
+impl Marks {
+    /// `sigma`: the Sigma strings without letters, by id, with whether
+    /// each is a number. `None` when no search can be built, or an id is
+    /// 256 or more, or a string empty.
+    pub(super) fn new(
+        want_403: bool,
+        slash: bool,
+        sigma: &[(usize, String, bool)],
+    ) -> Option<Self> {
+        let mut marks = vec![Mark::Escape];
+        if want_403 {
+            marks.push(Mark::Member403);
+        }
+        if slash {
+            marks.push(Mark::Slash);
+        }
+        marks.extend(sigma.iter().map(|(id, text, number)| Mark::Sigma {
+            id: *id,
+            len: text.len(),
+            number: *number,
+        }));
+        if sigma
+            .iter()
+            .any(|(id, text, _)| *id >= 256 || text.is_empty())
+        {
+            return None;
+        }
+        let mut texts: Vec<String> = marks.iter().map(|m| m.text(sigma)).collect();
+        texts.sort_unstable();
+        texts.dedup();
+        let at_pattern = texts
+            .iter()
+            .map(|p| {
+                marks
+                    .iter()
+                    .copied()
+                    .filter(|m| p.starts_with(&m.text(sigma)))
+                    .collect()
+            })
+            .collect();
+        Some(Self {
+            strings: Strings::new(&texts)?,
+            at_pattern,
+        })
+    }
+
+    /// Every mark in `msg`, in one pass.
+    pub(super) fn scan(&self, msg: &[u8]) -> Seen {
+        let mut seen = Seen::default();
+        for m in self.strings.matches(msg) {
+            let at = m.start();
+            for mark in &self.at_pattern[m.pattern().as_usize()] {
+                match *mark {
+                    Mark::Member403 => {
+                        seen.member_403 = seen.member_403 || super::is_member_value(msg, at);
+                    }
+                    Mark::Escape => seen.escape = seen.escape || super::hides_text(msg, at),
+                    Mark::Slash => seen.slash = true,
+                    Mark::Sigma { id, len, number } => {
+                        if !number || super::folded::stands_alone(msg, at, len) {
+                            seen.sigma[id / 64] |= 1 << (id % 64);
+                        }
+                    }
+                }
+            }
+        }
+        seen
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_every_mark_in_one_pass() {
+        let sigma = vec![(3, "401".to_owned(), true), (7, "40".to_owned(), false)];
+        let marks = Marks::new(true, true, &sigma).expect("builds");
+        let seen = marks.scan(br#"{"code":403,"a":"x\u0041\/","n":4011}"#);
+        assert!(seen.member_403 && seen.escape && seen.slash);
+        // `40` is a prefix of `403` and `401`: found where they are
+        assert_eq!(seen.sigma, [1 << 7, 0, 0, 0]);
+        let seen = marks.scan(br#"{"code":401,"u":"a\u0026b","f":403.5}"#);
+        assert!(!seen.member_403 && !seen.escape && !seen.slash);
+        assert_eq!(seen.sigma, [1 << 3 | 1 << 7, 0, 0, 0]);
+        assert_eq!(marks.scan(b""), Seen::default());
+    }
+
+    #[test]
+    fn searches_only_what_was_asked() {
+        let marks = Marks::new(false, false, &[]).expect("builds");
+        let seen = marks.scan(br#"{"code":403,"s":"\/"}"#);
+        assert!(!seen.member_403 && !seen.slash && !seen.escape);
+        assert!(Marks::new(false, false, &[(300, "401".into(), true)]).is_none());
+        assert!(Marks::new(false, false, &[(1, String::new(), false)]).is_none());
+    }
+}
