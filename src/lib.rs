@@ -19,7 +19,8 @@
 //!   whose changes are reported (`resources.rs`).
 //! - [`window`]: windows, thresholds, dedup, redelivery, the earlier windows
 //!   late matches still count in, and the outbox of a key, as a state
-//!   machine that decides alerts without rendering them.
+//!   machine that decides alerts without rendering them; a window's
+//!   summary tallies are shared by copies of its state (`tallies.rs`).
 //! - [`rules`]: the rule trait and anchors, the [`rules::registry`] (one
 //!   line per rule), one file per rule (Panther's catalog under `panther/`,
 //!   single-event rules through `catalog/`, workload templates under
@@ -51,8 +52,9 @@
 //!   skips most messages unparsed (mod.rs), the built-in rules' exact
 //!   strings and words found in one pass (exact.rs), whether its user may
 //!   be a person rather than a system principal (principal.rs), which
-//!   Sigma rules a message may match (folded.rs), and the one search both
-//!   use (search.rs).
+//!   Sigma rules a message may match (folded.rs), the short strings and
+//!   escapes every message is searched for in one pass (marks.rs), and the
+//!   one search they use (search.rs).
 //! - [`scan`]: runs the rules over a batch's messages, counts skipped lines.
 //! - [`net`]: CPython-exact `is_global` and allowlists.
 //! - [`store`]: state port; DynamoDB and in-memory adapters.
