@@ -445,3 +445,36 @@ fn the_connection_address_is_found_behind_a_long_forwarded_chain() {
         published[0].dedup
     );
 }
+
+/// Short numbers are found in the one pass for short strings, beside the
+/// escapes and the built-in rules' `403`: a Sigma rule on a status code
+/// alerts whatever stands next to it, with or without the built-in rules,
+/// and not on a longer number.
+#[test]
+fn a_status_code_rule_alerts_beside_escapes_and_the_builtin_403() {
+    let r = rule(
+        "denied",
+        "    responseStatus.code:\n      - 401\n      - 403\n",
+    );
+    for builtins in [false, true] {
+        for (code, uri, want) in [
+            (403, "/api/v1/pods", 1),
+            (401, "/api/v1/pods?a=b&c=403", 1),
+            (403, "/api/v1/pods?a=403&b=\u{20}401", 1),
+            (4030, "/api/v1/pods", 0),
+            (200, "/api/v1/pods?a=403&b=401", 0),
+        ] {
+            // kube-apiserver writes `&` as `\u0026`
+            let text = audit(json!({"requestURI": uri, "responseStatus": {"code": code}}))
+                .to_string()
+                .replace('&', "\\u0026");
+            let set = loaded(&[("r.yml", &r)]);
+            assert_eq!(engine_matches(&set, "denied", &text), want == 1, "{text}");
+            assert_eq!(
+                pipeline_alerts(set, builtins, "denied", &text),
+                want,
+                "builtins {builtins}: {text}"
+            );
+        }
+    }
+}
