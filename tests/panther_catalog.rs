@@ -166,7 +166,8 @@ fn rules_panther_ships_off_are_off_until_enabled() {
 /// The prefilter never skips a line a rule matches: every event of
 /// Panther's tests that a rule matches passes it, as written and as it
 /// stands inside the subscription's envelope (escaped once more), with
-/// every rule enabled.
+/// every rule enabled, and again with SigmaHQ's rules too (then the
+/// prefilter takes another path).
 #[test]
 fn the_prefilter_keeps_every_line_a_rule_matches() {
     let config = DetectorConfig::from_lookup(|k| {
@@ -177,6 +178,21 @@ fn the_prefilter_keeps_every_line_a_rule_matches() {
         })
     })
     .expect("valid");
+    let sigma = eks_audit_detector::sigma::load(&eks_audit_detector::sigma::bundled());
+    assert!(sigma.problems.is_empty(), "{:?}", sigma.problems);
+    let mut with_sigma = config.clone();
+    with_sigma
+        .enabled_rules
+        .extend(sigma.rules.iter().map(|r| r.id.clone()));
+    with_sigma.sigma = eks_audit_detector::sigma::SigmaRules(std::sync::Arc::new(sigma));
+    for config in [config, with_sigma] {
+        assert!(prefilter_keeps_what_rules_match(config) >= 50);
+    }
+}
+
+/// How many matching lines the prefilter of `config` kept (it fails on
+/// one it skips).
+fn prefilter_keeps_what_rules_match(config: DetectorConfig) -> usize {
     let detector = eks_audit_detector::rules::Detector::new(config);
     let prefilter = eks_audit_detector::prefilter::Prefilter::new(&detector);
     let allow = CidrList::default();
@@ -214,5 +230,5 @@ fn the_prefilter_keeps_every_line_a_rule_matches() {
             kept += 1;
         }
     }
-    assert!(kept >= 50, "{kept}");
+    kept
 }

@@ -357,6 +357,43 @@ mod tests {
         assert!(p.may_match(br#"{"objectRef":{"resource":"pods\u002Fexec"}}"#));
     }
 
+    /// With Sigma rules, the built-in rules' strings are still found only
+    /// in their own case, and every anchor still keeps its message.
+    #[test]
+    fn beside_sigma_rules_builtin_strings_keep_their_case() {
+        let set = crate::sigma::load(&[crate::sigma::LoadedText {
+            name: "r.yml".into(),
+            text: "title: t\nid: t\nlogsource: {product: kubernetes, service: audit}\n\
+                   detection:\n  sel:\n    verb: escalate\n  condition: sel\n"
+                .into(),
+        }]);
+        assert!(set.problems.is_empty(), "{:?}", set.problems);
+        let mut config = DetectorConfig::default();
+        config.enabled_rules.push("t".into());
+        config.sigma = crate::sigma::SigmaRules(std::sync::Arc::new(set));
+        let p = Prefilter::new(&Detector::new(config));
+        for kept in [
+            &br#"{"objectRef":{"name":"aws-auth"}}"#[..],
+            br#"{"impersonatedUser":{"username":"x"}}"#,
+            br#"{"user":{"username":"SYSTEM:Anonymous"}}"#,
+            br#"{"responseStatus":{"code":403}}"#,
+            br#"{"verb":"ESCALATE"}"#,
+        ] {
+            assert!(p.may_match(kept), "{}", String::from_utf8_lossy(kept));
+        }
+        for skipped in [
+            &br#"{"objectRef":{"name":"AWS-AUTH"}}"#[..],
+            br#"{"IMPERSONATEDUSER":{"username":"x"}}"#,
+            br#"{"verb":"get","code":200}"#,
+        ] {
+            assert!(
+                !p.may_match(skipped),
+                "{}",
+                String::from_utf8_lossy(skipped)
+            );
+        }
+    }
+
     #[test]
     fn words_are_anchored_on_a_rare_letter_not_on_a_hyphen() {
         let w = Word::new("aws-auth");
