@@ -17,24 +17,9 @@ enum Mark {
     Escape,
     /// `\/`.
     Slash,
-    /// A Sigma rule's string, by its id in the Sigma prefilter; a number
-    /// counts only where it stands alone.
+    /// A Sigma rule's string of `len` bytes, by its id in the Sigma
+    /// prefilter; a number counts only where it stands alone.
     Sigma { id: usize, len: usize, number: bool },
-}
-
-impl Mark {
-    fn text(self, sigma: &[(usize, String, bool)]) -> String {
-        match self {
-            Self::Member403 => "403".into(),
-            Self::Escape => "\\u".into(),
-            Self::Slash => "\\/".into(),
-            Self::Sigma { id, .. } => sigma
-                .iter()
-                .find(|(i, _, _)| *i == id)
-                .map(|(_, t, _)| t.clone())
-                .unwrap_or_default(),
-        }
-    }
 }
 
 /// What the pass found in a message.
@@ -68,25 +53,28 @@ impl Marks {
         slash: bool,
         sigma: &[(usize, String, bool)],
     ) -> Option<Self> {
-        let mut marks = vec![Mark::Escape];
-        if want_403 {
-            marks.push(Mark::Member403);
-        }
-        if slash {
-            marks.push(Mark::Slash);
-        }
-        marks.extend(sigma.iter().map(|(id, text, number)| Mark::Sigma {
-            id: *id,
-            len: text.len(),
-            number: *number,
-        }));
         if sigma
             .iter()
             .any(|(id, text, _)| *id >= 256 || text.is_empty())
         {
             return None;
         }
-        let mut texts: Vec<String> = marks.iter().map(|m| m.text(sigma)).collect();
+        let mut marks: Vec<(Mark, &str)> = vec![(Mark::Escape, "\\u")];
+        if want_403 {
+            marks.push((Mark::Member403, "403"));
+        }
+        if slash {
+            marks.push((Mark::Slash, "\\/"));
+        }
+        marks.extend(sigma.iter().map(|(id, text, number)| {
+            let mark = Mark::Sigma {
+                id: *id,
+                len: text.len(),
+                number: *number,
+            };
+            (mark, text.as_str())
+        }));
+        let mut texts: Vec<&str> = marks.iter().map(|(_, text)| *text).collect();
         texts.sort_unstable();
         texts.dedup();
         let at_pattern = texts
@@ -94,8 +82,8 @@ impl Marks {
             .map(|p| {
                 marks
                     .iter()
-                    .copied()
-                    .filter(|m| p.starts_with(&m.text(sigma)))
+                    .filter(|(_, text)| p.starts_with(text))
+                    .map(|(mark, _)| *mark)
                     .collect()
             })
             .collect();

@@ -70,8 +70,8 @@ pub struct Prefilter {
     folded: Option<Folded>,
     /// `403`, the escapes (`\/`, JSON's other escape of a slash, only when
     /// a built-in rule's string holds one: `pods/exec`) and Sigma's short
-    /// strings without letters, found in one pass; `None` only while it is
-    /// built.
+    /// strings without letters, found in one pass; `None` when it could not
+    /// be built (then `always`).
     marks: Option<Marks>,
 }
 

@@ -14,7 +14,6 @@
 //! under the hardened setting (`MULTIPLE_403_SOURCE=first-or-last`) a request
 //! makes one key, on its connection address, whatever it forwards.
 
-use crate::window::TallyMap as Tallies;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -30,7 +29,7 @@ use crate::vocab::{
     Condition, EventContext, Match, MatchedEvent, RuleId, RuleMeta, Severity, Source, Verdict,
     WindowParams,
 };
-use crate::window::WindowState;
+use crate::window::{TallyMap as Tallies, WindowState};
 
 /// Rule metadata.
 pub static META: RuleMeta = RuleMeta {
