@@ -69,7 +69,7 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
             .into_iter()
             .map(|(pk, rule, key_matches)| {
                 let current = loaded.remove(&pk);
-                self.key_job(pk, rule, batch, key_matches, current, &run.claim)
+                Box::pin(self.key_job(pk, rule, batch, key_matches, current, &run.claim))
             })
             .collect();
         let results: Vec<KeyResult> = stream::iter(jobs)

@@ -78,7 +78,7 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
         // One settling write per key.
         let jobs: Vec<_> = claimed
             .into_iter()
-            .map(|c| self.settle_key(c.pk, c.stored, &delivered, &run.claim.token))
+            .map(|c| Box::pin(self.settle_key(c.pk, c.stored, &delivered, &run.claim.token)))
             .collect();
         let settled: Vec<(Report, Result<(), StoreError>)> = stream::iter(jobs)
             .buffer_unordered(KEY_CONCURRENCY)
