@@ -33,8 +33,9 @@
 //!   correlations bound to the detections they name (`correlate.rs`), the
 //!   EKS field mapping (`eks.rs`), the strings the prefilter looks for
 //!   (`literals.rs`), the event as Sigma rules read it, each member parsed
-//!   on first read (`event.rs`); `rules/sigma.rs` makes each a rule of the
-//!   registry.
+//!   on first read (`event.rs`), answered from the detector's own parse
+//!   where that reads the same (`known.rs`); `rules/sigma.rs` makes each a
+//!   rule of the registry.
 //! - [`alert`]: renders a decision into the alert document and subject
 //!   (mod.rs), its e-mail layouts (email.rs), and places it where it is
 //!   published: region, cluster ARN, the investigation query and its

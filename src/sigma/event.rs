@@ -24,7 +24,8 @@ use std::fmt;
 
 use rsigma_eval::{Event, EventValue, JsonEvent};
 
-use crate::audit::{AuditEvent, SourceIps, Str};
+pub use super::known::Known;
+use super::known::{dotted, unescaped, BODIES, ROOTS};
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -36,124 +37,17 @@ pub struct SigmaEvent<'a> {
     members: OnceCell<Vec<Member<'a>>>,
     /// Every member, for what needs the whole event (keyword searches).
     whole: OnceCell<JsonEvent<'static>>,
-    /// String fields the typed parse read.
+    /// What the typed parse read.
     known: Known<'a>,
-    /// Whether [`Self::known`] may answer (see [`plain`]).
-    plain: OnceCell<bool>,
-}
-
-/// String fields of the event as its typed parse read them: each the text
-/// of a string written without escapes, as the message holds it; `None`
-/// when absent, `null`, escaped or not read.
-#[derive(Debug, Default, Clone)]
-pub struct Known<'a> {
-    /// `verb`.
-    pub verb: Option<&'a str>,
-    /// `requestURI`.
-    pub request_uri: Option<&'a str>,
-    /// `userAgent`.
-    pub user_agent: Option<&'a str>,
-    /// `user.username`.
-    pub username: Option<&'a str>,
-    /// `objectRef.resource`.
-    pub resource: Option<&'a str>,
-    /// `objectRef.subresource`.
-    pub subresource: Option<&'a str>,
-    /// `objectRef.namespace`.
-    pub namespace: Option<&'a str>,
-    /// `objectRef.name`.
-    pub name: Option<&'a str>,
-    /// `objectRef.apiGroup`.
-    pub api_group: Option<&'a str>,
-    /// `sourceIPs`, a list of strings every one of which was written
-    /// without escapes (the default dedup key of a Sigma detection reads
-    /// it).
-    pub source_ips: Option<Vec<&'a str>>,
-}
-
-impl<'a> Known<'a> {
-    /// What the typed parse of `ev` read, where it borrowed the text from
-    /// the message: a value with escapes is read again, from its member.
-    pub fn of(ev: &AuditEvent<'a>) -> Self {
-        fn borrowed<'a>(s: &Str<'a>) -> Option<&'a str> {
-            match s {
-                Str(Cow::Borrowed(text)) => Some(text),
-                Str(Cow::Owned(_)) => None,
-            }
-        }
-        fn plain<'a>(s: &Option<Str<'a>>) -> Option<&'a str> {
-            s.as_ref().and_then(borrowed)
-        }
-        let object = ev.object_ref.as_ref();
-        Self {
-            verb: plain(&ev.verb),
-            request_uri: plain(&ev.request_uri),
-            user_agent: plain(&ev.user_agent),
-            username: ev.user.as_ref().and_then(|u| plain(&u.username)),
-            resource: object.and_then(|o| plain(&o.resource)),
-            subresource: object.and_then(|o| plain(&o.subresource)),
-            namespace: object.and_then(|o| plain(&o.namespace)),
-            name: object.and_then(|o| plain(&o.name)),
-            api_group: object.and_then(|o| plain(&o.api_group)),
-            source_ips: match &ev.source_ips {
-                SourceIps::List(ips) => ips.iter().map(borrowed).collect(),
-                _ => None,
-            },
-        }
-    }
-
-    /// The value of `path`, when the typed parse read it.
-    fn value(&self, path: &str) -> Option<EventValue<'a>> {
-        if path == "sourceIPs" {
-            let ips = self.source_ips.as_ref()?;
-            return Some(EventValue::Array(
-                ips.iter()
-                    .map(|ip| EventValue::Str(Cow::Borrowed(*ip)))
-                    .collect(),
-            ));
-        }
-        self.get(path)
-            .map(|text| EventValue::Str(Cow::Borrowed(text)))
-    }
-
-    fn get(&self, path: &str) -> Option<&'a str> {
-        match path {
-            "verb" => self.verb,
-            "requestURI" => self.request_uri,
-            "userAgent" => self.user_agent,
-            "user.username" => self.username,
-            "objectRef.resource" => self.resource,
-            "objectRef.subresource" => self.subresource,
-            "objectRef.namespace" => self.namespace,
-            "objectRef.name" => self.name,
-            "objectRef.apiGroup" => self.api_group,
-            _ => None,
-        }
-    }
-}
-
-/// True when no member of `text` can be named `user.…` or `objectRef.…`
-/// (which `rsigma` would read before the nested field), so a nested string
-/// the typed parse read is the one `rsigma` reads: no such name written
-/// out, and no `\uXXXX` escape that could spell one (kube-apiserver
-/// escapes only `&`, `<`, `>`, U+2028 and U+2029).
-fn plain(text: &str) -> bool {
-    use memchr::memmem::Finder;
-    use std::sync::LazyLock;
-    // Built once: a searcher costs more to build than a message to search.
-    static DOTTED: LazyLock<[Finder<'static>; 2]> =
-        LazyLock::new(|| [Finder::new("\"user."), Finder::new("\"objectRef.")]);
-    static ESCAPE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("\\u"));
-    let bytes = text.as_bytes();
-    if DOTTED.iter().any(|d| d.find(bytes).is_some()) {
-        return false;
-    }
-    ESCAPE.find_iter(bytes).all(|at| {
-        let hex = bytes.get(at + 2..at + 6).unwrap_or_default();
-        ["0026", "003c", "003e", "2028", "2029"]
-            .iter()
-            .any(|ok| hex.eq_ignore_ascii_case(ok.as_bytes()))
-    })
+    /// Whether the message is free of escapes that could hide a name or
+    /// change a value (see [`unescaped`]).
+    unescaped: OnceCell<bool>,
+    /// Whether it may hold a member named by a dotted path under each of
+    /// [`ROOTS`] (see [`dotted`]).
+    dotted: [OnceCell<bool>; ROOTS.len()],
+    /// The bodies the typed parse found ([`BODIES`], in that order), each
+    /// parsed on first read.
+    bodies: [OnceCell<Option<JsonEvent<'static>>>; 3],
 }
 
 /// One top-level member.
@@ -169,14 +63,18 @@ struct Member<'a> {
 impl<'a> Member<'a> {
     fn event(&self) -> Option<&JsonEvent<'static>> {
         self.parsed
-            .get_or_init(|| {
-                let v = crate::bounded::parse_json(self.raw.get())?;
-                let mut one = Map::new();
-                one.insert(self.key.to_string(), v);
-                Some(JsonEvent::owned(Value::Object(one)))
-            })
+            .get_or_init(|| wrapped(&self.key, self.raw))
             .as_ref()
     }
+}
+
+/// `{key: value}`, so `rsigma` reads a path from the top as it would in
+/// the whole event; `None` when the value cannot be parsed.
+fn wrapped(key: &str, raw: &RawValue) -> Option<JsonEvent<'static>> {
+    let v = crate::bounded::parse_json(raw.get())?;
+    let mut one = Map::new();
+    one.insert(key.to_owned(), v);
+    Some(JsonEvent::owned(Value::Object(one)))
 }
 
 /// An object's members, values left as text, in order.
@@ -238,6 +136,59 @@ impl<'a> SigmaEvent<'a> {
         self.members().iter().rev().find(|m| m.key == key)
     }
 
+    /// `path` as the typed parse read it: `Some(value)` when that is what
+    /// `rsigma` reads in the whole event, `None` when the path must be
+    /// read from its member.
+    #[allow(clippy::option_option)]
+    fn known_field(&self, path: &str, root: Option<&str>) -> Option<Option<EventValue<'_>>> {
+        let value = self.known.value(path);
+        // Under a body: the root itself or a dotted path (a name with a
+        // bracket right after the root could be a member's own).
+        let body = root
+            .filter(|r| path.len() == r.len() || path[r.len()..].starts_with('.'))
+            .and_then(|r| BODIES.iter().position(|b| *b == r))
+            .filter(|_| self.known.bodies.is_some());
+        if value.is_none() && body.is_none() {
+            return None;
+        }
+        if !self.answers(path, root) {
+            return None;
+        }
+        if value.is_some() {
+            return Some(value);
+        }
+        let at = body?;
+        match self.known.bodies?[at] {
+            Some(raw) => {
+                let event = self.bodies[at].get_or_init(|| wrapped(BODIES[at], raw));
+                Some(event.as_ref().and_then(|e| e.get_field(path)))
+            }
+            // Absent or `null`: nothing under it. The member itself may be
+            // `null` rather than absent: read it.
+            None if root != Some(path) => Some(None),
+            None => None,
+        }
+    }
+
+    /// Whether what the typed parse read under `path` is what `rsigma`
+    /// reads: no escape that could change a name or value, and under a
+    /// member no other member named by the dotted path.
+    fn answers(&self, path: &str, root: Option<&str>) -> bool {
+        if !*self.unescaped.get_or_init(|| unescaped(self.text)) {
+            return false;
+        }
+        match root {
+            // A path `rsigma` reads in a way of its own.
+            None => false,
+            Some(root) if root == path => true,
+            Some(root) => match ROOTS.iter().position(|r| *r == root) {
+                Some(at) => !*self.dotted[at].get_or_init(|| dotted(self.text, at)),
+                // Not read by the typed parse.
+                None => false,
+            },
+        }
+    }
+
     fn whole(&self) -> &JsonEvent<'static> {
         self.whole.get_or_init(|| {
             let mut all = Map::new();
@@ -263,12 +214,10 @@ fn root(path: &str) -> Option<&str> {
 
 impl Event for SigmaEvent<'_> {
     fn get_field(&self, path: &str) -> Option<EventValue<'_>> {
-        if let Some(value) = self.known.value(path) {
-            if *self.plain.get_or_init(|| plain(self.text)) {
-                return Some(value);
-            }
-        }
         let root = root(path);
+        if let Some(answer) = self.known_field(path, root) {
+            return answer;
+        }
         // A member named by the whole dotted path (names may hold dots).
         if root != Some(path) {
             if let Some(one) = self.member(path).and_then(Member::event) {
@@ -370,6 +319,31 @@ mod tests {
             r#"{"sourceIPs":[]}"#,
             r#"{"sourceIPs":null}"#,
             r#"{"sourceIPs.x":"flat","sourceIPs":["1.2.3.4"]}"#,
+            // Status codes: an integer, and what the typed parse does not
+            // read as one.
+            r#"{"responseStatus":{"code":403,"reason":"Forbidden"}}"#,
+            r#"{"responseStatus":{"code":403.0}}"#,
+            r#"{"responseStatus":{"code":4.03e2}}"#,
+            r#"{"responseStatus":{"code":"403"}}"#,
+            r#"{"responseStatus":{"code":99999999999999999999}}"#,
+            r#"{"responseStatus":{"code":-0}}"#,
+            r#"{"responseStatus":{"code":null}}"#,
+            r#"{"responseStatus":{}}"#,
+            r#"{"responseStatus":null}"#,
+            r#"{"responseStatus.code":401,"responseStatus":{"code":403}}"#,
+            r#"{"responseStatus":{"code":403},"responseStatus.code":401}"#,
+            r#"{"responseStatus\u002ecode":401,"responseStatus":{"code":403}}"#,
+            // Bodies and annotations: present, null, missing, not objects,
+            // shadowed by a dotted or bracketed name, escaped.
+            r#"{"requestObject":{"spec":{"volumes":[{"hostPath":{"path":"/"}},{"emptyDir":{}}]}},"responseObject":{"kind":"Pod"},"annotations":{"authorization.k8s.io/decision":"allow"}}"#,
+            r#"{"requestObject":null,"responseObject":null,"verb":"get"}"#,
+            r#"{"verb":"get"}"#,
+            r#"{"requestObject":[{"spec":1},{"spec":2}],"responseObject":"text","annotations":7}"#,
+            r#"{"requestObject.spec":"flat","requestObject":{"spec":"nested"}}"#,
+            r#"{"requestObject[0]":"flat","requestObject":["nested"]}"#,
+            r#"{"annotations.x":"flat","annotations":{"x":"nested"}}"#,
+            r#"{"request\u004fbject":{"spec":"escaped name"}}"#,
+            r#"{"requestObject":{"spec":"\u0041"}}"#,
         ];
         let paths = [
             "verb",
@@ -382,6 +356,17 @@ mod tests {
             "objectRef.name",
             "objectRef.apiGroup",
             "sourceIPs",
+            "responseStatus.code",
+            "responseStatus",
+            "requestObject",
+            "requestObject.spec",
+            "requestObject.spec.volumes.hostPath.path",
+            "requestObject[0]",
+            "requestObject[1].spec",
+            "responseObject.kind",
+            "annotations",
+            "annotations.x",
+            "annotations.authorization.k8s.io/decision",
         ];
         for text in texts {
             let ev = crate::audit::AuditEvent::parse(text).expect("parses");
@@ -398,13 +383,27 @@ mod tests {
         }
         // The plain event is answered from the typed parse, not re-read.
         let ev = crate::audit::AuditEvent::parse(plain_event).expect("parses");
-        assert!(plain(plain_event));
+        assert!(unescaped(plain_event));
+        assert!((0..ROOTS.len()).all(|at| !dotted(plain_event, at)));
         assert_eq!(ev.sigma().known.get("objectRef.resource"), Some("secrets"));
         assert!(ev.sigma().members.get().is_none());
         assert!(ev.sigma().get_field("verb").is_some());
         assert!(ev.sigma().get_field("sourceIPs").is_some());
         assert!(ev.sigma().members.get().is_none(), "no member re-read");
-        assert!(!plain(texts[1]) && !plain(texts[2]) && !plain(texts[3]));
+        // So are the status code and the bodies.
+        let with_bodies = r#"{"verb":"create","responseStatus":{"code":403},"requestObject":{"spec":{"hostNetwork":true}},"responseObject":{"kind":"Pod"}}"#;
+        let ev = crate::audit::AuditEvent::parse(with_bodies).expect("parses");
+        for path in [
+            "responseStatus.code",
+            "requestObject.spec.hostNetwork",
+            "responseObject.kind",
+            "annotations.x",
+        ] {
+            assert!(ev.sigma().get_field(path).is_some() || path == "annotations.x");
+        }
+        assert!(ev.sigma().members.get().is_none(), "no member re-read");
+        assert!(dotted(texts[1], 0) && dotted(texts[1], 1));
+        assert!(!unescaped(texts[2]) && !unescaped(texts[3]));
     }
 
     #[test]
@@ -417,6 +416,10 @@ mod tests {
             r#"{"sourceIPs":["1.1.1.1"],"sourceIPs":["2.2.2.2"]}"#,
             r#"{"user":{"username":"a"},"user":{"username":"b"}}"#,
             r#"{"objectRef":{"resource":"pods","resource":"secrets"}}"#,
+            r#"{"responseStatus":{"code":401},"responseStatus":{"code":403}}"#,
+            r#"{"responseStatus":{"code":401,"code":403}}"#,
+            r#"{"requestObject":{"a":1},"requestObject":{"a":2}}"#,
+            r#"{"annotations":{},"annotations":{"a":"b"}}"#,
         ] {
             assert!(crate::audit::AuditEvent::parse(text).is_err(), "{text}");
         }

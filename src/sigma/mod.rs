@@ -22,6 +22,7 @@
 mod correlate;
 pub mod eks;
 pub mod event;
+mod known;
 pub mod literals;
 pub mod load;
 

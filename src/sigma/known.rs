@@ -1,0 +1,162 @@
+//! What the event's typed parse has already read, for Sigma rules: the
+//! string fields rules compare most (`verb`, `objectRef.resource`, ...),
+//! the response's status code, and where the request and response bodies
+//! and the annotations stand in the message. A Sigma rule reading one of
+//! them is answered from here instead of splitting the message into its
+//! members again, when that cannot differ from what `rsigma` reads in the
+//! whole event (see [`unescaped`] and [`dotted`]).
+
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
+use rsigma_eval::EventValue;
+use serde_json::value::RawValue;
+
+use crate::audit::{AuditEvent, SourceIps, Str};
+
+/// The top-level members whose values the typed parse keeps as text.
+pub(super) const BODIES: [&str; 3] = ["annotations", "requestObject", "responseObject"];
+
+/// Fields of the event as its typed parse read them: each string the text
+/// of a string written without escapes, as the message holds it; `None`
+/// when absent, `null`, escaped, of another type or not read.
+#[derive(Debug, Default, Clone)]
+pub struct Known<'a> {
+    /// `verb`.
+    pub verb: Option<&'a str>,
+    /// `requestURI`.
+    pub request_uri: Option<&'a str>,
+    /// `userAgent`.
+    pub user_agent: Option<&'a str>,
+    /// `user.username`.
+    pub username: Option<&'a str>,
+    /// `objectRef.resource`.
+    pub resource: Option<&'a str>,
+    /// `objectRef.subresource`.
+    pub subresource: Option<&'a str>,
+    /// `objectRef.namespace`.
+    pub namespace: Option<&'a str>,
+    /// `objectRef.name`.
+    pub name: Option<&'a str>,
+    /// `objectRef.apiGroup`.
+    pub api_group: Option<&'a str>,
+    /// `sourceIPs`, a list of strings every one of which was written
+    /// without escapes (the default dedup key of a Sigma detection reads
+    /// it).
+    pub source_ips: Option<Vec<&'a str>>,
+    /// `responseStatus.code`, when written as an integer (SigmaHQ's rule
+    /// for refused requests reads it).
+    pub code: Option<i64>,
+    /// The values of [`BODIES`], as written, each `None` when absent or
+    /// `null`; `None` when the typed parse did not look for them.
+    pub bodies: Option<[Option<&'a RawValue>; 3]>,
+}
+
+impl<'a> Known<'a> {
+    /// What the typed parse of `ev` read, where it borrowed the text from
+    /// the message: a value with escapes is read again, from its member.
+    pub fn of(ev: &AuditEvent<'a>) -> Self {
+        fn borrowed<'a>(s: &Str<'a>) -> Option<&'a str> {
+            match s {
+                Str(Cow::Borrowed(text)) => Some(text),
+                Str(Cow::Owned(_)) => None,
+            }
+        }
+        fn plain<'a>(s: &Option<Str<'a>>) -> Option<&'a str> {
+            s.as_ref().and_then(borrowed)
+        }
+        let object = ev.object_ref.as_ref();
+        Self {
+            verb: plain(&ev.verb),
+            request_uri: plain(&ev.request_uri),
+            user_agent: plain(&ev.user_agent),
+            username: ev.user.as_ref().and_then(|u| plain(&u.username)),
+            resource: object.and_then(|o| plain(&o.resource)),
+            subresource: object.and_then(|o| plain(&o.subresource)),
+            namespace: object.and_then(|o| plain(&o.namespace)),
+            name: object.and_then(|o| plain(&o.name)),
+            api_group: object.and_then(|o| plain(&o.api_group)),
+            source_ips: match &ev.source_ips {
+                SourceIps::List(ips) => ips.iter().map(borrowed).collect(),
+                _ => None,
+            },
+            code: ev.response_status.as_ref().and_then(|s| s.code),
+            bodies: Some([ev.annotations, ev.request_object, ev.response_object]),
+        }
+    }
+
+    /// The value of `path`, when the typed parse read it.
+    pub(super) fn value(&self, path: &str) -> Option<EventValue<'a>> {
+        match path {
+            "sourceIPs" => {
+                let ips = self.source_ips.as_ref()?;
+                Some(EventValue::Array(
+                    ips.iter()
+                        .map(|ip| EventValue::Str(Cow::Borrowed(*ip)))
+                        .collect(),
+                ))
+            }
+            "responseStatus.code" => self.code.map(EventValue::Int),
+            _ => self
+                .get(path)
+                .map(|text| EventValue::Str(Cow::Borrowed(text))),
+        }
+    }
+
+    pub(super) fn get(&self, path: &str) -> Option<&'a str> {
+        match path {
+            "verb" => self.verb,
+            "requestURI" => self.request_uri,
+            "userAgent" => self.user_agent,
+            "user.username" => self.username,
+            "objectRef.resource" => self.resource,
+            "objectRef.subresource" => self.subresource,
+            "objectRef.namespace" => self.namespace,
+            "objectRef.name" => self.name,
+            "objectRef.apiGroup" => self.api_group,
+            _ => None,
+        }
+    }
+}
+
+/// The top-level members under which the typed parse reads a field:
+/// a member named by a dotted path starting with one of them (`"user.name"`)
+/// is what `rsigma` reads first, before the nested field.
+pub(super) const ROOTS: [&str; 6] = [
+    "user",
+    "objectRef",
+    "responseStatus",
+    "annotations",
+    "requestObject",
+    "responseObject",
+];
+
+/// True when `text` has no `\uXXXX` escape that could spell a member's
+/// name or a string the typed parse read as written (kube-apiserver
+/// escapes only `&`, `<`, `>`, U+2028 and U+2029).
+pub(super) fn unescaped(text: &str) -> bool {
+    // Built once: a searcher costs more to build than a message to search.
+    static ESCAPE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("\\u"));
+    let bytes = text.as_bytes();
+    ESCAPE.find_iter(bytes).all(|at| {
+        let hex = bytes.get(at + 2..at + 6).unwrap_or_default();
+        ["0026", "003c", "003e", "2028", "2029"]
+            .iter()
+            .any(|ok| hex.eq_ignore_ascii_case(ok.as_bytes()))
+    })
+}
+
+/// True when `text` may hold a member named `ROOTS[at]` followed by a dot
+/// (written out: an escaped one is [`unescaped`]'s to find).
+pub(super) fn dotted(text: &str, at: usize) -> bool {
+    static DOTTED: LazyLock<Vec<Finder<'static>>> = LazyLock::new(|| {
+        ROOTS
+            .iter()
+            .map(|root| Finder::new(format!("\"{root}.").as_bytes()).into_owned())
+            .collect()
+    });
+    DOTTED
+        .get(at)
+        .is_none_or(|d| d.find(text.as_bytes()).is_some())
+}
