@@ -48,7 +48,9 @@
 //! - [`audit`]: the audit event, only the fields we use, borrowed (mod.rs),
 //!   and the members serde's derived reading would misread: `sourceIPs`,
 //!   members that must be objects, the status code (`fields.rs`).
-//! - [`bounded`]: caps and neutralises attacker-controlled text, in one place.
+//! - [`bounded`]: caps and neutralises attacker-controlled text, in one place;
+//!   the size of a value as compact JSON, counted without writing it
+//!   (`size.rs`).
 //! - [`prefilter`]: conservative byte test, from the rules' anchors, that
 //!   skips most messages unparsed (mod.rs), the built-in rules' exact
 //!   strings and words found in one pass (exact.rs), whether its user may

@@ -199,7 +199,7 @@ impl Alert {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::place::*;
     use super::*;
     use crate::config::DetectorConfig;
@@ -221,7 +221,7 @@ mod tests {
 
     /// A pod-scan alert whose attacker-controlled fields (a forwarded
     /// address, the user agent) carry control characters and non-ASCII text.
-    fn hostile_alert() -> Alert {
+    pub(crate) fn hostile_alert() -> Alert {
         let evil_ip = format!("1.2.3.4\r\nBcc: victim@example.com {}", "ü".repeat(80));
         let m = Match {
             rule: crate::rules::pod_scan::META.id,

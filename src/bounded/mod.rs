@@ -9,6 +9,10 @@
 //! cannot forge lines, render as markup or ping a chat channel; the alert JSON
 //! keeps values as data.
 
+mod size;
+
+pub use size::{json_len, json_size};
+
 /// Longest attacker-controlled value kept, in bytes as written in JSON
 /// (escapes included, before the cut marker), so a value of control
 /// characters cannot grow six-fold on its way into a record or a message.
@@ -171,40 +175,6 @@ fn json_char_len(c: char) -> usize {
         c if (c as u32) < 0x20 => 6,
         c => c.len_utf8(),
     }
-}
-
-/// Bytes of `value` as compact JSON, counted without building the text.
-pub fn json_size(value: &impl serde::Serialize) -> usize {
-    /// Counts what is written to it.
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    // Writing plain data to a counter cannot fail.
-    let _ = serde_json::to_writer(&mut count, value);
-    count.0
-}
-
-/// Bytes of `text` inside a JSON string (without the quotes), as
-/// [`json_char_len`] counts them, a byte at a time: each byte of a
-/// character past ASCII is written as it is.
-pub fn json_len(text: &str) -> usize {
-    text.len()
-        + text
-            .bytes()
-            .map(|b| match b {
-                b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 1,
-                0..=0x1f => 5,
-                _ => 0,
-            })
-            .sum::<usize>()
 }
 
 /// True for characters that could forge lines or reorder text on screen:
