@@ -15,65 +15,107 @@ pub(crate) const CUT_MARKER: &str = "…[cut";
 /// The CloudWatch Logs Insights query with `conditions` joined by `and`;
 /// without any, every request of the time range.
 pub fn query_text(conditions: &[Condition]) -> String {
-    let parts: Vec<String> = conditions.iter().filter_map(condition_text).collect();
-    if parts.is_empty() {
-        format!("{QUERY_FIELDS} | {QUERY_END}")
-    } else {
-        format!(
-            "{QUERY_FIELDS} | filter {} | {QUERY_END}",
-            parts.join(" and ")
-        )
+    let mut out = String::with_capacity(QUERY_FIELDS.len() + QUERY_END.len() + 256);
+    out.push_str(QUERY_FIELDS);
+    let mut joined = false;
+    for condition in conditions {
+        let mark = out.len();
+        out.push_str(if joined { " and " } else { " | filter " });
+        if push_condition(&mut out, condition) {
+            joined = true;
+        } else {
+            out.truncate(mark);
+        }
     }
+    out.push_str(" | ");
+    out.push_str(QUERY_END);
+    out
 }
 
-/// One condition as query text, or `None` when it is left out: a value it
-/// needs is unusable, and comparing with part of the values would hide
-/// requests (the query only ever shows more than the window, never less).
-pub(crate) fn condition_text(condition: &Condition) -> Option<String> {
+/// Writes one condition as query text; false (and what it wrote is to
+/// be dropped) when it is left out: a value it needs is unusable, and
+/// comparing with part of the values would hide requests (the query only
+/// ever shows more than the window, never less).
+fn push_condition(out: &mut String, condition: &Condition) -> bool {
     match condition {
-        Condition::Mentions(text) => Some(format!("@message like {}", quoted(text)?)),
+        Condition::Mentions(text) => {
+            if !quotable(text) {
+                return false;
+            }
+            out.push_str("@message like ");
+            push_quoted(out, text);
+        }
         Condition::OneOf(field, values) => {
-            let values = values
-                .iter()
-                .map(|v| quoted(v))
-                .collect::<Option<Vec<_>>>()?;
-            match values.as_slice() {
-                [] => None,
-                [one] => Some(format!("{field} = {one}")),
-                many => Some(format!("{field} in [{}]", many.join(", "))),
+            if values.is_empty() || !values.iter().all(|v| quotable(v)) {
+                return false;
+            }
+            out.push_str(field);
+            if let [one] = values.as_slice() {
+                out.push_str(" = ");
+                push_quoted(out, one);
+            } else {
+                out.push_str(" in [");
+                for (i, v) in values.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    push_quoted(out, v);
+                }
+                out.push(']');
             }
         }
         Condition::OneOfNumbers(field, values) => match values.as_slice() {
-            [] => None,
-            [one] => Some(format!("{field} = {one}")),
+            [] => return false,
+            [one] => {
+                let _ = write!(out, "{field} = {one}");
+            }
             many => {
-                let many: Vec<String> = many.iter().map(i64::to_string).collect();
-                Some(format!("{field} in [{}]", many.join(", ")))
+                let _ = write!(out, "{field} in [");
+                for (i, v) in many.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    let _ = write!(out, "{v}");
+                }
+                out.push(']');
             }
         },
         // The rule's own text: may hold `or`, so it stands apart.
-        Condition::Fixed(text) => Some(format!("({text})")),
+        Condition::Fixed(text) => {
+            out.push('(');
+            out.push_str(text);
+            out.push(')');
+        }
     }
+    true
 }
 
-/// A request's value as a query string literal, or `None` when it cannot
-/// be compared with: longer than [`MAX_FIELD_BYTES`], cut by
-/// [`crate::bounded::cap`], or holding control characters (written without
-/// them it would compare unequal, and the query would find nothing).
-pub(crate) fn quoted(value: &str) -> Option<String> {
-    if value.len() > MAX_FIELD_BYTES
-        || value.contains(CUT_MARKER)
-        || value.chars().any(char::is_control)
-    {
-        return None;
-    }
-    Some(format!("\"{}\"", query_string(value)))
+/// Whether a request's value can be compared with in a query: not longer
+/// than [`MAX_FIELD_BYTES`], not cut by [`crate::bounded::cap`], and
+/// without control characters (written without them it would compare
+/// unequal, and the query would find nothing).
+fn quotable(value: &str) -> bool {
+    value.len() <= MAX_FIELD_BYTES
+        && !value.contains(CUT_MARKER)
+        && !value.chars().any(char::is_control)
+}
+
+/// `"value"`, its inside as [`query_string`] writes it.
+fn push_quoted(out: &mut String, value: &str) {
+    out.push('"');
+    push_query_string(out, value);
+    out.push('"');
 }
 
 /// The inside of a query string literal: `\` and `"` escaped, control
 /// characters dropped (so no value can end the literal or break a line).
 pub fn query_string(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);
+    push_query_string(&mut out, value);
+    out
+}
+
+fn push_query_string(out: &mut String, value: &str) {
     for c in value.chars() {
         match c {
             '\\' | '"' => {
@@ -84,7 +126,6 @@ pub fn query_string(value: &str) -> String {
             c => out.push(c),
         }
     }
-    out
 }
 
 /// JavaScript's `escape()`: ASCII letters, digits and `@*_+-./` kept,
