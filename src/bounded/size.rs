@@ -128,6 +128,15 @@ impl Compound<'_> {
     }
 }
 
+/// Narrow integers, counted as the wide ones they widen to.
+macro_rules! widen {
+    ($($method:ident($ty:ty) => $wide:ident),*) => {$(
+        fn $method(self, v: $ty) -> Result<(), Unsupported> {
+            self.$wide(v.into())
+        }
+    )*};
+}
+
 impl<'c> Serializer for &'c mut Count {
     type Ok = ();
     type Error = Unsupported;
@@ -139,18 +148,18 @@ impl<'c> Serializer for &'c mut Count {
     type SerializeStruct = Compound<'c>;
     type SerializeStructVariant = Compound<'c>;
 
+    widen!(
+        serialize_i8(i8) => serialize_i64,
+        serialize_i16(i16) => serialize_i64,
+        serialize_i32(i32) => serialize_i64,
+        serialize_u8(u8) => serialize_u64,
+        serialize_u16(u16) => serialize_u64,
+        serialize_u32(u32) => serialize_u64
+    );
+
     fn serialize_bool(self, v: bool) -> Result<(), Unsupported> {
         self.0 += if v { 4 } else { 5 };
         Ok(())
-    }
-    fn serialize_i8(self, v: i8) -> Result<(), Unsupported> {
-        self.serialize_i64(v.into())
-    }
-    fn serialize_i16(self, v: i16) -> Result<(), Unsupported> {
-        self.serialize_i64(v.into())
-    }
-    fn serialize_i32(self, v: i32) -> Result<(), Unsupported> {
-        self.serialize_i64(v.into())
     }
     fn serialize_i64(self, v: i64) -> Result<(), Unsupported> {
         self.0 += signed(v);
@@ -159,15 +168,6 @@ impl<'c> Serializer for &'c mut Count {
     fn serialize_i128(self, v: i128) -> Result<(), Unsupported> {
         self.0 += v.to_string().len();
         Ok(())
-    }
-    fn serialize_u8(self, v: u8) -> Result<(), Unsupported> {
-        self.serialize_u64(v.into())
-    }
-    fn serialize_u16(self, v: u16) -> Result<(), Unsupported> {
-        self.serialize_u64(v.into())
-    }
-    fn serialize_u32(self, v: u32) -> Result<(), Unsupported> {
-        self.serialize_u64(v.into())
     }
     fn serialize_u64(self, v: u64) -> Result<(), Unsupported> {
         self.0 += digits(v);
@@ -299,50 +299,36 @@ impl<'c> Serializer for &'c mut Count {
     }
 }
 
-impl ser::SerializeSeq for Compound<'_> {
-    type Ok = ();
-    type Error = Unsupported;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
+impl Compound<'_> {
+    fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
         self.comma();
         value.serialize(&mut *self.count)
     }
-    fn end(self) -> Result<(), Unsupported> {
-        Ok(())
-    }
 }
 
-impl ser::SerializeTuple for Compound<'_> {
-    type Ok = ();
-    type Error = Unsupported;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
-        ser::SerializeSeq::serialize_element(self, value)
-    }
-    fn end(self) -> Result<(), Unsupported> {
-        Ok(())
-    }
+/// The sequence-like compounds: elements separated by commas (the
+/// brackets are counted when the compound starts).
+macro_rules! sequence {
+    ($($trait:ident::$method:ident),*) => {$(
+        impl ser::$trait for Compound<'_> {
+            type Ok = ();
+            type Error = Unsupported;
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
+                self.element(value)
+            }
+            fn end(self) -> Result<(), Unsupported> {
+                Ok(())
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTupleStruct for Compound<'_> {
-    type Ok = ();
-    type Error = Unsupported;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
-        ser::SerializeSeq::serialize_element(self, value)
-    }
-    fn end(self) -> Result<(), Unsupported> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeTupleVariant for Compound<'_> {
-    type Ok = ();
-    type Error = Unsupported;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
-        ser::SerializeSeq::serialize_element(self, value)
-    }
-    fn end(self) -> Result<(), Unsupported> {
-        Ok(())
-    }
-}
+sequence!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 impl ser::SerializeMap for Compound<'_> {
     type Ok = ();
@@ -361,14 +347,8 @@ impl ser::SerializeMap for Compound<'_> {
     }
 }
 
-impl ser::SerializeStruct for Compound<'_> {
-    type Ok = ();
-    type Error = Unsupported;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), Unsupported> {
+impl Compound<'_> {
+    fn field<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), Unsupported> {
         if self.raw {
             // The text of a RawValue, written as it stands.
             self.count.0 += value.serialize(RawSize)?;
@@ -378,25 +358,29 @@ impl ser::SerializeStruct for Compound<'_> {
         self.count.0 += 1 + quoted(key);
         value.serialize(&mut *self.count)
     }
-    fn end(self) -> Result<(), Unsupported> {
-        Ok(())
-    }
 }
 
-impl ser::SerializeStructVariant for Compound<'_> {
-    type Ok = ();
-    type Error = Unsupported;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), Unsupported> {
-        ser::SerializeStruct::serialize_field(self, key, value)
-    }
-    fn end(self) -> Result<(), Unsupported> {
-        Ok(())
-    }
+/// The struct-like compounds: `"name":value` members.
+macro_rules! fields {
+    ($($trait:ident),*) => {$(
+        impl ser::$trait for Compound<'_> {
+            type Ok = ();
+            type Error = Unsupported;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> Result<(), Unsupported> {
+                self.field(key, value)
+            }
+            fn end(self) -> Result<(), Unsupported> {
+                Ok(())
+            }
+        }
+    )*};
 }
+
+fields!(SerializeStruct, SerializeStructVariant);
 
 /// A map key as serde_json writes one: a string, or an integer in quotes;
 /// anything else is left to serde_json.
