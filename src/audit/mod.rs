@@ -171,7 +171,14 @@ pub struct ResponseStatus<'a> {
 
 impl<'a> AuditEvent<'a> {
     /// Parses one message. The caller decides what a failure means.
+    ///
+    /// The message must be a JSON object: serde would also fill the event
+    /// from an array, its members in field order, which no other reader of
+    /// the message (Sigma's) would take for the same event.
     pub fn parse(text: &'a str) -> Result<Self, serde_json::Error> {
+        if !text.trim_start().starts_with('{') {
+            return Err(serde::de::Error::custom("an audit event is a JSON object"));
+        }
         let mut ev: Self = serde_json::from_str(text)?;
         ev.text = text;
         Ok(ev)

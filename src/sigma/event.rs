@@ -407,7 +407,7 @@ mod tests {
     }
 
     #[test]
-    fn an_event_repeating_a_typed_member_is_refused_not_answered() {
+    fn an_event_repeating_a_typed_member_or_not_an_object_is_refused_not_answered() {
         // Sigma reads a repeated member's last value; the typed parse
         // refuses the event (skipped and counted), so it never answers
         // with the first.
@@ -420,6 +420,9 @@ mod tests {
             r#"{"responseStatus":{"code":401,"code":403}}"#,
             r#"{"requestObject":{"a":1},"requestObject":{"a":2}}"#,
             r#"{"annotations":{},"annotations":{"a":"b"}}"#,
+            // An array would fill the fields in order.
+            r#"["Event","audit.k8s.io/v1",null,null,null,"create",null,null,null,null,null,{"code":403},null,null,null,{"spec":{"hostNetwork":true}},null]"#,
+            r#" ["Event"]"#,
         ] {
             assert!(crate::audit::AuditEvent::parse(text).is_err(), "{text}");
         }
