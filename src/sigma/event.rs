@@ -192,8 +192,10 @@ impl<'a> SigmaEvent<'a> {
     fn whole(&self) -> &JsonEvent<'static> {
         self.whole.get_or_init(|| {
             let mut all = Map::new();
+            // Parsed as any member is (see [`wrapped`]): a deep value reads
+            // as `null` and the rest of the member is kept.
             for m in self.members() {
-                if let Ok(v) = serde_json::from_str(m.raw.get()) {
+                if let Some(v) = crate::bounded::parse_json(m.raw.get()) {
                     all.insert(m.key.to_string(), v);
                 }
             }
@@ -425,6 +427,21 @@ mod tests {
             r#" ["Event"]"#,
         ] {
             assert!(crate::audit::AuditEvent::parse(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_keyword_search_reads_every_member_whatever_its_keys_or_nesting() {
+        let deep = format!("{}1{}", "[".repeat(300), "]".repeat(300));
+        for text in [
+            // serde_json's marker for raw JSON text, written by a sender
+            // as a key of their own, with text that is not JSON.
+            r#"{"verb":"create","requestObject":{"a":{"$serde_json::private::RawValue":"not json"},"b":"needle"}}"#.to_owned(),
+            format!(r#"{{"verb":"create","requestObject":{{"a":{deep},"b":"needle"}}}}"#),
+        ] {
+            let ev = SigmaEvent::new(&text);
+            assert!(ev.any_string_value(&|s| s == "needle"), "{text}");
+            assert!(ev.all_string_values().iter().any(|s| s == "needle"), "{text}");
         }
     }
 
