@@ -25,7 +25,7 @@ use std::fmt;
 use rsigma_eval::{Event, EventValue, JsonEvent};
 
 pub use super::known::Known;
-use super::known::{dotted, unescaped, BODIES, ROOTS};
+use super::known::{dotted, named, unescaped, BODIES, ROOTS, STRINGS};
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -45,6 +45,9 @@ pub struct SigmaEvent<'a> {
     /// Whether it may hold a member named by a dotted path under each of
     /// [`ROOTS`] (see [`dotted`]).
     dotted: [OnceCell<bool>; ROOTS.len()],
+    /// Whether it may hold a member named as each of [`STRINGS`] ends
+    /// (see [`named`]).
+    named: [OnceCell<bool>; STRINGS.len()],
     /// The bodies the typed parse found ([`BODIES`], in that order), each
     /// parsed on first read.
     bodies: [OnceCell<Option<JsonEvent<'static>>>; 3],
@@ -148,7 +151,13 @@ impl<'a> SigmaEvent<'a> {
             .filter(|r| path.len() == r.len() || path[r.len()..].starts_with('.'))
             .and_then(|r| BODIES.iter().position(|b| *b == r))
             .filter(|_| self.known.bodies.is_some());
-        if value.is_none() && body.is_none() {
+        // A string field the typed parse did not read as written: absent,
+        // `null`, escaped or of another type.
+        let string = STRINGS
+            .iter()
+            .position(|p| *p == path)
+            .filter(|_| value.is_none());
+        if value.is_none() && body.is_none() && string.is_none() {
             return None;
         }
         if !self.answers(path, root) {
@@ -156,6 +165,11 @@ impl<'a> SigmaEvent<'a> {
         }
         if value.is_some() {
             return Some(value);
+        }
+        if let Some(at) = string {
+            // No member of its name anywhere: the field is absent.
+            let named = *self.named[at].get_or_init(|| named(self.text, at));
+            return (!named).then_some(None);
         }
         let at = body?;
         match self.known.bodies?[at] {
@@ -346,6 +360,12 @@ mod tests {
             r#"{"annotations.x":"flat","annotations":{"x":"nested"}}"#,
             r#"{"request\u004fbject":{"spec":"escaped name"}}"#,
             r#"{"requestObject":{"spec":"\u0041"}}"#,
+            // String fields absent, null, or named only in a value or a
+            // body.
+            r#"{"kind":"Event","objectRef":{"resource":"pods"},"user":{"groups":["g"]}}"#,
+            r#"{"objectRef":{"subresource":null},"user":{"username":null},"verb":null}"#,
+            r#"{"objectRef":{"resource":"subresource"},"userAgent":"username verb"}"#,
+            r#"{"objectRef":{"resource":"pods"},"requestObject":{"subresource":"exec","username":"u"}}"#,
         ];
         let paths = [
             "verb",
@@ -391,6 +411,12 @@ mod tests {
         assert!(ev.sigma().members.get().is_none());
         assert!(ev.sigma().get_field("verb").is_some());
         assert!(ev.sigma().get_field("sourceIPs").is_some());
+        assert!(ev.sigma().members.get().is_none(), "no member re-read");
+        // So is a string field the message lacks.
+        let without = r#"{"kind":"Event","verb":"get","objectRef":{"resource":"pods"}}"#;
+        let ev = crate::audit::AuditEvent::parse(without).expect("parses");
+        assert!(ev.sigma().get_field("objectRef.subresource").is_none());
+        assert!(ev.sigma().get_field("user.username").is_none());
         assert!(ev.sigma().members.get().is_none(), "no member re-read");
         // So are the status code and the bodies.
         let with_bodies = r#"{"verb":"create","responseStatus":{"code":403},"requestObject":{"spec":{"hostNetwork":true}},"responseObject":{"kind":"Pod"}}"#;

@@ -15,6 +15,19 @@ use serde_json::value::RawValue;
 
 use crate::audit::{AuditEvent, SourceIps, Str};
 
+/// The string fields the typed parse reads, by path.
+pub(super) const STRINGS: [&str; 9] = [
+    "verb",
+    "requestURI",
+    "userAgent",
+    "user.username",
+    "objectRef.resource",
+    "objectRef.subresource",
+    "objectRef.namespace",
+    "objectRef.name",
+    "objectRef.apiGroup",
+];
+
 /// The top-level members whose values the typed parse keeps as text.
 pub(super) const BODIES: [&str; 3] = ["annotations", "requestObject", "responseObject"];
 
@@ -159,4 +172,22 @@ pub(super) fn dotted(text: &str, at: usize) -> bool {
     DOTTED
         .get(at)
         .is_none_or(|d| d.find(text.as_bytes()).is_some())
+}
+
+/// True when `text` may hold a member with the name the path
+/// `STRINGS[at]` ends in (written out: an escaped one is [`unescaped`]'s
+/// to find). A message without one lacks the field.
+pub(super) fn named(text: &str, at: usize) -> bool {
+    static NAMED: LazyLock<Vec<Finder<'static>>> = LazyLock::new(|| {
+        STRINGS
+            .iter()
+            .map(|path| {
+                let name = path.rsplit('.').next().unwrap_or(path);
+                Finder::new(format!("\"{name}\"").as_bytes()).into_owned()
+            })
+            .collect()
+    });
+    NAMED
+        .get(at)
+        .is_none_or(|n| n.find(text.as_bytes()).is_some())
 }
