@@ -14,9 +14,12 @@ use serde::ser::{self, Serialize, Serializer};
 
 /// Bytes of `value` as compact JSON, counted without building the text.
 pub fn json_size(value: &impl Serialize) -> usize {
-    let mut count = Count(0);
+    let mut count = Count {
+        bytes: 0,
+        mode: Mode::Value,
+    };
     match value.serialize(&mut count) {
-        Ok(()) => count.0,
+        Ok(()) => count.bytes,
         // What this counter cannot count (a map key serde_json refuses):
         // as serde_json writes it.
         Err(Unsupported) => written_size(value),
@@ -85,8 +88,67 @@ fn quoted(name: &str) -> usize {
     2 + json_len(name)
 }
 
-/// The count so far.
-struct Count(usize);
+/// The count so far, and what is being counted.
+struct Count {
+    bytes: usize,
+    mode: Mode,
+}
+
+/// What [`Count`] is counting: serde_json writes a map key or the text of
+/// a `RawValue` its own way.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// A value.
+    Value,
+    /// A map key: a string, or an integer in quotes; anything else is left
+    /// to serde_json.
+    Key,
+    /// The text of a `RawValue`, written as it stands.
+    Raw,
+}
+
+impl Count {
+    /// Adds `n` bytes of something only a value can be.
+    fn value(&mut self, n: usize) -> Result<(), Unsupported> {
+        if self.mode != Mode::Value {
+            return Err(Unsupported);
+        }
+        self.bytes += n;
+        Ok(())
+    }
+
+    /// Adds a number of `n` digits (in quotes as a map key).
+    fn number(&mut self, n: usize) -> Result<(), Unsupported> {
+        match self.mode {
+            Mode::Value => self.bytes += n,
+            Mode::Key => self.bytes += 2 + n,
+            Mode::Raw => return Err(Unsupported),
+        }
+        Ok(())
+    }
+
+    /// Counts `value` as `mode` does, then goes back to counting values.
+    fn counted_as<T: Serialize + ?Sized>(
+        &mut self,
+        mode: Mode,
+        value: &T,
+    ) -> Result<(), Unsupported> {
+        self.mode = mode;
+        let counted = value.serialize(&mut *self);
+        self.mode = Mode::Value;
+        counted
+    }
+
+    /// A sequence, map or struct whose brackets take `open` bytes.
+    fn compound(&mut self, open: usize) -> Result<Compound<'_>, Unsupported> {
+        self.value(open)?;
+        Ok(Compound {
+            count: self,
+            first: true,
+            raw: false,
+        })
+    }
+}
 
 /// A value this counter does not count (serde_json's own reading of it
 /// is used instead).
@@ -122,7 +184,7 @@ struct Compound<'c> {
 impl Compound<'_> {
     fn comma(&mut self) {
         if !self.first {
-            self.count.0 += 1;
+            self.count.bytes += 1;
         }
         self.first = false;
     }
@@ -158,57 +220,52 @@ impl<'c> Serializer for &'c mut Count {
     );
 
     fn serialize_bool(self, v: bool) -> Result<(), Unsupported> {
-        self.0 += if v { 4 } else { 5 };
-        Ok(())
+        self.value(if v { 4 } else { 5 })
     }
     fn serialize_i64(self, v: i64) -> Result<(), Unsupported> {
-        self.0 += signed(v);
-        Ok(())
+        self.number(signed(v))
     }
     fn serialize_i128(self, v: i128) -> Result<(), Unsupported> {
-        self.0 += v.to_string().len();
-        Ok(())
+        self.value(v.to_string().len())
     }
     fn serialize_u64(self, v: u64) -> Result<(), Unsupported> {
-        self.0 += digits(v);
-        Ok(())
+        self.number(digits(v))
     }
     fn serialize_u128(self, v: u128) -> Result<(), Unsupported> {
-        self.0 += v.to_string().len();
-        Ok(())
+        self.value(v.to_string().len())
     }
     fn serialize_f32(self, v: f32) -> Result<(), Unsupported> {
         // Rare: as serde_json writes it (shortest round trip, or `null`).
-        self.0 += written_size(&v);
-        Ok(())
+        self.value(written_size(&v))
     }
     fn serialize_f64(self, v: f64) -> Result<(), Unsupported> {
-        self.0 += written_size(&v);
-        Ok(())
+        self.value(written_size(&v))
     }
     fn serialize_char(self, v: char) -> Result<(), Unsupported> {
         self.serialize_str(v.encode_utf8(&mut [0; 4]))
     }
     fn serialize_str(self, v: &str) -> Result<(), Unsupported> {
-        self.0 += quoted(v);
+        self.bytes += match self.mode {
+            Mode::Value | Mode::Key => quoted(v),
+            Mode::Raw => v.len(),
+        };
         Ok(())
     }
     fn serialize_bytes(self, v: &[u8]) -> Result<(), Unsupported> {
         // An array of numbers.
-        self.0 +=
-            2 + v.len().saturating_sub(1) + v.iter().map(|b| digits((*b).into())).sum::<usize>();
-        Ok(())
+        self.value(
+            2 + v.len().saturating_sub(1) + v.iter().map(|b| digits((*b).into())).sum::<usize>(),
+        )
     }
     fn serialize_none(self) -> Result<(), Unsupported> {
-        self.0 += 4;
-        Ok(())
+        self.value(4)
     }
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Unsupported> {
+        self.value(0)?;
         value.serialize(self)
     }
     fn serialize_unit(self) -> Result<(), Unsupported> {
-        self.0 += 4;
-        Ok(())
+        self.value(4)
     }
     fn serialize_unit_struct(self, _: &'static str) -> Result<(), Unsupported> {
         self.serialize_unit()
@@ -236,55 +293,42 @@ impl<'c> Serializer for &'c mut Count {
         value: &T,
     ) -> Result<(), Unsupported> {
         // `{"variant":value}`
-        self.0 += 3 + quoted(variant);
+        self.value(3 + quoted(variant))?;
         value.serialize(self)
     }
     fn serialize_seq(self, _: Option<usize>) -> Result<Compound<'c>, Unsupported> {
-        self.0 += 2;
-        Ok(Compound {
-            count: self,
-            first: true,
-            raw: false,
-        })
+        self.compound(2)
     }
-    fn serialize_tuple(self, len: usize) -> Result<Compound<'c>, Unsupported> {
-        self.serialize_seq(Some(len))
+    fn serialize_tuple(self, _: usize) -> Result<Compound<'c>, Unsupported> {
+        self.compound(2)
     }
     fn serialize_tuple_struct(
         self,
         _: &'static str,
-        len: usize,
+        _: usize,
     ) -> Result<Compound<'c>, Unsupported> {
-        self.serialize_seq(Some(len))
+        self.compound(2)
     }
     fn serialize_tuple_variant(
         self,
         _: &'static str,
         _: u32,
         variant: &'static str,
-        len: usize,
+        _: usize,
     ) -> Result<Compound<'c>, Unsupported> {
         // `{"variant":[...]}`
-        self.0 += 3 + quoted(variant);
-        self.serialize_seq(Some(len))
+        self.compound(3 + quoted(variant) + 2)
     }
     fn serialize_map(self, _: Option<usize>) -> Result<Compound<'c>, Unsupported> {
-        self.0 += 2;
-        Ok(Compound {
-            count: self,
-            first: true,
-            raw: false,
-        })
+        self.compound(2)
     }
     fn serialize_struct(self, name: &'static str, _: usize) -> Result<Compound<'c>, Unsupported> {
         if name == RAW_VALUE_TOKEN {
-            return Ok(Compound {
-                count: self,
-                first: true,
-                raw: true,
-            });
+            let mut raw = self.compound(0)?;
+            raw.raw = true;
+            return Ok(raw);
         }
-        self.serialize_map(None)
+        self.compound(2)
     }
     fn serialize_struct_variant(
         self,
@@ -294,8 +338,7 @@ impl<'c> Serializer for &'c mut Count {
         _: usize,
     ) -> Result<Compound<'c>, Unsupported> {
         // `{"variant":{...}}`
-        self.0 += 3 + quoted(variant);
-        self.serialize_map(None)
+        self.compound(3 + quoted(variant) + 2)
     }
 }
 
@@ -336,7 +379,8 @@ impl ser::SerializeMap for Compound<'_> {
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Unsupported> {
         self.comma();
         // `"key":`
-        self.count.0 += 1 + key.serialize(KeySize)?;
+        self.count.counted_as(Mode::Key, key)?;
+        self.count.bytes += 1;
         Ok(())
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
@@ -350,12 +394,10 @@ impl ser::SerializeMap for Compound<'_> {
 impl Compound<'_> {
     fn field<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), Unsupported> {
         if self.raw {
-            // The text of a RawValue, written as it stands.
-            self.count.0 += value.serialize(RawSize)?;
-            return Ok(());
+            return self.count.counted_as(Mode::Raw, value);
         }
         self.comma();
-        self.count.0 += 1 + quoted(key);
+        self.count.bytes += 1 + quoted(key);
         value.serialize(&mut *self.count)
     }
 }
@@ -381,142 +423,6 @@ macro_rules! fields {
 }
 
 fields!(SerializeStruct, SerializeStructVariant);
-
-/// A map key as serde_json writes one: a string, or an integer in quotes;
-/// anything else is left to serde_json.
-struct KeySize;
-
-/// The text of a `RawValue`.
-struct RawSize;
-
-macro_rules! only {
-    ($ty:ident; $($method:ident($($arg:ty),*) -> $size:expr;)*) => {
-        impl Serializer for $ty {
-            type Ok = usize;
-            type Error = Unsupported;
-            type SerializeSeq = ser::Impossible<usize, Unsupported>;
-            type SerializeTuple = ser::Impossible<usize, Unsupported>;
-            type SerializeTupleStruct = ser::Impossible<usize, Unsupported>;
-            type SerializeTupleVariant = ser::Impossible<usize, Unsupported>;
-            type SerializeMap = ser::Impossible<usize, Unsupported>;
-            type SerializeStruct = ser::Impossible<usize, Unsupported>;
-            type SerializeStructVariant = ser::Impossible<usize, Unsupported>;
-            $(
-                #[allow(unused_variables)]
-                fn $method(self, v: $($arg),*) -> Result<usize, Unsupported> {
-                    let size: Option<usize> = $size(v);
-                    size.ok_or(Unsupported)
-                }
-            )*
-            fn serialize_bool(self, _: bool) -> Result<usize, Unsupported> { Err(Unsupported) }
-            fn serialize_i128(self, _: i128) -> Result<usize, Unsupported> { Err(Unsupported) }
-            fn serialize_u128(self, _: u128) -> Result<usize, Unsupported> { Err(Unsupported) }
-            fn serialize_f32(self, _: f32) -> Result<usize, Unsupported> { Err(Unsupported) }
-            fn serialize_f64(self, _: f64) -> Result<usize, Unsupported> { Err(Unsupported) }
-            fn serialize_char(self, v: char) -> Result<usize, Unsupported> {
-                self.serialize_str(v.encode_utf8(&mut [0; 4]))
-            }
-            fn serialize_bytes(self, _: &[u8]) -> Result<usize, Unsupported> { Err(Unsupported) }
-            fn serialize_none(self) -> Result<usize, Unsupported> { Err(Unsupported) }
-            fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<usize, Unsupported> {
-                Err(Unsupported)
-            }
-            fn serialize_unit(self) -> Result<usize, Unsupported> { Err(Unsupported) }
-            fn serialize_unit_struct(self, _: &'static str) -> Result<usize, Unsupported> {
-                Err(Unsupported)
-            }
-            fn serialize_unit_variant(
-                self,
-                _: &'static str,
-                _: u32,
-                variant: &'static str,
-            ) -> Result<usize, Unsupported> {
-                self.serialize_str(variant)
-            }
-            fn serialize_newtype_struct<T: Serialize + ?Sized>(
-                self,
-                _: &'static str,
-                value: &T,
-            ) -> Result<usize, Unsupported> {
-                value.serialize(self)
-            }
-            fn serialize_newtype_variant<T: Serialize + ?Sized>(
-                self,
-                _: &'static str,
-                _: u32,
-                _: &'static str,
-                _: &T,
-            ) -> Result<usize, Unsupported> {
-                Err(Unsupported)
-            }
-            fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, Unsupported> {
-                Err(Unsupported)
-            }
-            fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, Unsupported> {
-                Err(Unsupported)
-            }
-            fn serialize_tuple_struct(
-                self,
-                _: &'static str,
-                _: usize,
-            ) -> Result<Self::SerializeTupleStruct, Unsupported> {
-                Err(Unsupported)
-            }
-            fn serialize_tuple_variant(
-                self,
-                _: &'static str,
-                _: u32,
-                _: &'static str,
-                _: usize,
-            ) -> Result<Self::SerializeTupleVariant, Unsupported> {
-                Err(Unsupported)
-            }
-            fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Unsupported> {
-                Err(Unsupported)
-            }
-            fn serialize_struct(
-                self,
-                _: &'static str,
-                _: usize,
-            ) -> Result<Self::SerializeStruct, Unsupported> {
-                Err(Unsupported)
-            }
-            fn serialize_struct_variant(
-                self,
-                _: &'static str,
-                _: u32,
-                _: &'static str,
-                _: usize,
-            ) -> Result<Self::SerializeStructVariant, Unsupported> {
-                Err(Unsupported)
-            }
-        }
-    };
-}
-
-only!(KeySize;
-    serialize_str(&str) -> |v: &str| Some(quoted(v));
-    serialize_i8(i8) -> |v: i8| Some(2 + signed(v.into()));
-    serialize_i16(i16) -> |v: i16| Some(2 + signed(v.into()));
-    serialize_i32(i32) -> |v: i32| Some(2 + signed(v.into()));
-    serialize_i64(i64) -> |v: i64| Some(2 + signed(v));
-    serialize_u8(u8) -> |v: u8| Some(2 + digits(v.into()));
-    serialize_u16(u16) -> |v: u16| Some(2 + digits(v.into()));
-    serialize_u32(u32) -> |v: u32| Some(2 + digits(v.into()));
-    serialize_u64(u64) -> |v: u64| Some(2 + digits(v));
-);
-
-only!(RawSize;
-    serialize_str(&str) -> |v: &str| Some(v.len());
-    serialize_i8(i8) -> |_| None;
-    serialize_i16(i16) -> |_| None;
-    serialize_i32(i32) -> |_| None;
-    serialize_i64(i64) -> |_| None;
-    serialize_u8(u8) -> |_| None;
-    serialize_u16(u16) -> |_| None;
-    serialize_u32(u32) -> |_| None;
-    serialize_u64(u64) -> |_| None;
-);
 
 #[cfg(test)]
 mod tests {
