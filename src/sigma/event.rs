@@ -144,19 +144,14 @@ impl<'a> SigmaEvent<'a> {
     /// read from its member.
     #[allow(clippy::option_option)]
     fn known_field(&self, path: &str, root: Option<&str>) -> Option<Option<EventValue<'_>>> {
-        let value = self.known.value(path);
+        let string = STRINGS.iter().position(|p| *p == path);
+        let value = self.known.value(path, string);
         // Under a body: the root itself or a dotted path (a name with a
         // bracket right after the root could be a member's own).
         let body = root
             .filter(|r| path.len() == r.len() || path[r.len()..].starts_with('.'))
             .and_then(|r| BODIES.iter().position(|b| *b == r))
             .filter(|_| self.known.bodies.is_some());
-        // A string field the typed parse did not read as written: absent,
-        // `null`, escaped or of another type.
-        let string = STRINGS
-            .iter()
-            .position(|p| *p == path)
-            .filter(|_| value.is_none());
         if value.is_none() && body.is_none() && string.is_none() {
             return None;
         }
@@ -167,7 +162,9 @@ impl<'a> SigmaEvent<'a> {
             return Some(value);
         }
         if let Some(at) = string {
-            // No member of its name anywhere: the field is absent.
+            // A string field the typed parse did not read as written
+            // (absent, `null` or escaped) is absent when no member of its
+            // name is anywhere.
             let named = *self.named[at].get_or_init(|| named(self.text, at));
             return (!named).then_some(None);
         }
@@ -402,7 +399,10 @@ mod tests {
         let ev = crate::audit::AuditEvent::parse(plain_event).expect("parses");
         assert!(unescaped(plain_event));
         assert!((0..ROOTS.len()).all(|at| !dotted(plain_event, at)));
-        assert_eq!(ev.sigma().known.get("objectRef.resource"), Some("secrets"));
+        assert_eq!(
+            ev.sigma().known.value("objectRef.resource", Some(4)),
+            Some(EventValue::Str("secrets".into()))
+        );
         assert!(ev.sigma().members.get().is_none());
         assert!(ev.sigma().get_field("verb").is_some());
         assert!(ev.sigma().get_field("sourceIPs").is_some());

@@ -15,7 +15,8 @@ use serde_json::value::RawValue;
 
 use crate::audit::{AuditEvent, SourceIps, Str};
 
-/// The string fields the typed parse reads, by path.
+/// The string fields the typed parse reads, by path (the order of
+/// [`Known::strings`]).
 pub(super) const STRINGS: [&str; 9] = [
     "verb",
     "requestURI",
@@ -36,24 +37,8 @@ pub(super) const BODIES: [&str; 3] = ["annotations", "requestObject", "responseO
 /// when absent, `null`, escaped, of another type or not read.
 #[derive(Debug, Default, Clone)]
 pub struct Known<'a> {
-    /// `verb`.
-    pub verb: Option<&'a str>,
-    /// `requestURI`.
-    pub request_uri: Option<&'a str>,
-    /// `userAgent`.
-    pub user_agent: Option<&'a str>,
-    /// `user.username`.
-    pub username: Option<&'a str>,
-    /// `objectRef.resource`.
-    pub resource: Option<&'a str>,
-    /// `objectRef.subresource`.
-    pub subresource: Option<&'a str>,
-    /// `objectRef.namespace`.
-    pub namespace: Option<&'a str>,
-    /// `objectRef.name`.
-    pub name: Option<&'a str>,
-    /// `objectRef.apiGroup`.
-    pub api_group: Option<&'a str>,
+    /// The string fields, in the order of [`STRINGS`].
+    pub strings: [Option<&'a str>; STRINGS.len()],
     /// `sourceIPs`, a list of strings every one of which was written
     /// without escapes (the default dedup key of a Sigma detection reads
     /// it).
@@ -81,15 +66,18 @@ impl<'a> Known<'a> {
         }
         let object = ev.object_ref.as_ref();
         Self {
-            verb: plain(&ev.verb),
-            request_uri: plain(&ev.request_uri),
-            user_agent: plain(&ev.user_agent),
-            username: ev.user.as_ref().and_then(|u| plain(&u.username)),
-            resource: object.and_then(|o| plain(&o.resource)),
-            subresource: object.and_then(|o| plain(&o.subresource)),
-            namespace: object.and_then(|o| plain(&o.namespace)),
-            name: object.and_then(|o| plain(&o.name)),
-            api_group: object.and_then(|o| plain(&o.api_group)),
+            // In the order of STRINGS.
+            strings: [
+                plain(&ev.verb),
+                plain(&ev.request_uri),
+                plain(&ev.user_agent),
+                ev.user.as_ref().and_then(|u| plain(&u.username)),
+                object.and_then(|o| plain(&o.resource)),
+                object.and_then(|o| plain(&o.subresource)),
+                object.and_then(|o| plain(&o.namespace)),
+                object.and_then(|o| plain(&o.name)),
+                object.and_then(|o| plain(&o.api_group)),
+            ],
             source_ips: match &ev.source_ips {
                 SourceIps::List(ips) => ips.iter().map(borrowed).collect(),
                 _ => None,
@@ -99,8 +87,12 @@ impl<'a> Known<'a> {
         }
     }
 
-    /// The value of `path`, when the typed parse read it.
-    pub(super) fn value(&self, path: &str) -> Option<EventValue<'a>> {
+    /// The value of `path`, when the typed parse read it; `string` is the
+    /// path's place in [`STRINGS`], if it has one.
+    pub(super) fn value(&self, path: &str, string: Option<usize>) -> Option<EventValue<'a>> {
+        if let Some(at) = string {
+            return self.strings[at].map(|text| EventValue::Str(Cow::Borrowed(text)));
+        }
         match path {
             "sourceIPs" => {
                 let ips = self.source_ips.as_ref()?;
@@ -111,23 +103,6 @@ impl<'a> Known<'a> {
                 ))
             }
             "responseStatus.code" => self.code.map(EventValue::Int),
-            _ => self
-                .get(path)
-                .map(|text| EventValue::Str(Cow::Borrowed(text))),
-        }
-    }
-
-    pub(super) fn get(&self, path: &str) -> Option<&'a str> {
-        match path {
-            "verb" => self.verb,
-            "requestURI" => self.request_uri,
-            "userAgent" => self.user_agent,
-            "user.username" => self.username,
-            "objectRef.resource" => self.resource,
-            "objectRef.subresource" => self.subresource,
-            "objectRef.namespace" => self.namespace,
-            "objectRef.name" => self.name,
-            "objectRef.apiGroup" => self.api_group,
             _ => None,
         }
     }
