@@ -316,7 +316,7 @@ impl<'c> Serializer for &'c mut Count {
         variant: &'static str,
         _: usize,
     ) -> Result<Compound<'c>, Unsupported> {
-        // `{"variant":[...]}`
+        // `{"variant":[...]}`, and `{"variant":{...}}` for a struct variant.
         self.compound(3 + quoted(variant) + 2)
     }
     fn serialize_map(self, _: Option<usize>) -> Result<Compound<'c>, Unsupported> {
@@ -332,13 +332,12 @@ impl<'c> Serializer for &'c mut Count {
     }
     fn serialize_struct_variant(
         self,
-        _: &'static str,
-        _: u32,
+        name: &'static str,
+        index: u32,
         variant: &'static str,
-        _: usize,
+        len: usize,
     ) -> Result<Compound<'c>, Unsupported> {
-        // `{"variant":{...}}`
-        self.compound(3 + quoted(variant) + 2)
+        self.serialize_tuple_variant(name, index, variant, len)
     }
 }
 
