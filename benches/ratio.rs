@@ -6,6 +6,11 @@
 //! with it; here both sides see the same moments. Prints, for each corpus
 //! and set-up, the ratio of the fastest runs and of the medians.
 //!
+//! A third side, timed in the same alternation, stops before state: gunzip,
+//! the envelope, the prefilter and the rules, with no key read, alert
+//! rendered, written or published. What the whole path takes beyond it is
+//! the work per key and per alert.
+//!
 //! `cargo bench --bench ratio` (`make bench` runs it after the criterion
 //! benchmarks); under `cargo test` each set-up runs once.
 
@@ -16,9 +21,10 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use eks_audit_detector::config::DetectorConfig;
-use eks_audit_detector::decode::{extract_data, inflate};
+use eks_audit_detector::decode::{extract_data, inflate, Batch};
 use eks_audit_detector::handler::Processor;
 use eks_audit_detector::rules::Detector;
+use eks_audit_detector::scan::{ScanStats, Scanner};
 use eks_audit_detector::store::memory::MemoryStore;
 
 use corpus::{payload, Profile, Rng};
@@ -65,6 +71,9 @@ fn main() {
         for (label, config) in &setups {
             let mut gunzip = Vec::with_capacity(runs);
             let mut path = Vec::with_capacity(runs);
+            let mut scan = Vec::with_capacity(runs);
+            let detector = Detector::new(config.clone());
+            detector.prefilter();
             for run in 0..runs {
                 // A fresh store each time (every key new, the costliest
                 // case), built outside the timing, as in the criterion
@@ -85,24 +94,48 @@ fn main() {
                     black_box(report.scan.events);
                     spent
                 };
-                // Each side goes first every other run: neither always
-                // follows the other's leftovers in the caches.
-                if run % 2 == 0 {
-                    gunzip.push(time_gunzip());
-                    path.push(time_path());
-                } else {
-                    path.push(time_path());
-                    gunzip.push(time_gunzip());
+                let time_scan = || {
+                    let t = Instant::now();
+                    let json = inflate(&data, 64 << 20).expect("inflates");
+                    let batch = Batch::parse(&json).expect("a batch");
+                    let mut matches = Vec::new();
+                    let mut stats = ScanStats::default();
+                    Scanner::new(&detector).scan_batch(&batch, &mut matches, &mut stats);
+                    let spent = t.elapsed();
+                    black_box(matches.len());
+                    spent
+                };
+                // Each side goes first in turn: none always follows another's
+                // leftovers in the caches.
+                match run % 3 {
+                    0 => {
+                        gunzip.push(time_gunzip());
+                        path.push(time_path());
+                        scan.push(time_scan());
+                    }
+                    1 => {
+                        path.push(time_path());
+                        scan.push(time_scan());
+                        gunzip.push(time_gunzip());
+                    }
+                    _ => {
+                        scan.push(time_scan());
+                        gunzip.push(time_gunzip());
+                        path.push(time_path());
+                    }
                 }
             }
             let (g_min, g_median) = min_median(&mut gunzip);
             let (p_min, p_median) = min_median(&mut path);
+            let (s_min, s_median) = min_median(&mut scan);
             println!(
-                "{corpus:<12} {label:<22}  gunzip {:>6.3} ms  path {:>6.3} ms  {:.2}x (medians {:.2}x)",
+                "{corpus:<12} {label:<22}  gunzip {:>6.3} ms  path {:>6.3} ms  {:.2}x (medians {:.2}x)  no state {:.2}x (medians {:.2}x)",
                 ms(g_min),
                 ms(p_min),
                 ms(p_min) / ms(g_min),
                 ms(p_median) / ms(g_median),
+                ms(s_min) / ms(g_min),
+                ms(s_median) / ms(g_median),
             );
         }
     }
