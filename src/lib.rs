@@ -50,7 +50,7 @@
 //!   members that must be objects, the status code (`fields.rs`).
 //! - [`bounded`]: caps and neutralises attacker-controlled text, in one place;
 //!   the size of a value as compact JSON, counted without writing it
-//!   (`size.rs`).
+//!   (`size.rs`); bodies parsed so no value can hide the rest (`json.rs`).
 //! - [`prefilter`]: conservative byte test, from the rules' anchors, that
 //!   skips most messages unparsed (mod.rs), the built-in rules' exact
 //!   strings and words found in one pass (exact.rs), whether its user may

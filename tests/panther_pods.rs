@@ -737,3 +737,41 @@ fn odd_request_objects_match_nothing_and_do_not_panic() {
         assert!(eval(id, &ev).is_none(), "{id} with 100 levels");
     }
 }
+
+/// A body is logged as its sender wrote it. A surrogate escape without its
+/// pair (`\ud800`, which Go's decoder reads as U+FFFD) or a number too
+/// large for a float anywhere in it must not hide the rest of the body:
+/// every rule that reads the body still matches.
+#[test]
+fn an_odd_value_anywhere_in_the_body_does_not_hide_it() {
+    for id in ALL {
+        let Some(ev) = reads_request_object(id) else {
+            continue;
+        };
+        let ev = with(
+            ev,
+            &["requestObject", "metadata", "annotations", "odd"],
+            json!("ODD"),
+        );
+        let ev = with(
+            ev,
+            &["requestObject", "metadata", "annotations", "big"],
+            json!(7),
+        );
+        let text = ev.to_string();
+        for (find, odd) in [(r#""ODD""#, r#""x\ud800""#), ("\"big\":7", "\"big\":1e400")] {
+            assert!(text.contains(find));
+            let odd_text = text.replace(find, odd);
+            let parsed = AuditEvent::parse(&odd_text).expect("the event parses");
+            let ctx = EventContext {
+                cluster: "prod",
+                at_ms: 0,
+            };
+            let verdict = rule(id).evaluate(&parsed, ctx, &CidrList::default(), &mut Vec::new());
+            assert!(
+                matches!(verdict, Verdict::Matched { .. }),
+                "{id} with {odd}: {verdict:?}"
+            );
+        }
+    }
+}

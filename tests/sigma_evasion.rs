@@ -478,3 +478,39 @@ fn a_status_code_rule_alerts_beside_escapes_and_the_builtin_403() {
         }
     }
 }
+
+/// A PATCH body is logged as its sender wrote it. A surrogate escape
+/// without its pair (which Go's decoder reads as U+FFFD, so the patch
+/// applies) or a number too large for a float, anywhere in the body, must
+/// not hide the rest of it from a rule reading a field or a keyword.
+#[test]
+fn an_odd_value_anywhere_in_a_patch_body_does_not_hide_it() {
+    let field = rule(
+        "host-network",
+        "    requestObject.spec.template.spec.hostNetwork: true\n",
+    );
+    let keyword = "title: kw\nid: kw\nlogsource: {product: kubernetes, service: audit}\n\
+                   detection:\n  words:\n    - 'xmrig'\n  condition: words\n";
+    let text = audit(
+        json!({"requestObject": {"metadata": {"annotations": {"a": "ODD"}},
+        "spec": {"replicas": 7, "template": {"spec": {"hostNetwork": true,
+        "containers": [{"name": "c", "image": "evil/xmrig"}]}}}}}),
+    )
+    .to_string();
+    for (find, odd) in [
+        (r#""ODD""#, r#""\ud800""#),
+        ("\"replicas\":7", "\"replicas\":1e400"),
+    ] {
+        let odd_text = text.replace(find, odd);
+        assert_ne!(odd_text, text);
+        for (file, id) in [(&field[..], "host-network"), (keyword, "kw")] {
+            let set = loaded(&[("r.yml", file)]);
+            assert!(engine_matches(&set, id, &odd_text), "{id} with {odd}");
+            assert_eq!(
+                pipeline_alerts(set, true, id, &odd_text),
+                1,
+                "{id} with {odd}"
+            );
+        }
+    }
+}

@@ -9,8 +9,10 @@
 //! cannot forge lines, render as markup or ping a chat channel; the alert JSON
 //! keeps values as data.
 
+mod json;
 mod size;
 
+pub use json::{parse_json, MAX_JSON_DEPTH};
 pub use size::{json_len, json_size};
 
 /// Longest attacker-controlled value kept, in bytes as written in JSON
@@ -20,96 +22,6 @@ pub const MAX_FIELD_BYTES: usize = 256;
 
 /// The longest subject SNS accepts is "less than 100 characters".
 pub const MAX_SUBJECT_CHARS: usize = 99;
-
-/// Nesting a parsed body keeps: a value inside more arrays and objects
-/// than this reads as `null`. JSON's
-/// parser refuses a document nested past 128 levels, and a request's
-/// sender chooses its nesting: one deep field must not hide the rest of
-/// the body from the rules.
-pub const MAX_JSON_DEPTH: usize = 100;
-
-/// `text` parsed as JSON, with values nested deeper than
-/// [`MAX_JSON_DEPTH`] read as `null`; `None` when it is not JSON.
-pub fn parse_json(text: &str) -> Option<serde_json::Value> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    // The document itself, then one level per array or object around a value.
-    let value = serde::de::DeserializeSeed::deserialize(Depth(MAX_JSON_DEPTH + 1), &mut de).ok()?;
-    de.end().ok()?;
-    Some(value)
-}
-
-/// A value parsed with this many levels left.
-struct Depth(usize);
-
-impl<'de> serde::de::DeserializeSeed<'de> for Depth {
-    type Value = serde_json::Value;
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        if self.0 == 0 {
-            // Skipped without recursion (the parser skips iteratively).
-            <serde::de::IgnoredAny as serde::Deserialize>::deserialize(d)?;
-            return Ok(serde_json::Value::Null);
-        }
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for Depth {
-    type Value = serde_json::Value;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(v.into())
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(v.into())
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(v.into())
-    }
-
-    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, Into::into))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(v.into())
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-        Ok(v.into())
-    }
-
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(serde_json::Value::Null)
-    }
-
-    fn visit_none<E>(self) -> Result<Self::Value, E> {
-        Ok(serde_json::Value::Null)
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut out = Vec::new();
-        while let Some(v) = seq.next_element_seed(Depth(self.0 - 1))? {
-            out.push(v);
-        }
-        Ok(out.into())
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut out = serde_json::Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let v = map.next_value_seed(Depth(self.0 - 1))?;
-            out.insert(key, v);
-        }
-        Ok(out.into())
-    }
-}
 
 /// `text` cut into pieces of at most `size` bytes (4 at least), on
 /// character boundaries: how data too long for one log event is logged.
@@ -248,54 +160,6 @@ mod tests {
         // control characters count as JSON writes them
         let c = "\u{1}".repeat(100);
         assert!(json_len(&cap_key_to(&c, 256)) <= 256);
-    }
-
-    #[test]
-    fn json_reads_as_serde_json_reads_it() {
-        for text in [
-            r#"{"a":[1,-2,3.5,1e3,true,null,"x\u0026"],"b":{"c":{}},"a2":18446744073709551615}"#,
-            r#"{"k":1,"k":2}"#,
-            "[]",
-            " 7 ",
-        ] {
-            assert_eq!(
-                parse_json(text),
-                serde_json::from_str::<serde_json::Value>(text).ok(),
-                "{text}"
-            );
-        }
-        for bad in ["", "{", r#"{"a":1} x"#, "[1,]", "nul"] {
-            assert_eq!(parse_json(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
-    fn json_nested_too_deep_reads_as_null_from_the_limit_on() {
-        let nested = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
-        // `[1]` nested n deep: the innermost array sits at level n.
-        let innermost = |v: &serde_json::Value| {
-            let mut v = v;
-            let mut depth = 0;
-            while let Some(inner) = v.as_array().and_then(|a| a.first()) {
-                v = inner;
-                depth += 1;
-            }
-            (depth, v.clone())
-        };
-        let kept = parse_json(&nested(MAX_JSON_DEPTH)).expect("parsed");
-        assert_eq!(innermost(&kept), (MAX_JSON_DEPTH, serde_json::json!(1)));
-        let cut = parse_json(&nested(MAX_JSON_DEPTH + 1)).expect("parsed");
-        // The innermost array is still inside 100; what it holds is not.
-        assert_eq!(
-            innermost(&cut),
-            (MAX_JSON_DEPTH + 1, serde_json::Value::Null)
-        );
-        // A depth the parser itself refuses, and far past it.
-        for n in [200, 100_000] {
-            let v =
-                parse_json(&format!(r#"{{"deep":{},"kept":true}}"#, nested(n))).expect("parsed");
-            assert_eq!(v["kept"], serde_json::json!(true));
-        }
     }
 
     #[test]
