@@ -514,3 +514,83 @@ fn an_odd_value_anywhere_in_a_patch_body_does_not_hide_it() {
         }
     }
 }
+
+/// Values a request's sender chooses cannot make two requests one key: a
+/// `|` in a value (which joins a key's values) and a short value that
+/// spells a long value's cut key each keep two alerts two, for a plain
+/// rule's dedup fields and a correlation's group-by alike.
+#[test]
+fn chosen_values_cannot_make_two_keys_one() {
+    let agent = "title: Agent\nid: agent\nlogsource: {product: kubernetes, service: audit}\n\
+                 detection:\n  sel:\n    userAgent|contains: 'evil'\n  condition: sel\n\
+                 dedup_fields: [userAgent, requestURI]\n";
+    let ev = |n: usize, ua: &str, uri: &str| {
+        let mut ev = audit(json!({"userAgent": ua, "requestURI": uri}));
+        ev["auditID"] = json!(format!("a-{n}"));
+        ev.to_string()
+    };
+    let alerts = |rules: &str, events: Vec<(i64, String)>| {
+        published(detector_of(loaded(&[("r.yml", rules)]), false), &events).len()
+    };
+    assert_eq!(
+        alerts(
+            agent,
+            vec![
+                (T0, ev(1, "evil|/a", "/x")),
+                (T0 + 1, ev(2, "evil", "/a|/x"))
+            ]
+        ),
+        2
+    );
+    assert_eq!(
+        alerts(
+            agent,
+            vec![
+                (T0, ev(1, "evil\\", "q|/x")),
+                (T0 + 1, ev(2, "evil|q\\", "/x"))
+            ]
+        ),
+        2
+    );
+    // the same pair twice: one
+    assert_eq!(
+        alerts(
+            agent,
+            vec![
+                (T0, ev(1, "evil|/a", "/x")),
+                (T0 + 1, ev(2, "evil|/a", "/x"))
+            ]
+        ),
+        1
+    );
+    // a short value written as a long one's cut key
+    let long = format!("evil{}", "x".repeat(300));
+    let forged = sigma::key_value(&long);
+    assert!(forged.len() <= 256 && forged != long);
+    assert_eq!(
+        alerts(
+            agent,
+            vec![(T0, ev(1, &long, "/x")), (T0 + 1, ev(2, &forged, "/x"))]
+        ),
+        2
+    );
+    // A correlation's groups: one event in each of two groups is no pair.
+    let many = "title: Agent\nid: agent\nlogsource: {product: kubernetes, service: audit}\n\
+                detection:\n  sel:\n    userAgent|contains: 'evil'\n  condition: sel\n\
+                ---\ntitle: Many\nid: many\ncorrelation:\n  type: event_count\n  rules: [agent]\n  \
+                group-by: [userAgent, requestURI]\n  timespan: 10m\n  condition:\n    gte: 2\n";
+    assert_eq!(
+        alerts(
+            many,
+            vec![(T0, ev(1, "evil|b", "c")), (T0 + 1, ev(2, "evil", "b|c"))]
+        ),
+        0
+    );
+    assert_eq!(
+        alerts(
+            many,
+            vec![(T0, ev(1, "evil|b", "c")), (T0 + 1, ev(2, "evil|b", "c"))]
+        ),
+        1
+    );
+}

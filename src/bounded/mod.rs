@@ -23,6 +23,9 @@ pub const MAX_FIELD_BYTES: usize = 256;
 /// The longest subject SNS accepts is "less than 100 characters".
 pub const MAX_SUBJECT_CHARS: usize = 99;
 
+/// What [`cap_to`] writes where it cut, before the length.
+const CUT_MARK: &str = "…[cut, ";
+
 /// `text` cut into pieces of at most `size` bytes (4 at least), on
 /// character boundaries: how data too long for one log event is logged.
 pub fn pieces(text: &str, size: usize) -> Vec<&str> {
@@ -65,15 +68,17 @@ pub fn cap_to(text: &str, max_bytes: usize) -> String {
     if end == text.len() {
         return text.to_owned();
     }
-    format!("{}…[cut, {} bytes]", &text[..end], text.len())
+    format!("{}{CUT_MARK}{} bytes]", &text[..end], text.len())
 }
 
 /// `text` as a key: itself when it fits `max_bytes` (as [`cap_to`]
 /// counts); else cut shorter, with the SHA-256 of the whole text after the
 /// cut, so two long values that differ only past the cut stay two keys.
+/// A short text that holds a cut's marker is given the hash too, so it
+/// cannot spell a long one's key.
 pub fn cap_key_to(text: &str, max_bytes: usize) -> String {
     let capped = cap_to(text, max_bytes);
-    if capped == text {
+    if capped == text && !text.contains(CUT_MARK) {
         return capped;
     }
     let hash = crate::vocab::strong_hash(&[text]);

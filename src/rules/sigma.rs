@@ -149,14 +149,28 @@ impl Sigma {
 }
 
 /// `cluster|value|value...`, each value capped (see
-/// [`crate::sigma::MAX_VALUE_BYTES`]); a missing field is empty.
+/// [`crate::sigma::MAX_VALUE_BYTES`]) and its `\\` and `|` escaped with a
+/// `\\`, so that no two lists of values make one key (`a|b`, `c` and `a`,
+/// `b|c` are two); a missing field is empty.
 fn key(cluster: &str, values: &[String]) -> String {
-    let mut out = cluster.to_owned();
+    let mut out =
+        String::with_capacity(cluster.len() + values.iter().map(|v| v.len() + 1).sum::<usize>());
+    push_escaped(&mut out, cluster);
     for v in values {
         out.push('|');
-        out.push_str(v);
+        push_escaped(&mut out, v);
     }
     out
+}
+
+/// `value` with each `\\` and `|` behind a `\\`.
+fn push_escaped(out: &mut String, value: &str) {
+    for c in value.chars() {
+        if matches!(c, '|' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
 }
 
 impl EventRule for Sigma {
