@@ -547,11 +547,23 @@ proptest! {
 }
 
 #[test]
-fn a_state_record_stays_under_64_kb_whatever_the_requests_and_sns_do() {
+fn a_state_record_stays_under_its_bound_whatever_the_requests_and_sns_do() {
+    // A rule that tallies a field, and one that counts distinct values
+    // (every past window then keeps the values it counted).
+    let tallying = worst_record(false);
+    let counting = worst_record(true);
+    eprintln!("worst state records: {tallying} and {counting} bytes");
+}
+
+/// The largest record the worst inputs build, for a rule that tallies a
+/// hostile field or one that counts distinct values; asserts it stays
+/// under [`MAX_RECORD_BYTES`].
+fn worst_record(counts_values: bool) -> usize {
     use eks_audit_detector::bounded::cap;
     use eks_audit_detector::vocab::{Sample, SampleStatus};
     use eks_audit_detector::window::{
-        MAX_OUTBOX_BYTES, MAX_PAST_WINDOWS, MAX_RECORD_BYTES, MAX_REMEMBERED_BATCHES,
+        MAX_DISTINCT_VALUES, MAX_OUTBOX_BYTES, MAX_PAST_WINDOWS, MAX_RECORD_BYTES,
+        MAX_REMEMBERED_BATCHES,
     };
     // GIVEN requests whose every field is 100 KB, distinct each time
     // (1 KB is as good as 100 KB: both are cut)
@@ -598,7 +610,11 @@ fn a_state_record_stays_under_64_kb_whatever_the_requests_and_sns_do() {
                     .collect(),
                 dropped: 5000,
             }),
-            facts: vec![("user.groups{}", huge(tag + 20))],
+            facts: if counts_values {
+                vec![("#unique", format!("{:032x}", tag as u128 * 7919))]
+            } else {
+                vec![("user.groups{}", huge(tag + 20))]
+            },
         }
     };
     let p = WindowParams {
@@ -638,20 +654,39 @@ fn a_state_record_stays_under_64_kb_whatever_the_requests_and_sns_do() {
     }
     // AND 400 more batches, one a minute, each counting one match in
     // 10-minute windows that never reach their threshold (every batch id
-    // and every past window is kept while inside the horizon)
+    // and every past window is kept while inside the horizon); counting
+    // distinct values, two new values a minute, so that every past window
+    // keeps as many as a threshold can ask for
     let slow = WindowParams {
-        threshold: 1_000_000,
+        threshold: if counts_values {
+            MAX_DISTINCT_VALUES as u64
+        } else {
+            1_000_000
+        },
         window_ms: 10 * MIN,
         max_severity: Severity::High,
     };
     let start = T0 + 300 * MIN;
     for b in 0..400usize {
-        let one = [hostile(start + b as i64 * MIN, Severity::Low, 90_000 + b)];
-        let refs: Vec<&Match> = one.iter().collect();
+        let mut ms = vec![hostile(
+            start + b as i64 * MIN,
+            Severity::Low,
+            90_000 + 2 * b,
+        )];
+        if counts_values {
+            ms.push(hostile(
+                start + b as i64 * MIN + 1,
+                Severity::Low,
+                90_001 + 2 * b,
+            ));
+        }
+        let refs: Vec<&Match> = ms.iter().collect();
         let id = format!("{b:04}-slow-batch");
         let r = apply_batch(state, slow, &batch(&id), &refs, &render).expect("applied");
-        assert!(r.alerts.is_empty());
-        state = Some(r.state);
+        assert!(counts_values || r.alerts.is_empty());
+        let mut st = r.state;
+        st.enqueue(r.alerts, b as i64);
+        state = Some(st);
     }
     let state = state.expect("state");
     // THEN the record holds everything it may, and stays small
@@ -670,6 +705,7 @@ fn a_state_record_stays_under_64_kb_whatever_the_requests_and_sns_do() {
     );
     assert!(size < MAX_RECORD_BYTES, "{size} bytes");
     assert!(largest_alert < 16 * 1024, "{largest_alert} bytes");
+    size
 }
 
 /// Time-ordered matches cut at `cuts` into batches named `b0`, `b1`, ...
