@@ -486,9 +486,10 @@ fn token_theft_in_the_command_or_the_encoded_url() {
                &command=%2FVAR%2Frun%2Fsecrets%2Feks.amazonaws.com%2Fserviceaccount%2Ftoken";
     let ev = exec("create", uri, Value::Null);
     assert!(eval(TOKEN, &ev).is_some());
-    // The same exec over WebSocket (`get`) is not looked at by Panther.
+    // The same exec over WebSocket (`get`): Panther does not look at it,
+    // this rule does (see README, "fidelity and differences").
     let ev = with(ev, &["verb"], json!("get"));
-    assert!(eval(TOKEN, &ev).is_none());
+    assert!(eval(TOKEN, &ev).is_some());
     // A token path nested in an argument still counts (Python prints it).
     let ev = with(
         positive(TOKEN),
@@ -773,5 +774,38 @@ fn an_odd_value_anywhere_in_the_body_does_not_hide_it() {
                 "{id} with {odd}: {verdict:?}"
             );
         }
+    }
+}
+
+/// Two ways to exec that the API server accepts and Panther's rules do not
+/// read: over WebSocket (kubectl's default since 1.30, logged as `get`)
+/// and with the `command` parameter's name percent-encoded.
+#[test]
+fn token_theft_over_websocket_and_a_copy_with_an_encoded_name_are_read() {
+    let token_uri = "/api/v1/namespaces/payments/pods/api-0/exec?command=cat&command=%2Fvar%2Frun%2Fsecrets%2Fkubernetes.io%2Fserviceaccount%2Ftoken&container=api&stdout=true";
+    for verb in ["create", "get"] {
+        assert!(
+            eval(TOKEN, &exec(verb, token_uri, Value::Null)).is_some(),
+            "{verb}"
+        );
+    }
+    // a `get` of something else is not an exec
+    let mut listed = exec("get", token_uri, Value::Null);
+    listed["objectRef"]["subresource"] = Value::Null;
+    assert!(eval(TOKEN, &listed).is_none());
+    let encoded = "/api/v1/namespaces/payments/pods/api-0/exec?comm%61nd=tar&comm%61nd=cf&comm%61nd=-&comm%61nd=%2Froot%2F.ssh&container=api&stdout=true";
+    let m = eval(CP, &exec("create", encoded, Value::Null)).expect("a copy");
+    assert_eq!(m.severity, Severity::Critical);
+    // a parameter that only looks like one is not the command
+    let other = encoded.replace("comm%61nd", "comm%61nds");
+    assert!(eval(CP, &exec("create", &other, Value::Null)).is_none());
+    // And the prefilter keeps both.
+    let detector = Detector::new(DetectorConfig::default());
+    let prefilter = Prefilter::new(&detector);
+    for ev in [
+        exec("get", token_uri, Value::Null),
+        exec("create", encoded, Value::Null),
+    ] {
+        assert!(prefilter.may_match(ev.to_string().as_bytes()));
     }
 }

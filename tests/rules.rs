@@ -780,3 +780,40 @@ fn corpus_verdicts_match_the_reference_implementation() {
         Some(want("A").len() as u64)
     );
 }
+
+/// A request's sender chooses the identity it impersonates, and long names
+/// are cut: two names that share their first 256 bytes must still be two
+/// keys (two alerts), in every built-in key made of request values.
+#[test]
+fn long_values_that_differ_past_the_cut_are_two_keys() {
+    use eks_audit_detector::rules::{aws_auth, impersonation};
+    let long = |end: &str| format!("{}{end}", "u".repeat(256));
+    let (a, b) = (long("-attacker-1"), long("-attacker-2"));
+    let pairs = [
+        (
+            impersonation::dedup_key("prod", "alice", &a),
+            impersonation::dedup_key("prod", "alice", &b),
+        ),
+        (
+            aws_auth::dedup_key("prod", &a),
+            aws_auth::dedup_key("prod", &b),
+        ),
+        (
+            multiple_403::dedup_key("prod", &a),
+            multiple_403::dedup_key("prod", &b),
+        ),
+        (
+            pod_scan::dedup_key("prod", "1.2.3.4", &a, "g"),
+            pod_scan::dedup_key("prod", "1.2.3.4", &b, "g"),
+        ),
+    ];
+    for (x, y) in pairs {
+        assert_ne!(x, y);
+        assert!(x.len() < 600, "{}", x.len());
+    }
+    // Short values keep Panther's form.
+    assert_eq!(
+        impersonation::dedup_key("prod", "alice", "bob"),
+        "prod_alice_as_bob"
+    );
+}

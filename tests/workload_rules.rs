@@ -101,6 +101,10 @@ fn every_workload_kind_is_read_at_its_template_path() {
             json!({"spec": {"template": {"spec": privileged_spec()}}}),
         ),
         (
+            "replicationcontrollers",
+            json!({"spec": {"template": {"spec": privileged_spec()}}}),
+        ),
+        (
             "cronjobs",
             json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": privileged_spec()}}}}}),
         ),
@@ -243,6 +247,7 @@ fn the_prefilter_keeps_every_match() {
         "daemonsets",
         "statefulsets",
         "replicasets",
+        "replicationcontrollers",
         "jobs",
         "cronjobs",
     ] {

@@ -71,6 +71,13 @@ pub fn cap_to(text: &str, max_bytes: usize) -> String {
     format!("{}{CUT_MARK}{} bytes]", &text[..end], text.len())
 }
 
+/// `text` as part of a key: [`cap`]'s cut, with the hash of the whole
+/// text after it (see [`cap_key_to`]), so two values that differ only
+/// past the cut stay two keys.
+pub fn key_part(text: &str) -> String {
+    cap_key_to(text, MAX_FIELD_BYTES)
+}
+
 /// `text` as a key: itself when it fits `max_bytes` (as [`cap_to`]
 /// counts); else cut shorter, with the SHA-256 of the whole text after the
 /// cut, so two long values that differ only past the cut stay two keys.

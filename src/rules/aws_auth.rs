@@ -24,7 +24,7 @@ use super::{
     Anchor, Rule,
 };
 use crate::audit::{opt, AuditEvent};
-use crate::bounded::cap;
+use crate::bounded::{cap, key_part};
 use crate::net::CidrList;
 use crate::time::format_rfc3339;
 use crate::vocab::{
@@ -99,7 +99,7 @@ impl Default for AwsAuthChanged {
 
 /// `{cluster}_aws-auth_{username}`.
 pub fn dedup_key(cluster: &str, username: &str) -> String {
-    format!("{}_aws-auth_{}", cap(cluster), cap(username))
+    format!("{}_aws-auth_{}", key_part(cluster), key_part(username))
 }
 
 /// `system component` or `user`, for the title.

@@ -24,7 +24,7 @@ use super::{
     Anchor, Rule,
 };
 use crate::audit::{opt, AuditEvent, Str};
-use crate::bounded::cap;
+use crate::bounded::{cap, key_part};
 use crate::net::CidrList;
 use crate::time::format_rfc3339;
 use crate::vocab::{
@@ -111,9 +111,9 @@ pub fn severity_of(impersonated: &str, groups: &[Str<'_>]) -> Severity {
 pub fn dedup_key(cluster: &str, username: &str, impersonated: &str) -> String {
     format!(
         "{}_{}_as_{}",
-        cap(cluster),
-        cap(username),
-        cap(impersonated)
+        key_part(cluster),
+        key_part(username),
+        key_part(impersonated)
     )
 }
 

@@ -22,7 +22,7 @@ use super::{
     RuleOption,
 };
 use crate::audit::{opt, AuditEvent, SourceIps};
-use crate::bounded::cap;
+use crate::bounded::{cap, key_part};
 use crate::config::{DetectorConfig, SourceAddress};
 use crate::net::{self, CidrList};
 use crate::vocab::{
@@ -113,7 +113,7 @@ impl Multiple403 {
 /// `{cluster}_403_{ip as written}`: Panther's `dedup()` with `sourceIPs[0]`,
 /// or the connection address under the hardened setting.
 pub fn dedup_key(cluster: &str, ip: &str) -> String {
-    format!("{}_403_{}", cap(cluster), cap(ip))
+    format!("{}_403_{}", key_part(cluster), key_part(ip))
 }
 
 /// Panther's title, with `eks_panther_obj_ref`'s placeholders.

@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use super::minutes;
 use super::{connection_allowlisted, first_and_last, Anchor, OptionKind, Rule, RuleOption};
 use crate::audit::{opt, AuditEvent, SourceIps, Str};
-use crate::bounded::cap;
+use crate::bounded::{cap, key_part};
 use crate::config::{DetectorConfig, PodScanMatch, SourceAddress};
 use crate::net::CidrList;
 use crate::time::format_rfc3339;
@@ -246,10 +246,10 @@ pub fn severity_of(code: Option<i64>) -> Severity {
 pub fn dedup_key(cluster: &str, ip: &str, username: &str, group: &str) -> String {
     format!(
         "{}_{}_{}_{}",
-        cap(cluster),
-        cap(ip),
-        cap(username),
-        cap(group)
+        key_part(cluster),
+        key_part(ip),
+        key_part(username),
+        key_part(group)
     )
 }
 

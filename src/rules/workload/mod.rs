@@ -2,7 +2,7 @@
 //!
 //! Panther's pod rules look at `create` on `pods`. A pod that a
 //! controller creates (every pod of a Deployment, DaemonSet, StatefulSet,
-//! ReplicaSet, Job or CronJob) is logged under the controller's system
+//! ReplicaSet, ReplicationController, Job or CronJob) is logged under the controller's system
 //! identity, which those rules leave out, and in the namespace of the
 //! workload: a privileged DaemonSet applied by a person never shows as a
 //! privileged pod created by that person. These rules look where the person
@@ -36,8 +36,13 @@ use super::filter::{terms, Filter};
 use crate::audit::{at, opt, AuditEvent};
 
 /// The workload resources and the path of their pod template.
-const WORKLOADS: [(&str, &str, &[&str]); 6] = [
+const WORKLOADS: [(&str, &str, &[&str]); 7] = [
     ("deployments", "Deployment", &["spec", "template", "spec"]),
+    (
+        "replicationcontrollers",
+        "ReplicationController",
+        &["spec", "template", "spec"],
+    ),
     ("daemonsets", "DaemonSet", &["spec", "template", "spec"]),
     ("statefulsets", "StatefulSet", &["spec", "template", "spec"]),
     ("replicasets", "ReplicaSet", &["spec", "template", "spec"]),
@@ -51,7 +56,8 @@ const WORKLOADS: [(&str, &str, &[&str]); 6] = [
 
 /// What a workload rule's message must contain: the resource (`sets`
 /// covers DaemonSets, StatefulSets and ReplicaSets, `jobs` Jobs and
-/// CronJobs), the pod template's member name, and the member the rule
+/// CronJobs; ReplicationControllers, the older ReplicaSets, are named
+/// whole), the pod template's member name, and the member the rule
 /// looks for in it (`securityContext`, `hostPath`, ...; member names are
 /// never escaped).
 macro_rules! workload_anchor {
@@ -60,12 +66,16 @@ macro_rules! workload_anchor {
             &["deployments", "template", $member],
             &["sets", "template", $member],
             &["jobs", "template", $member],
+            &["replicationcontrollers", "template", $member],
         )+])
     };
 }
 pub(crate) use workload_anchor;
 
-/// What CloudWatch must forward for them.
+/// What CloudWatch must forward for them. ReplicationControllers are not
+/// in it: the default pattern is at CloudWatch's 1,024-character limit,
+/// so their writes are read only where every audit event is forwarded
+/// (`FilterPattern` empty, as with Sigma rules on); see the README.
 pub const FILTER: Filter = Filter::Terms(&[terms::WRITE]);
 
 /// A workload write whose pod template a rule looks at.

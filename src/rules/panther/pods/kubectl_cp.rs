@@ -72,10 +72,9 @@ fn exec_command<'e>(ev: &'e AuditEvent<'_>) -> Option<Vec<Cow<'e, str>>> {
                 .collect();
         }
     }
+    // Panther looks for `command=` first; the API server decodes a
+    // parameter's name (`comm%61nd=`), so every decoded name is looked at.
     let uri = opt(&ev.request_uri).unwrap_or("");
-    if !uri.contains("command=") {
-        return Some(Vec::new());
-    }
     Some(
         query_values(uri, "command")
             .into_iter()

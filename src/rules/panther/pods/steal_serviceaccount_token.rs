@@ -34,8 +34,8 @@ pub static SPEC: Spec = Spec {
     threshold: 1,
     dedup_minutes: 60,
     enabled: true,
-    // `objectRef.subresource` is `exec` and `verb` is `create`.
-    anchor: Anchor::AnyOf(&[&["exec", "create"]]),
+    // `objectRef.resource` is `pods` and `objectRef.subresource` is `exec`.
+    anchor: Anchor::AnyOf(&[&["pods", "exec"]]),
     filter: Filter::Terms(&[terms::EXEC]),
 };
 
@@ -100,8 +100,9 @@ impl EventRule for StealServiceAccountToken {
     }
 
     fn check(&self, ev: &AuditEvent<'_>, _cluster: &str) -> Option<Hit> {
-        // Only exec into a pod.
-        if !verb_in(ev, &["create"])
+        // Only exec into a pod: `create` over SPDY, and `get` over
+        // WebSocket (kubectl's default from 1.30), which Panther leaves out.
+        if !verb_in(ev, &["create", "get"])
             || ev.resource() != Some("pods")
             || ev.subresource() != Some("exec")
         {
