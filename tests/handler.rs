@@ -908,3 +908,114 @@ fn a_silence_report_waits_in_the_outbox_when_sns_is_down() {
     assert_eq!(published.len(), 1);
     assert_eq!(published[0].rule_id, eks_audit_detector::silence::RULE_ID);
 }
+
+/// Batches whose events are stamped far in the future (year 9999) are
+/// remembered until then, so that a redelivery is still recognised. Once a
+/// key remembers more than it keeps, forgetting the oldest must not make
+/// the key's real matches late: the key stays able to alert.
+#[test]
+fn future_stamped_batches_do_not_blind_a_key_when_it_forgets_batches() {
+    const FAR: i64 = 253_402_300_000_000; // year 9999, accepted as a timestamp
+    let clock = ManualClock::at(T0);
+    let p = processor().with_clock(clock.clone());
+    // GIVEN an attacker who can write to the log group: 29 windows of 9
+    // forged refusals from 5.5.5.5 (one per batch, stamped in year 9999,
+    // so clamped to arrival), never reaching the threshold of 10
+    let mut n = 0;
+    for _window in 0..29 {
+        for _ in 0..9 {
+            let msg = with(
+                event("forbidden_public.json"),
+                &format!("forged-{n}"),
+                "5.5.5.5",
+            );
+            let body = invoke_body(GROUP, &format!("forged-{n}"), &[(FAR, msg)]);
+            block_on(p.handle_invoke_body(body.as_bytes())).expect("forged batch");
+            clock.advance(1_000);
+            n += 1;
+        }
+        clock.advance(31 * 60_000);
+    }
+    assert!(
+        p.sink().published().is_empty(),
+        "no alert during preparation"
+    );
+    // WHEN the real scanner at 5.5.5.5 is refused 10 times, now
+    let now = clock.now_ms();
+    let report = block_on(
+        p.handle_invoke_body(invoke_body(GROUP, "real", &burst("5.5.5.5", 10, now)).as_bytes()),
+    )
+    .expect("real batch");
+    // THEN it should alert; observed: every match is late, no alert
+    eprintln!(
+        "late_matches={} late_before={}",
+        report.late_matches,
+        stored(&p, KEY).state.late_before
+    );
+    assert_eq!(
+        p.sink().published().len(),
+        1,
+        "late_matches={}",
+        report.late_matches
+    );
+}
+
+/// The same in seconds: after one alert, each batch moves the alerted
+/// window's start back by 1 ms (a change, so the batch is remembered) and
+/// carries one refusal stamped 2 hours ahead (as far as `PutLogEvents`
+/// allows). A burst 40 minutes later still alerts.
+#[test]
+fn extending_an_alerted_window_with_future_stamps_does_not_blind_the_key() {
+    // PutLogEvents accepts timestamps up to 2 hours ahead
+    const FAR: i64 = T0 + 119 * 60_000;
+    let clock = ManualClock::at(T0);
+    let p = processor().with_clock(clock.clone());
+    // one forged burst, stamped 2 hours ahead (clamped to arrival + 60 s)
+    let forged: Vec<(i64, String)> = burst("5.5.5.5", 10, T0)
+        .into_iter()
+        .map(|(_, m)| (FAR, m))
+        .collect();
+    block_on(p.handle_invoke_body(invoke_body(GROUP, "first", &forged).as_bytes()))
+        .expect("first burst");
+    assert_eq!(p.sink().published().len(), 1);
+    for k in 1..=257 {
+        let back = with(
+            event("forbidden_public.json"),
+            &format!("back-{k}"),
+            "5.5.5.5",
+        );
+        let fwd = with(
+            event("forbidden_public.json"),
+            &format!("fwd-{k}"),
+            "5.5.5.5",
+        );
+        let body = invoke_body(
+            GROUP,
+            &format!("x-{k}"),
+            &[(T0 + 60_000 - k, back), (FAR, fwd)],
+        );
+        block_on(p.handle_invoke_body(body.as_bytes())).expect("batch");
+        clock.advance(100);
+    }
+    let st = stored(&p, KEY).state;
+    eprintln!(
+        "applied={} late_before={} first_seen={} window_start={}",
+        st.applied.len(),
+        st.late_before,
+        st.first_seen,
+        st.window_start
+    );
+    // 40 minutes later (next window), a real burst from 5.5.5.5
+    clock.advance(40 * 60_000);
+    let now = clock.now_ms();
+    let report = block_on(
+        p.handle_invoke_body(invoke_body(GROUP, "real", &burst("5.5.5.5", 10, now)).as_bytes()),
+    )
+    .expect("real batch");
+    assert_eq!(
+        p.sink().published().len(),
+        2,
+        "late_matches={}",
+        report.late_matches
+    );
+}

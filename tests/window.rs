@@ -566,7 +566,14 @@ fn worst_record(counts_values: bool) -> usize {
         MAX_REMEMBERED_BATCHES,
     };
     // GIVEN requests whose every field is 100 KB, distinct each time
-    // (1 KB is as good as 100 KB: both are cut)
+    // (1 KB is as good as 100 KB: both are cut), in batches that also hold
+    // events stamped in year 9999 (every remembered batch keeps two times)
+    fn stamped(id: &str) -> BatchInfo<'_> {
+        BatchInfo {
+            stamped_until: 253_402_300_000_000,
+            ..batch(id)
+        }
+    }
     let huge = |tag: usize| cap(&format!("{tag:06}{}", "\u{202e}<!here>\u{1}".repeat(100)));
     let hostile = |at: i64, severity: Severity, tag: usize| {
         let sample = Sample {
@@ -644,7 +651,7 @@ fn worst_record(counts_values: bool) -> usize {
         let refs: Vec<&Match> = ms.iter().collect();
         // batch ids are hashes: distinct from their first characters on
         let id = format!("{b:04}-batch");
-        let r = apply_batch(state, p, &batch(&id), &refs, &render).expect("applied");
+        let r = apply_batch(state, p, &stamped(&id), &refs, &render).expect("applied");
         let mut st = r.state;
         for a in &r.alerts {
             largest_alert = largest_alert.max(a.to_json().len());
@@ -682,7 +689,7 @@ fn worst_record(counts_values: bool) -> usize {
         }
         let refs: Vec<&Match> = ms.iter().collect();
         let id = format!("{b:04}-slow-batch");
-        let r = apply_batch(state, slow, &batch(&id), &refs, &render).expect("applied");
+        let r = apply_batch(state, slow, &stamped(&id), &refs, &render).expect("applied");
         assert!(counts_values || r.alerts.is_empty());
         let mut st = r.state;
         st.enqueue(r.alerts, b as i64);

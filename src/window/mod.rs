@@ -81,8 +81,8 @@ pub const DEFAULT_HORIZON_MS: Millis = (6 * 60 + 15) * 60 * 1000;
 pub const LATE_TOLERANCE_MS: Millis = 5 * 60 * 1000;
 
 /// The most a key's record can take as JSON, whatever the requests and SNS
-/// do (checked by a test with the worst inputs: about 57 KB for a rule
-/// that tallies fields, 67 KB for one that counts distinct values, whose
+/// do (checked by a test with the worst inputs: about 63 KB for a rule
+/// that tallies fields, 72 KB for one that counts distinct values, whose
 /// every past window keeps the values it counted).
 pub const MAX_RECORD_BYTES: usize = 96 * 1024;
 
@@ -451,7 +451,7 @@ pub fn apply_batch(
     }
     let outcome = if changed {
         if let Some(at) = counted_up_to {
-            st.remember(batch.id, at.max(batch.stamped_until));
+            st.remember(batch.id, at, batch.stamped_until);
         }
         st.updated_ms = batch.now_ms;
         Outcome::Changed
