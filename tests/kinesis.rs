@@ -282,3 +282,27 @@ fn records_that_cannot_start_before_the_deadline_are_reported_for_retry() {
     assert!(again.batch_item_failures.is_empty());
     assert_eq!(p.sink().published().len(), 2);
 }
+
+/// A record whose batch holds far more entries than CloudWatch could write
+/// in its bytes (a sender's 3-byte `{}`s, each 56 bytes once read) is
+/// refused before its entries are built: a poison record, kept and counted,
+/// never retried, and the records around it are read.
+#[test]
+fn a_record_of_empty_entries_is_poison_and_the_rest_is_read() {
+    let p = processor(true);
+    let real = account_batch("111111111111", "a", &burst("5.5.5.5", "a"));
+    let dense = real.replacen(
+        r#""logEvents":["#,
+        &format!(r#""logEvents":[{}"#, "{},".repeat(200_000)),
+        1,
+    );
+    assert_ne!(dense, real);
+    let body = kinesis_event(&[
+        Some(dense),
+        Some(account_batch("222222222222", "b", &burst("6.6.6.6", "b"))),
+    ]);
+    let report = block_on(p.handle_invoke_body(body.as_bytes())).expect("handled");
+    assert_eq!((report.records, report.poison_records), (2, 1));
+    assert!(report.batch_item_failures.is_empty());
+    assert_eq!(p.sink().published().len(), 1);
+}

@@ -133,3 +133,53 @@ impl<'de: 'a, 'a> Deserialize<'de> for LogEvent<'a> {
         d.deserialize_any(V)
     }
 }
+
+/// Least bytes one log entry of CloudWatch's takes in a batch: its 56-digit
+/// id, a 13-digit timestamp and an empty message, with their names, is
+/// about 105. A batch may hold one entry per this many bytes; a denser one
+/// is not CloudWatch's, and reading it would cost far more memory than its
+/// bytes (an entry `{}` is 3 bytes, its place in memory 56).
+pub(super) const MIN_ENTRY_BYTES: usize = 64;
+
+/// Most entries a batch of `len` bytes may hold (see [`MIN_ENTRY_BYTES`]).
+pub(super) fn most_entries(len: usize) -> usize {
+    len / MIN_ENTRY_BYTES + 16
+}
+
+/// How many entries the envelope's `logEvents` holds, counted without
+/// building them; `None` when serde cannot read it so (its full reading
+/// then says why).
+pub(super) fn count(json: &[u8]) -> Option<usize> {
+    #[derive(Deserialize)]
+    struct Envelope {
+        #[serde(rename = "logEvents", default)]
+        log_events: Counted,
+    }
+    #[derive(Default)]
+    struct Counted(usize);
+    impl<'de> Deserialize<'de> for Counted {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = Counted;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a list of log entries")
+                }
+                fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                    self,
+                    mut a: A,
+                ) -> Result<Self::Value, A::Error> {
+                    let mut n = 0;
+                    while a.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                        n += 1;
+                    }
+                    Ok(Counted(n))
+                }
+            }
+            d.deserialize_seq(V)
+        }
+    }
+    serde_json::from_slice::<Envelope>(json)
+        .ok()
+        .map(|e| e.log_events.0)
+}

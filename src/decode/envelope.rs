@@ -19,10 +19,10 @@ use crate::time::Millis;
 const MAX_DEPTH: usize = 16;
 
 /// The batch, or `None` when serde_json must read it.
-pub(super) fn read(json: &[u8]) -> Option<Batch<'_>> {
+pub(super) fn read(json: &[u8], most_entries: usize) -> Option<Batch<'_>> {
     let text = std::str::from_utf8(json).ok()?;
     let mut r = Reader { text, at: 0 };
-    let batch = r.batch()?;
+    let batch = r.batch(most_entries)?;
     r.ws();
     (r.at == text.len()).then_some(batch)
 }
@@ -125,7 +125,9 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn batch(&mut self) -> Option<Batch<'a>> {
+    /// The batch; `None` past `most_entries` entries too (serde's
+    /// reading then counts them and refuses the batch).
+    fn batch(&mut self, most_entries: usize) -> Option<Batch<'a>> {
         let mut batch = Batch {
             message_type: Cow::Borrowed(""),
             owner: Cow::Borrowed(""),
@@ -152,6 +154,9 @@ impl<'a> Reader<'a> {
                 Some(3) => batch.log_stream = r.string()?,
                 Some(_) => {
                     r.items(b'[', b']', |r| {
+                        if batch.log_events.len() == most_entries {
+                            return None;
+                        }
                         batch.log_events.push(r.log_event()?);
                         Some(())
                     })?;
@@ -238,7 +243,7 @@ mod tests {
     #[test]
     fn reads_cloudwatch_shape_and_gives_up_on_others() {
         let cw = br#"{"messageType":"DATA_MESSAGE","owner":"123456789012","logGroup":"/aws/eks/p/cluster","logStream":"kube-apiserver-audit-1","subscriptionFilters":["f"],"logEvents":[{"id":"1","timestamp":1715644800000,"message":"{\"kind\":\"Event\",\"uri\":\"/a?b=1\u0026c\"}"}]}"#;
-        let batch = read(cw).expect("CloudWatch's shape is read here");
+        let batch = read(cw, usize::MAX).expect("CloudWatch's shape is read here");
         assert_eq!(batch.log_group, "/aws/eks/p/cluster");
         assert_eq!(batch.log_events.len(), 1);
         assert_eq!(batch.log_events[0].timestamp, Some(1_715_644_800_000));
@@ -247,10 +252,10 @@ mod tests {
             Some(r#""{\"kind\":\"Event\",\"uri\":\"/a?b=1\u0026c\"}""#)
         );
         // serde_json reads these
-        assert!(read(br#"{"logEvents":[{"id":"1","extra":1}]}"#).is_none());
-        assert!(read(br#"{"logEvents":[{"timestamp":1.5}]}"#).is_none());
-        assert!(read(br#"{"owner":"a","owner":"b"}"#).is_none());
-        assert!(read(br#"{"logEvents":[]} x"#).is_none());
-        assert!(read(b"{\"owner\":\"\xff\"}").is_none());
+        assert!(read(br#"{"logEvents":[{"id":"1","extra":1}]}"#, usize::MAX).is_none());
+        assert!(read(br#"{"logEvents":[{"timestamp":1.5}]}"#, usize::MAX).is_none());
+        assert!(read(br#"{"owner":"a","owner":"b"}"#, usize::MAX).is_none());
+        assert!(read(br#"{"logEvents":[]} x"#, usize::MAX).is_none());
+        assert!(read(b"{\"owner\":\"\xff\"}", usize::MAX).is_none());
     }
 }

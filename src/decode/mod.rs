@@ -52,6 +52,14 @@ pub enum DecodeError {
     /// The decoded bytes are not gzip, or the stream is corrupt.
     #[error("awslogs.data is not valid gzip: {0}")]
     Gzip(#[source] std::io::Error),
+    /// More log entries than the batch's bytes allow CloudWatch to write.
+    #[error("batch holds more log entries than its {bytes} bytes allow ({most} at most): not a CloudWatch Logs batch")]
+    TooManyEntries {
+        /// The batch's bytes.
+        bytes: usize,
+        /// The most entries it may hold.
+        most: usize,
+    },
     /// Inflating would exceed the cap.
     #[error("decompressed payload exceeds the {limit}-byte limit (raise the function's MemorySize, or MAX_DECOMPRESSED_MB within it, if this is legitimate)")]
     TooLarge {
@@ -283,15 +291,27 @@ pub struct LogEvent<'a> {
 impl<'a> Batch<'a> {
     /// Parses decompressed subscription JSON: CloudWatch's shape by the
     /// fast reader, anything else by serde_json (same result).
+    ///
+    /// A batch with more entries than its bytes allow CloudWatch to write
+    /// (see `MIN_ENTRY_BYTES`) is refused before its entries are built:
+    /// 16 MB of empty entries would take hundreds of MB.
     pub fn parse(json: &'a [u8]) -> Result<Self, DecodeError> {
-        match envelope::read(json) {
+        match envelope::read(json, entries::most_entries(json.len())) {
             Some(batch) => Ok(batch),
             None => Self::parse_general(json),
         }
     }
 
-    /// Parses decompressed subscription JSON with serde_json alone.
+    /// Parses decompressed subscription JSON with serde_json alone (the
+    /// entries counted first, as [`Self::parse`] says).
     pub fn parse_general(json: &'a [u8]) -> Result<Self, DecodeError> {
+        let most = entries::most_entries(json.len());
+        if entries::count(json).is_some_and(|n| n > most) {
+            return Err(DecodeError::TooManyEntries {
+                bytes: json.len(),
+                most,
+            });
+        }
         serde_json::from_slice(json).map_err(DecodeError::BatchNotJson)
     }
 
@@ -364,6 +384,55 @@ mod tests {
         let mut enc = GzEncoder::new(Vec::new(), flate2::Compression::default());
         enc.write_all(bytes).expect("in-memory write");
         enc.finish().expect("in-memory finish")
+    }
+
+    #[test]
+    fn a_batch_denser_than_cloudwatch_writes_is_refused_before_its_entries_are_built() {
+        let batch = |entries: &[&str], odd: bool| {
+            // `odd`: a repeated member the direct reader leaves to serde.
+            let extra = if odd { r#""owner":"1","# } else { "" };
+            format!(
+                r#"{{"messageType":"DATA_MESSAGE",{extra}"owner":"123456789012","logGroup":"/aws/eks/p/cluster","logStream":"s","logEvents":[{}]}}"#,
+                entries.join(",")
+            )
+        };
+        // The smallest entries CloudWatch writes, as densely as it can.
+        let id = "3".repeat(56);
+        let smallest = format!(r#"{{"id":"{id}","timestamp":1715644800000,"message":""}}"#);
+        let real = vec![smallest.as_str(); 20_000];
+        let text = batch(&real, false);
+        assert_eq!(
+            Batch::parse(text.as_bytes())
+                .expect("read")
+                .log_events
+                .len(),
+            20_000
+        );
+        // Empty entries, in both readings.
+        let tiny = vec!["{}"; 20_000];
+        for odd in [false, true] {
+            let text = batch(&tiny, odd);
+            match Batch::parse(text.as_bytes()) {
+                Err(DecodeError::TooManyEntries { bytes, most }) => {
+                    assert_eq!(bytes, text.len());
+                    assert!(most < 20_000, "{most}");
+                }
+                other => panic!("expected TooManyEntries, got {other:?}"),
+            }
+        }
+        // A few are fine: the allowance has a floor.
+        let text = batch(&tiny[..10], false);
+        assert_eq!(
+            Batch::parse(text.as_bytes())
+                .expect("read")
+                .log_events
+                .len(),
+            10
+        );
+        assert!(
+            Batch::parse(batch(&tiny[..10], true).as_bytes()).is_err(),
+            "a repeated member"
+        );
     }
 
     #[test]
