@@ -529,70 +529,27 @@ fn chosen_values_cannot_make_two_keys_one() {
         ev["auditID"] = json!(format!("a-{n}"));
         ev.to_string()
     };
-    let alerts = |rules: &str, events: Vec<(i64, String)>| {
+    // Alerts of `rules` for a request with (user agent, URI) `a`, then `b`.
+    let alerts = |rules: &str, a: (&str, &str), b: (&str, &str)| {
+        let events = vec![(T0, ev(1, a.0, a.1)), (T0 + 1, ev(2, b.0, b.1))];
         published(detector_of(loaded(&[("r.yml", rules)]), false), &events).len()
     };
-    assert_eq!(
-        alerts(
-            agent,
-            vec![
-                (T0, ev(1, "evil|/a", "/x")),
-                (T0 + 1, ev(2, "evil", "/a|/x"))
-            ]
-        ),
-        2
-    );
-    assert_eq!(
-        alerts(
-            agent,
-            vec![
-                (T0, ev(1, "evil\\", "q|/x")),
-                (T0 + 1, ev(2, "evil|q\\", "/x"))
-            ]
-        ),
-        2
-    );
+    assert_eq!(alerts(agent, ("evil|/a", "/x"), ("evil", "/a|/x")), 2);
+    assert_eq!(alerts(agent, ("evil\\", "q|/x"), ("evil|q\\", "/x")), 2);
     // the same pair twice: one
-    assert_eq!(
-        alerts(
-            agent,
-            vec![
-                (T0, ev(1, "evil|/a", "/x")),
-                (T0 + 1, ev(2, "evil|/a", "/x"))
-            ]
-        ),
-        1
-    );
+    assert_eq!(alerts(agent, ("evil|/a", "/x"), ("evil|/a", "/x")), 1);
     // a short value written as a long one's cut key
     let long = format!("evil{}", "x".repeat(300));
     let forged = sigma::key_value(&long);
     assert!(forged.len() <= 256 && forged != long);
-    assert_eq!(
-        alerts(
-            agent,
-            vec![(T0, ev(1, &long, "/x")), (T0 + 1, ev(2, &forged, "/x"))]
-        ),
-        2
-    );
+    assert_eq!(alerts(agent, (&long, "/x"), (&forged, "/x")), 2);
     // A correlation's groups: one event in each of two groups is no pair.
     let many = "title: Agent\nid: agent\nlogsource: {product: kubernetes, service: audit}\n\
                 detection:\n  sel:\n    userAgent|contains: 'evil'\n  condition: sel\n\
                 ---\ntitle: Many\nid: many\ncorrelation:\n  type: event_count\n  rules: [agent]\n  \
                 group-by: [userAgent, requestURI]\n  timespan: 10m\n  condition:\n    gte: 2\n";
-    assert_eq!(
-        alerts(
-            many,
-            vec![(T0, ev(1, "evil|b", "c")), (T0 + 1, ev(2, "evil", "b|c"))]
-        ),
-        0
-    );
-    assert_eq!(
-        alerts(
-            many,
-            vec![(T0, ev(1, "evil|b", "c")), (T0 + 1, ev(2, "evil|b", "c"))]
-        ),
-        1
-    );
+    assert_eq!(alerts(many, ("evil|b", "c"), ("evil", "b|c")), 0);
+    assert_eq!(alerts(many, ("evil|b", "c"), ("evil|b", "c")), 1);
 }
 
 /// As README says: a wildcard inside a value stops at a line break (the
