@@ -30,11 +30,13 @@ pub const WATCH_DEDUP: &str = "watch";
 /// each); past it the one heard longest ago is dropped.
 pub const MAX_WATCHED: usize = 200;
 
-/// Bytes (as JSON) the watch list takes at most: with its outbox the
-/// record stays under [`MAX_RECORD_BYTES`](crate::window::MAX_RECORD_BYTES)
-/// even when every log group name is as long as CloudWatch allows; past
-/// it the cluster heard longest ago is dropped.
-pub const MAX_WATCH_BYTES: usize = 32 * 1024;
+/// Bytes (as JSON) the watch list takes at most: [`MAX_WATCHED`] clusters
+/// whose names are as long as EKS allows (100 characters) fit, and with its
+/// outbox the record stays under
+/// [`MAX_RECORD_BYTES`](crate::window::MAX_RECORD_BYTES) even when every
+/// log group name is as long as CloudWatch allows; past it a cluster is
+/// dropped (see [`hear`]).
+pub const MAX_WATCH_BYTES: usize = 64 * 1024;
 
 /// A cluster not heard for this long is no longer watched (a cluster that
 /// was deleted stops being reported after one alert).
@@ -93,9 +95,12 @@ pub fn hear(
             );
             let bytes = |w: &BTreeMap<String, Heard>| crate::bounded::json_size(w);
             while watch.len() > MAX_WATCHED || (watch.len() > 1 && bytes(watch) > MAX_WATCH_BYTES) {
+                // A silence already reported goes first, then the cluster
+                // heard longest ago: a cluster gone quiet must stay until
+                // its silence is reported.
                 let oldest = watch
                     .iter()
-                    .min_by_key(|(_, h)| h.last_ms)
+                    .min_by_key(|(_, h)| (h.reported.is_none(), h.last_ms))
                     .map(|(k, _)| k.clone());
                 if let Some(k) = oldest {
                     watch.remove(&k);
@@ -106,13 +111,15 @@ pub fn hear(
     }
 }
 
-/// The silences owed a report at `now_ms` (each marked reported), and
-/// clusters not heard for [`FORGET_AFTER_MS`] forgotten. Returns the alerts
-/// and whether the watch list changed.
+/// The silences owed a report at `now_ms` that `fits` takes (each marked
+/// reported; one it refuses stays owed, for a later run), and clusters not
+/// heard for [`FORGET_AFTER_MS`] forgotten. Returns the alerts and whether
+/// the watch list changed.
 pub fn silent(
     watch: &mut BTreeMap<String, Heard>,
     now_ms: Millis,
     silent_ms: Millis,
+    mut fits: impl FnMut(&Alert) -> bool,
 ) -> (Vec<Alert>, bool) {
     let before = watch.len();
     watch.retain(|_, h| now_ms.saturating_sub(h.last_ms) < FORGET_AFTER_MS);
@@ -120,9 +127,13 @@ pub fn silent(
     let mut alerts = Vec::new();
     for (cluster, h) in watch.iter_mut() {
         if h.reported.is_none() && now_ms.saturating_sub(h.last_ms) >= silent_ms {
+            let a = alert(cluster, h, now_ms, silent_ms);
+            if !fits(&a) {
+                continue;
+            }
             h.reported = Some(h.last_ms);
             changed = true;
-            alerts.push(alert(cluster, h, now_ms, silent_ms));
+            alerts.push(a);
         }
     }
     (alerts, changed)
@@ -194,8 +205,8 @@ mod tests {
             MIN,
             5 * MIN
         ));
-        assert!(silent(&mut w, 59 * MIN, 60 * MIN).0.is_empty());
-        let (alerts, changed) = silent(&mut w, 61 * MIN, 60 * MIN);
+        assert!(silent(&mut w, 59 * MIN, 60 * MIN, |_| true).0.is_empty());
+        let (alerts, changed) = silent(&mut w, 61 * MIN, 60 * MIN, |_| true);
         assert!(changed);
         assert_eq!(alerts.len(), 1);
         assert_eq!(alerts[0].rule_id, RULE_ID);
@@ -206,7 +217,7 @@ mod tests {
             alerts[0].title
         );
         // once per silence
-        assert!(silent(&mut w, 90 * MIN, 60 * MIN).0.is_empty());
+        assert!(silent(&mut w, 90 * MIN, 60 * MIN, |_| true).0.is_empty());
         // heard again: written at once, and a new silence is a new alert
         assert!(hear(
             &mut w,
@@ -216,7 +227,7 @@ mod tests {
             100 * MIN,
             5 * MIN
         ));
-        let again = silent(&mut w, 200 * MIN, 60 * MIN).0;
+        let again = silent(&mut w, 200 * MIN, 60 * MIN, |_| true).0;
         assert_eq!(again.len(), 1);
         assert_ne!(again[0].alert_id, alerts[0].alert_id);
     }
@@ -225,7 +236,7 @@ mod tests {
     fn clusters_gone_for_days_are_forgotten_and_the_list_is_bounded() {
         let mut w = BTreeMap::new();
         hear(&mut w, "old", "g", "1", 0, MIN);
-        let (_, changed) = silent(&mut w, FORGET_AFTER_MS, 60 * MIN);
+        let (_, changed) = silent(&mut w, FORGET_AFTER_MS, 60 * MIN, |_| true);
         assert!(changed && w.is_empty());
         for n in 0..(MAX_WATCHED + 50) {
             hear(&mut w, &format!("c{n}"), "g", "1", n as Millis, MIN);
@@ -255,5 +266,38 @@ mod tests {
             w.contains_key(&cap(&format!("{}{long}", MAX_WATCHED - 1))),
             "the newest stays"
         );
+    }
+
+    #[test]
+    fn two_hundred_clusters_with_the_longest_names_fit_and_a_quiet_one_stays_until_reported() {
+        // 100 characters, the longest name EKS allows, in organization mode
+        // (`account/cluster`).
+        let name = |i: usize| format!("123456789012/{i:03}-{}", "n".repeat(96));
+        let group = |i: usize| format!("/aws/eks/{:03}-{}/cluster", i, "n".repeat(96));
+        let mut w = BTreeMap::new();
+        for i in 0..MAX_WATCHED {
+            hear(
+                &mut w,
+                &name(i),
+                &group(i),
+                "123456789012",
+                i as Millis,
+                15 * MIN,
+            );
+        }
+        assert_eq!(w.len(), MAX_WATCHED);
+        // Cluster 0 goes quiet; the others keep being heard.
+        let mut reported = Vec::new();
+        for minute in 1..=180 {
+            let now = minute * MIN;
+            if minute % 15 == 0 {
+                for i in 1..MAX_WATCHED {
+                    hear(&mut w, &name(i), &group(i), "123456789012", now, 15 * MIN);
+                }
+            }
+            let (alerts, _) = silent(&mut w, now, 60 * MIN, |_| true);
+            reported.extend(alerts.into_iter().map(|a| a.cluster));
+        }
+        assert_eq!(reported, vec![name(0)]);
     }
 }

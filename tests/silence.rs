@@ -113,3 +113,89 @@ fn a_failed_write_of_the_silence_report_is_decided_again_next_run() {
         first.err()
     );
 }
+
+/// The clusters reported silent, in the order reported.
+fn silent_clusters(p: &Processor<impl StateStore, RecordingSink>) -> Vec<String> {
+    p.sink()
+        .published()
+        .into_iter()
+        .filter(|a| a.rule_id == eks_audit_detector::silence::RULE_ID)
+        .map(|a| a.cluster)
+        .collect()
+}
+
+const MIN: i64 = 60_000;
+
+/// Forty clusters go quiet at once (their subscription filters removed):
+/// more reports than one key's outbox holds. Each is reported once, the
+/// ones that do not fit in a later run, none dropped.
+#[test]
+fn many_clusters_silent_at_once_are_each_reported_once() {
+    let clock = ManualClock::at(T0);
+    let p = Processor::new(
+        Detector::new(common::seed_config()),
+        MemoryStore::new(),
+        RecordingSink::default(),
+    )
+    .with_clock(clock.clone());
+    let n = 40;
+    for i in 0..n {
+        let group = format!("/aws/eks/cluster-{i}/cluster");
+        let body = invoke_body(&group, "s", &burst("5.5.5.5", 1, T0));
+        block_on(p.handle_invoke_body(body.as_bytes())).expect("batch");
+    }
+    clock.advance(61 * MIN);
+    let mut reports = Vec::new();
+    for _ in 0..10 {
+        reports.push(block_on(p.handle_schedule()).expect("schedule"));
+        clock.advance(MIN);
+    }
+    let mut reported = silent_clusters(&p);
+    assert_eq!(reported.len(), n, "{reported:?}");
+    reported.sort();
+    reported.dedup();
+    assert_eq!(reported.len(), n, "each once");
+    assert!(reports.iter().all(|r| r.alerts_dropped == 0));
+    assert!(
+        reports[0].alerts_raised < n as u64,
+        "not all fit in one run"
+    );
+}
+
+/// One instance runs the schedule, another handles the batches: the
+/// cluster comes back (noted by the other), then goes quiet again. Its
+/// second silence is reported too.
+#[test]
+fn a_second_silence_is_reported_when_another_instance_noted_the_return() {
+    use std::sync::Arc;
+    let clock = ManualClock::at(T0);
+    let shared = Arc::new(MemoryStore::new());
+    let make = || {
+        Processor::new(
+            Detector::new(common::seed_config()),
+            Arc::clone(&shared),
+            RecordingSink::default(),
+        )
+        .with_clock(clock.clone())
+    };
+    let (schedule, batches) = (make(), make());
+    let body = invoke_body(GROUP, "s", &burst("5.5.5.5", 1, T0));
+    block_on(batches.handle_invoke_body(body.as_bytes())).expect("batch");
+    for _ in 0..70 {
+        clock.advance(MIN);
+        block_on(schedule.handle_schedule()).expect("schedule");
+    }
+    assert_eq!(silence_reports(&schedule), 1, "first silence");
+    clock.advance(MIN);
+    let body = invoke_body(GROUP, "s", &burst("6.6.6.6", 1, T0 + 71 * MIN));
+    block_on(batches.handle_invoke_body(body.as_bytes())).expect("batch");
+    for _ in 0..70 {
+        clock.advance(MIN);
+        block_on(schedule.handle_schedule()).expect("schedule");
+    }
+    assert_eq!(
+        silence_reports(&schedule) + silence_reports(&batches),
+        2,
+        "quiet again since the return"
+    );
+}

@@ -600,7 +600,8 @@ pub(crate) mod tests {
             0,
             1,
         );
-        let (mut alerts, _) = crate::silence::silent(&mut watch, 90 * 60_000, 60 * 60_000);
+        let (mut alerts, _) =
+            crate::silence::silent(&mut watch, 90 * 60_000, 60 * 60_000, |_| true);
         let mut a = alerts.remove(0);
         a.locate(Some("us-east-1"));
         let text = a.email_text();

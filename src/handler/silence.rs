@@ -60,7 +60,7 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
             noted.insert(cluster.to_owned(), now);
         }
         let result = self
-            .update_watch(report, |state| {
+            .update_watch(report, false, |state| {
                 silence::hear(&mut state.watch, cluster, log_group, account, now, every)
                     .then_some(())
             })
@@ -83,9 +83,15 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
     ) -> Result<(), HandlerError> {
         let now = self.now_ms();
         let silent_ms = self.silent_ms();
+        // Read afresh: this instance's copy may predate another's note that
+        // a cluster is back, and deciding on it would write nothing.
         let updated = self
-            .update_watch(report, |state| {
-                let (alerts, changed) = silence::silent(&mut state.watch, now, silent_ms);
+            .update_watch(report, true, |state| {
+                // As many as the outbox takes now; the others stay owed and
+                // are raised by a later run, once it has room.
+                let mut room = state.room();
+                let (alerts, changed) =
+                    silence::silent(&mut state.watch, now, silent_ms, |a| room.take(a));
                 if !changed {
                     return None;
                 }
@@ -118,16 +124,20 @@ impl<S: StateStore, P: AlertSink> Processor<S, P> {
     /// Reads the watch record, changes it with `change` (`None`: nothing
     /// to write) and writes it conditionally, again after a lost race (on
     /// the record as re-read). Returns what `change` returned and the
-    /// record as stored.
+    /// record as stored. Unless `fresh`, the record as this instance last
+    /// stored or read it is written on top of without a read.
     async fn update_watch<T>(
         &self,
         report: &mut Report,
+        fresh: bool,
         mut change: impl FnMut(&mut WindowState) -> Option<T>,
     ) -> Result<Option<(T, Versioned)>, StoreError> {
         let pk = watch_key();
-        // The record as this instance last stored or read it: written on
-        // top of without a read; a lost race reads it.
+        // A lost race reads it.
         let mut known = self.watch.lock().ok().and_then(|mut w| w.take());
+        if fresh {
+            known = None;
+        }
         for attempt in 0..MAX_CAS_ATTEMPTS {
             if attempt > 0 {
                 tokio::time::sleep(self.backoff(attempt)).await;

@@ -30,7 +30,7 @@ mod past;
 mod tallies;
 
 pub use applied::{AppliedBatch, MAX_REMEMBERED_BATCHES, REMEMBERED_ID_CHARS};
-pub use outbox::{salvage_outbox, Claim, PendingAlert, MAX_OUTBOX_BYTES, MAX_PENDING_ALERTS};
+pub use outbox::{salvage_outbox, Claim, PendingAlert, Room, MAX_OUTBOX_BYTES, MAX_PENDING_ALERTS};
 pub use past::{PastWindow, MAX_PAST_SAMPLES, MAX_PAST_WINDOWS};
 pub use tallies::{Tallies, TallyMap};
 

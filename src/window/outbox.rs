@@ -21,6 +21,27 @@ pub const MAX_PENDING_ALERTS: usize = 32;
 /// a record stays under [`MAX_RECORD_BYTES`](super::MAX_RECORD_BYTES).
 pub const MAX_OUTBOX_BYTES: usize = 24 * 1024;
 
+/// What an outbox can still take (see [`WindowState::room`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Room {
+    bytes: usize,
+    alerts: usize,
+}
+
+impl Room {
+    /// Whether `alert` fits in what is left; if so, the room it takes is
+    /// counted as taken.
+    pub fn take(&mut self, alert: &Alert) -> bool {
+        let size = crate::bounded::json_size(alert);
+        if self.alerts == 0 || size > self.bytes {
+            return false;
+        }
+        self.alerts -= 1;
+        self.bytes -= size;
+        true
+    }
+}
+
 /// A lease on an undelivered alert: whoever holds a live one is the only
 /// one to publish it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,6 +176,20 @@ impl WindowState {
             dropped.push(Arc::unwrap_or_clone(p.alert));
         }
         dropped
+    }
+
+    /// What the outbox can still take without shrinking or pushing out an
+    /// alert it holds.
+    pub fn room(&self) -> Room {
+        let held: usize = self
+            .outbox
+            .iter()
+            .map(|p| crate::bounded::json_size(&*p.alert))
+            .sum();
+        Room {
+            bytes: MAX_OUTBOX_BYTES.saturating_sub(held),
+            alerts: MAX_PENDING_ALERTS.saturating_sub(self.outbox.len()),
+        }
     }
 
     /// Takes the lease on every undelivered alert nobody holds at `now_ms`
