@@ -701,3 +701,188 @@ fn disabling_the_operations_topics_own_key_is_reported_too() {
     detail["resources"] = json!([]);
     assert!(judge(&detail).is_none());
 }
+
+/// A CloudTrail record of `name` on `source` with these parameters and
+/// response, made by someone (not CloudFormation).
+fn call(source: &str, name: &str, params: Value, response: Value) -> Value {
+    json!({"eventTime": "2024-11-24T09:40:00Z", "eventSource": source, "eventName": name,
+        "userIdentity": {"arn": "arn:aws:sts::123456789012:assumed-role/Admin/mallory"},
+        "sourceIPAddress": "203.0.113.66", "requestParameters": params,
+        "responseElements": response,
+        "eventID": "7c1d2e3f-4a5b-4c6d-8e7f-00000000aaaa", "recipientAccountId": "123456789012"})
+}
+
+/// Calls that blind the detector as surely as the ones named `Disable*`
+/// or `Delete*`: a rule or alarm rewritten whole, the rule's targets or the
+/// stream's mapping sent elsewhere, a filter that discards every record,
+/// the destination pointed at another stream, the audit log put under a
+/// key of the caller's, a trail made single-region, selectors that leave
+/// out event sources. Each is reported; the same call that changes nothing
+/// the detector relies on is not.
+#[test]
+fn rewrites_that_blind_the_detector_are_reported_and_harmless_ones_are_not() {
+    let rule = "eks-audit-detector-DetectorFunctionLoggingChanges-1AB2C3D4";
+    let stream =
+        "arn:aws:kinesis:us-east-1:123456789012:stream/eks-audit-detector-AuditStream-Z1X2C3V4B5N6";
+    let ours = "arn:aws:lambda:us-east-1:123456789012:function:eks-audit-detector";
+    let sink = "arn:aws:lambda:us-east-1:123456789012:function:sink";
+    let esm = |params: Value, function: &str| {
+        call(
+            "lambda.amazonaws.com",
+            "UpdateEventSourceMapping20150331",
+            params,
+            json!({"functionArn": function, "eventSourceArn": stream}),
+        )
+    };
+    let selectors = |field: Value| {
+        call(
+            "cloudtrail.amazonaws.com",
+            "PutEventSelectors",
+            json!({"trailName": "main", "advancedEventSelectors": [{"fieldSelectors": [
+                {"field": "eventCategory", "equals": ["Management"]}, field]}]}),
+            Value::Null,
+        )
+    };
+    let reported: [(Value, Severity); 10] = [
+        (
+            call(
+                "events.amazonaws.com",
+                "PutRule",
+                json!({"name": rule, "state": "DISABLED"}),
+                Value::Null,
+            ),
+            Severity::High,
+        ),
+        (
+            call(
+                "events.amazonaws.com",
+                "PutTargets",
+                json!({"rule": rule, "targets": [{"id": "T", "arn": sink}]}),
+                Value::Null,
+            ),
+            Severity::High,
+        ),
+        (
+            call(
+                "monitoring.amazonaws.com",
+                "PutMetricAlarm",
+                json!({"alarmName": "eks-audit-detector-NothingReceivedAlarm-ABC", "actionsEnabled": false}),
+                Value::Null,
+            ),
+            Severity::Medium,
+        ),
+        (
+            esm(json!({"uUID": "u", "functionName": "sink"}), sink),
+            Severity::High,
+        ),
+        (
+            esm(
+                json!({"uUID": "u", "filterCriteria": {"filters": [{"pattern": "{\"partitionKey\":[\"never\"]}"}]}}),
+                ours,
+            ),
+            Severity::High,
+        ),
+        (
+            call(
+                "logs.amazonaws.com",
+                "PutDestination",
+                json!({"destinationName": "eks-audit-detector-eks-audit",
+                       "targetArn": "arn:aws:kinesis:us-east-1:123456789012:stream/sink"}),
+                Value::Null,
+            ),
+            Severity::High,
+        ),
+        (
+            call(
+                "logs.amazonaws.com",
+                "AssociateKmsKey",
+                json!({"logGroupName": "/aws/eks/prod/cluster",
+                       "kmsKeyId": "arn:aws:kms:us-east-1:999999999999:key/attacker"}),
+                Value::Null,
+            ),
+            Severity::Medium,
+        ),
+        (
+            call(
+                "cloudtrail.amazonaws.com",
+                "UpdateTrail",
+                json!({"name": "main", "isMultiRegionTrail": false}),
+                Value::Null,
+            ),
+            Severity::Medium,
+        ),
+        (
+            selectors(json!({"field": "eventSource", "notEquals": ["kms.amazonaws.com"]})),
+            Severity::Medium,
+        ),
+        (
+            selectors(json!({"field": "eventSource", "equals": ["eks.amazonaws.com"]})),
+            Severity::Medium,
+        ),
+    ];
+    for (record, severity) in &reported {
+        let alert = assess_with(record, &["prod".into()], &own())
+            .unwrap_or_else(|| panic!("not reported: {record}"));
+        assert_eq!(alert.severity, *severity, "{}", alert.title);
+    }
+    let harmless = [
+        call(
+            "events.amazonaws.com",
+            "PutRule",
+            json!({"name": rule, "state": "ENABLED"}),
+            Value::Null,
+        ),
+        call(
+            "events.amazonaws.com",
+            "PutTargets",
+            json!({"rule": rule, "targets": [{"id": "T", "arn": ours}, {"id": "U", "arn": sink}]}),
+            Value::Null,
+        ),
+        call(
+            "events.amazonaws.com",
+            "PutRule",
+            json!({"name": "someone-elses", "state": "DISABLED"}),
+            Value::Null,
+        ),
+        call(
+            "monitoring.amazonaws.com",
+            "PutMetricAlarm",
+            json!({"alarmName": "eks-audit-detector-NothingReceivedAlarm-ABC", "actionsEnabled": true}),
+            Value::Null,
+        ),
+        call(
+            "monitoring.amazonaws.com",
+            "PutMetricAlarm",
+            json!({"alarmName": "billing", "actionsEnabled": false}),
+            Value::Null,
+        ),
+        esm(
+            json!({"uUID": "u", "functionName": "eks-audit-detector", "batchSize": 50}),
+            ours,
+        ),
+        call(
+            "logs.amazonaws.com",
+            "PutDestination",
+            json!({"destinationName": "eks-audit-detector-eks-audit", "targetArn": stream}),
+            Value::Null,
+        ),
+        call(
+            "logs.amazonaws.com",
+            "AssociateKmsKey",
+            json!({"logGroupName": "/aws/lambda/other", "kmsKeyId": "k"}),
+            Value::Null,
+        ),
+        call(
+            "cloudtrail.amazonaws.com",
+            "UpdateTrail",
+            json!({"name": "main", "isMultiRegionTrail": true}),
+            Value::Null,
+        ),
+    ];
+    for record in &harmless {
+        assert!(
+            assess_with(record, &["prod".into()], &own()).is_none(),
+            "reported: {record}"
+        );
+    }
+}

@@ -361,8 +361,20 @@ fn member_forwards_every_logging_change_the_detector_matches() {
         "UpdateClusterConfig",
         "DeleteAccountPolicy",
         "PutAccountPolicy",
+        "AssociateKmsKey",
     ] {
         assert!(forwarded.contains(name), "{name} is not forwarded");
+    }
+    // Rewrites the detector judges reach it.
+    for name in [
+        "PutRule",
+        "PutTargets",
+        "PutMetricAlarm",
+        "PutDestination",
+        "AssociateKmsKey",
+        "UpdateTrail",
+    ] {
+        assert!(matched.contains(name), "{name} is not matched");
     }
     // Forwarded events keep the member's `account`: the local rule must not
     // pin one.

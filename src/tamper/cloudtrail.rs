@@ -8,6 +8,7 @@
 //! | `PutEventSelectors` dropping write management events | HIGH |
 //! | `PutEventSelectors` excluding management event sources | MEDIUM |
 //! | `PutEventSelectors` otherwise | LOW |
+//! | `UpdateTrail` making a multi-region trail single-region | MEDIUM |
 
 use serde_json::Value;
 
@@ -28,6 +29,14 @@ pub(super) fn assess(name: &str, params: &Value) -> Option<Finding> {
             Severity::High,
             "deleted the trail",
             "delete the trail",
+        ),
+        // A trail made single-region records only its home region: this
+        // region's calls may no longer reach EventBridge.
+        "UpdateTrail" if params.get("isMultiRegionTrail") == Some(&Value::Bool(false)) => (
+            param(params, "name")?,
+            Severity::Medium,
+            "made the trail single-region",
+            "make the trail single-region",
         ),
         "PutEventSelectors" => {
             let (severity, why) = if !keeps_write_management_events(params) {
@@ -101,16 +110,31 @@ fn keeps_write_management_events(params: &Value) -> bool {
     }
 }
 
-/// True when some management event sources are excluded (KMS, RDS Data).
+/// True when some management event sources are excluded (KMS, RDS Data):
+/// by a basic selector's `excludeManagementEventSources`, or an advanced
+/// one selecting on `eventSource` (`notEquals`, or `equals` a list).
 fn excludes_sources(params: &Value) -> bool {
-    params
-        .get("eventSelectors")
-        .and_then(Value::as_array)
-        .is_some_and(|basic| {
-            basic.iter().any(|s| {
-                s.get("excludeManagementEventSources")
-                    .and_then(Value::as_array)
-                    .is_some_and(|e| !e.is_empty())
-            })
+    let list = |key: &str| params.get(key).and_then(Value::as_array);
+    let non_empty = |v: Option<&Value>| v.and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+    let basic = list("eventSelectors").is_some_and(|basic| {
+        basic
+            .iter()
+            .any(|s| non_empty(s.get("excludeManagementEventSources")))
+    });
+    let advanced = list("advancedEventSelectors").is_some_and(|advanced| {
+        advanced.iter().any(|selector| {
+            selector
+                .get("fieldSelectors")
+                .and_then(Value::as_array)
+                .is_some_and(|fields| {
+                    fields.iter().any(|f| {
+                        f.get("field").and_then(Value::as_str) == Some("eventSource")
+                            && ["notEquals", "equals", "notStartsWith", "startsWith"]
+                                .iter()
+                                .any(|k| non_empty(f.get(*k)))
+                    })
+                })
         })
+    });
+    basic || advanced
 }

@@ -5,6 +5,7 @@
 //! | CloudTrail event | severity |
 //! |---|---|
 //! | `DeleteAlarms`, `DisableAlarmActions` | MEDIUM |
+//! | `PutMetricAlarm` rewriting one with its actions off | MEDIUM |
 
 use serde_json::Value;
 
@@ -17,6 +18,21 @@ const MAX_NAMED: usize = 3;
 
 /// The finding of a CloudWatch record about the stack's alarms.
 pub(super) fn assess(name: &str, params: &Value, own: &DetectorResources) -> Option<Finding> {
+    if name == "PutMetricAlarm" {
+        // `PutMetricAlarm` replaces an alarm whole, its actions switch too.
+        let alarm = super::param(params, "alarmName")?;
+        if params.get("actionsEnabled") != Some(&Value::Bool(false))
+            || !name_matches(&own.alarm_names, alarm)
+        {
+            return None;
+        }
+        return Some(Finding::own(
+            Severity::Medium,
+            format!("alarms {alarm}"),
+            "turned off the actions of the detector's alarms",
+            "turn off the actions of the detector's alarms",
+        ));
+    }
     let (done, tried) = match name {
         "DeleteAlarms" => (
             "deleted the detector's alarms",

@@ -7,6 +7,7 @@
 //! | `DeleteLogGroup` | HIGH | the audit log and its subscription are gone |
 //! | EKS `UpdateClusterConfig` turning `audit` logging off | HIGH | the API server stops writing it |
 //! | `PutSubscriptionFilter` | MEDIUM | the filter (pattern, destination) was replaced |
+//! | `AssociateKmsKey` | MEDIUM | a key of the caller's choosing encrypts the log: disabling it stops ingestion |
 //! | `PutRetentionPolicy` | LOW | evidence may expire sooner |
 
 use serde_json::Value;
@@ -21,6 +22,7 @@ pub(super) fn assess(name: &str, params: &Value, watched: &[String]) -> Option<F
         "DeleteSubscriptionFilter"
         | "DeleteLogGroup"
         | "PutSubscriptionFilter"
+        | "AssociateKmsKey"
         | "PutRetentionPolicy" => {
             let group = param(params, "logGroupName")?;
             let cluster = cluster_label(group);
@@ -43,6 +45,11 @@ pub(super) fn assess(name: &str, params: &Value, watched: &[String]) -> Option<F
                     Severity::Medium,
                     "replaced the subscription filter of",
                     "replace the subscription filter of",
+                ),
+                "AssociateKmsKey" => (
+                    Severity::Medium,
+                    "put the audit log under a KMS key of the caller's choosing, which can stop it, on",
+                    "put the audit log under a KMS key of the caller's choosing on",
                 ),
                 _ => (
                     Severity::Low,

@@ -5,6 +5,8 @@
 //! | CloudTrail event | severity |
 //! |---|---|
 //! | `DisableRule`, `DeleteRule`, `RemoveTargets` | HIGH |
+//! | `PutRule` setting the rule `DISABLED` | HIGH |
+//! | `PutTargets` leaving the detector's function out of the rule's targets | HIGH |
 
 use serde_json::Value;
 
@@ -30,6 +32,19 @@ pub(super) fn assess(name: &str, params: &Value, own: &DetectorResources) -> Opt
             "removed the targets of the detector's rule",
             "remove the targets of the detector's rule",
         ),
+        // `PutRule` updates a rule whole: its state too.
+        "PutRule" if param(params, "state") == Some("DISABLED") => (
+            param(params, "name")?,
+            "disabled the detector's rule",
+            "disable the detector's rule",
+        ),
+        // New targets beside the function change nothing it hears; targets
+        // without it send the rule's events elsewhere.
+        "PutTargets" if !targets_the_function(params, own) => (
+            param(params, "rule")?,
+            "sent the detector's rule to other targets",
+            "send the detector's rule to other targets",
+        ),
         _ => return None,
     };
     // Rules are named by name here (an ARN for another bus is not ours).
@@ -42,4 +57,21 @@ pub(super) fn assess(name: &str, params: &Value, own: &DetectorResources) -> Opt
         done,
         tried,
     ))
+}
+
+/// True when one of the targets a `PutTargets` sets is the detector's
+/// function (by name or ARN).
+fn targets_the_function(params: &Value, own: &DetectorResources) -> bool {
+    let Some(function) = own.function_name.as_deref() else {
+        return true;
+    };
+    params
+        .get("targets")
+        .and_then(Value::as_array)
+        .is_some_and(|targets| {
+            targets
+                .iter()
+                .filter_map(|t| param(t, "arn"))
+                .any(|arn| super::lambda::function_name(arn) == function)
+        })
 }

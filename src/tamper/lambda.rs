@@ -68,6 +68,28 @@ pub(super) fn assess(
                     "disable the event source mapping of",
                 )
             }
+            // The stream's mapping handed to another function.
+            "UpdateEventSourceMapping"
+                if param(params, "functionName").is_some_and(|f| function_name(f) != function) =>
+            {
+                high(
+                    "moved the event source mapping to another function, away from",
+                    "move the event source mapping away from",
+                )
+            }
+            // Records no filter matches are discarded unread.
+            "UpdateEventSourceMapping"
+                if params
+                    .get("filterCriteria")
+                    .and_then(|c| c.get("filters"))
+                    .and_then(Value::as_array)
+                    .is_some_and(|f| !f.is_empty()) =>
+            {
+                high(
+                    "set a filter (records it does not match are discarded) on the event source mapping of",
+                    "set a filter on the event source mapping of",
+                )
+            }
             "DeleteEventSourceMapping" => high(
                 "deleted the event source mapping of",
                 "delete the event source mapping of",
@@ -133,7 +155,7 @@ fn action(name: &str) -> Option<&'static str> {
 }
 
 /// The function name of a name, an ARN or a partial ARN (qualifier cut).
-fn function_name(given: &str) -> &str {
+pub(super) fn function_name(given: &str) -> &str {
     match given.split_once(":function:") {
         Some((_, rest)) => rest.split(':').next().unwrap_or(rest),
         None => given,

@@ -4,6 +4,7 @@
 //! | CloudTrail event | severity | why |
 //! |---|---|---|
 //! | Logs `DeleteDestination` | HIGH | members' filters send nowhere |
+//! | Logs `PutDestination` writing to another stream | HIGH | members' audit logs go elsewhere |
 //! | Kinesis `DeleteStream` | HIGH | the stream and its records are gone |
 //! | Logs `PutDestinationPolicy` | MEDIUM | which accounts may send changed |
 //! | Kinesis `DecreaseStreamRetentionPeriod` | LOW | records expire sooner, before retries end |
@@ -27,6 +28,17 @@ pub(super) fn assess_logs(name: &str, params: &Value, own: &DetectorResources) -
             "replaced the policy of the detector's Logs destination",
             "replace the policy of the detector's Logs destination",
         ),
+        // `PutDestination` creates or updates: the same stream is no change.
+        "PutDestination"
+            if param(params, "targetArn")
+                .is_none_or(|arn| Some(last_part(arn)) != own.stream_name.as_deref()) =>
+        {
+            (
+                Severity::High,
+                "pointed the detector's Logs destination at another stream",
+                "point the detector's Logs destination at another stream",
+            )
+        }
         _ => return None,
     };
     let destination = own.destination_name.as_deref()?;
