@@ -583,3 +583,39 @@ fn a_wildcard_stops_at_a_line_break_and_the_documented_regex_does_not() {
     assert!(engine_matches(&r, "pipe-to-shell-re", &two_lines));
     assert_eq!(pipeline_alerts(r, true, "pipe-to-shell-re", &two_lines), 1);
 }
+
+/// A correlation's title names its group (`field=value, ...`): a value
+/// holding `, field=` cannot make two groups read alike.
+#[test]
+fn two_groups_never_share_a_title() {
+    let rules = "title: Read\nid: read\nlogsource: {product: kubernetes, service: audit}\n\
+                 detection:\n  sel:\n    verb: get\n  condition: sel\n\
+                 ---\ntitle: Many\nid: many\ncorrelation:\n  type: event_count\n  rules: [read]\n  \
+                 group-by: [user.username, objectRef.namespace]\n  timespan: 10m\n  condition:\n    gte: 1\n";
+    let read = |n: usize, user: &str, ns: &str| {
+        let mut ev = audit(json!({"verb": "get", "user": {"username": user},
+            "objectRef": {"resource": "secrets", "name": "s", "namespace": ns, "apiVersion": "v1"}}));
+        ev["auditID"] = json!(format!("a-{n}"));
+        ev.to_string()
+    };
+    let alerts = published(
+        detector_of(loaded(&[("r.yml", rules)]), false),
+        &[
+            (
+                T0,
+                read(1, "alice", "kube-system, objectRef.namespace=default"),
+            ),
+            (
+                T0 + 1,
+                read(2, "alice, objectRef.namespace=kube-system", "default"),
+            ),
+            (T0 + 2, read(3, "bob", "default")),
+        ],
+    );
+    let mut titles: Vec<String> = alerts.iter().map(|a| a.title.clone()).collect();
+    assert_eq!(titles.len(), 3);
+    assert!(titles.contains(&"Many (user.username=bob, objectRef.namespace=default)".to_owned()));
+    titles.sort();
+    titles.dedup();
+    assert_eq!(titles.len(), 3, "{titles:?}");
+}

@@ -886,3 +886,24 @@ fn rewrites_that_blind_the_detector_are_reported_and_harmless_ones_are_not() {
         );
     }
 }
+
+/// When SNS refuses a report whole, it goes out without its sample and
+/// details; a tampering report keeps who did what and how it ended, so a
+/// refused attempt is never mailed as done.
+#[test]
+fn a_shortened_report_still_says_the_attempt_was_refused() {
+    let refused = json!({
+        "eventTime": "2024-11-24T09:00:00Z", "eventSource": "logs.amazonaws.com",
+        "eventName": "DeleteSubscriptionFilter",
+        "userIdentity": {"arn": "arn:aws:sts::123456789012:assumed-role/Admin/mallory"},
+        "sourceIPAddress": "203.0.113.66",
+        "requestParameters": {"logGroupName": "/aws/eks/prod/cluster", "filterName": "f"},
+        "errorCode": "AccessDenied", "errorMessage": "not allowed",
+        "eventID": "5e6f7a8b-0000-4000-8000-000000000001", "recipientAccountId": "123456789012"
+    });
+    let alert = assess(&refused, &["prod".into()]).expect("reported");
+    for text in [alert.email_text(), alert.minimal().email_text()] {
+        assert!(text.contains("FAILED: AccessDenied"), "{text}");
+        assert!(text.contains("mallory"), "{text}");
+    }
+}

@@ -161,8 +161,15 @@ impl Alert {
     /// what is published when the whole alert is refused as too large
     /// (which the caps make unexpected), so the alert still reaches people.
     pub fn minimal(&self) -> Self {
+        // A tampering report's summary is who did what and how it ended
+        // (capped values): without it a refused attempt reads as done.
+        let summary = if self.rule_id == crate::tamper::RULE_ID {
+            self.summary.clone()
+        } else {
+            serde_json::Value::Object(serde_json::Map::new())
+        };
         Self {
-            summary: serde_json::Value::Object(serde_json::Map::new()),
+            summary,
             sample: Sample::default(),
             title: crate::bounded::cap(&self.title),
             runbook: String::new(),

@@ -107,7 +107,12 @@ fn is_hidden(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
-            '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}'
+            // U+061C ARABIC LETTER MARK is a bidi control too.
+            '\u{061c}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{206f}'
+                | '\u{feff}'
         )
 }
 
@@ -226,6 +231,17 @@ mod tests {
         );
         assert_eq!(t, "a??b ‹script› [x]（http://e) ＠channel ‹!here› ˋcˋ?");
         assert_eq!(neutralize("abcdef", 3), "abc…");
+        // Every bidi control: the marks, embeddings, overrides and isolates.
+        for c in [
+            '\u{061c}', '\u{200e}', '\u{200f}', '\u{202a}', '\u{202e}', '\u{2066}', '\u{2069}',
+        ] {
+            assert_eq!(
+                neutralize(&format!("a{c}b"), 10),
+                "a?b",
+                "U+{:04X}",
+                c as u32
+            );
+        }
     }
 
     #[test]

@@ -214,7 +214,7 @@ impl EventRule for Sigma {
                     .group_by
                     .iter()
                     .zip(&hit.group)
-                    .map(|(g, v)| format!("{g}={v}"))
+                    .map(|(g, v)| format!("{g}={}", shown(v)))
                     .collect();
                 let title = if shown.is_empty() {
                     self.rule.title.clone()
@@ -227,6 +227,21 @@ impl EventRule for Sigma {
                 Some(out)
             }
         }
+    }
+}
+
+/// A group value as a title shows it: as it is, or as a quoted JSON string
+/// when it holds what separates the title's pairs (`,`, `=`, parentheses)
+/// or quotes, or is empty, so that no value can spell another pair and two
+/// groups never share a title.
+fn shown(value: &str) -> std::borrow::Cow<'_, str> {
+    let plain = !value.is_empty()
+        && value.trim() == value
+        && !value.contains([',', '=', '(', ')', '"', '\\']);
+    if plain {
+        std::borrow::Cow::Borrowed(value)
+    } else {
+        std::borrow::Cow::Owned(serde_json::Value::from(value).to_string())
     }
 }
 

@@ -9,13 +9,13 @@
 //!
 //! | file | what is watched |
 //! |---|---|
-//! | `cluster.rs` | a watched cluster's `/aws/eks/<cluster>/cluster` log group (Logs) and its audit logging (EKS) |
+//! | `cluster.rs` | a watched cluster's `/aws/eks/<cluster>/cluster` log group (Logs: filter, deletion, retention, key) and its audit logging (EKS) |
 //! | `kms.rs` | the stack's key: `DisableKey`, `ScheduleKeyDeletion`, `PutKeyPolicy` |
 //! | `lambda.rs` | the function, its permissions, concurrency and event source mapping |
-//! | `events.rs` | the schedule and tamper rules: `DisableRule`, `DeleteRule`, `RemoveTargets` |
+//! | `events.rs` | the schedule and tamper rules: disabled, deleted, their targets removed or replaced |
 //! | `sns.rs` | the alert and operations topics and their subscriptions |
-//! | `cloudwatch.rs` | the stack's alarms: `DeleteAlarms`, `DisableAlarmActions` |
-//! | `cloudtrail.rs` | any trail: `StopLogging`, `DeleteTrail`, `PutEventSelectors` |
+//! | `cloudwatch.rs` | the stack's alarms: deleted, or their actions turned off |
+//! | `cloudtrail.rs` | any trail: `StopLogging`, `DeleteTrail`, `PutEventSelectors`, `UpdateTrail` |
 //! | `subscription.rs` | the account-level subscription policies (this account's, the members') |
 //! | `organization.rs` | organization mode: the Logs destination and the Kinesis stream |
 //!
