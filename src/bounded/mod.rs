@@ -118,13 +118,14 @@ fn is_hidden(c: char) -> bool {
 
 /// A value made safe for plain text read by people and chat tools: hidden
 /// characters become `?`, and markup and mention syntax (`<`, `>`, `@`,
-/// `` ` ``, and the `](` of a markdown link) become look-alikes that no
-/// renderer interprets; the result is capped at `max_chars` characters.
-/// Square brackets alone stay: the titles use them.
+/// `` ` ``, the `](` of a markdown link, and the `://` a mail client turns
+/// into a link) become look-alikes that no renderer interprets; the result
+/// is capped at `max_chars` characters. Square brackets alone stay: the
+/// titles use them.
 pub fn neutralize(text: &str, max_chars: usize) -> String {
     let mut out = String::with_capacity(text.len().min(max_chars.saturating_mul(4)));
     let mut after_bracket = false;
-    for (i, c) in text.chars().enumerate() {
+    for (i, (at, c)) in text.char_indices().enumerate() {
         if i == max_chars {
             out.push('…');
             break;
@@ -136,6 +137,8 @@ pub fn neutralize(text: &str, max_chars: usize) -> String {
             '@' => '＠',
             '`' => 'ˋ',
             '(' if after_bracket => '（',
+            // A request's URL must not become a link beside the console's.
+            ':' if text[at + 1..].starts_with("//") => '：',
             c => c,
         });
         after_bracket = c == ']';
@@ -229,8 +232,13 @@ mod tests {
             "a\r\nb <script> [x](http://e) @channel <!here> `c`\u{202e}",
             200,
         );
-        assert_eq!(t, "a??b ‹script› [x]（http://e) ＠channel ‹!here› ˋcˋ?");
+        assert_eq!(t, "a??b ‹script› [x]（http：//e) ＠channel ‹!here› ˋcˋ?");
         assert_eq!(neutralize("abcdef", 3), "abc…");
+        // A URL a request carries is not a link.
+        assert_eq!(
+            neutralize("x https://console.aws.amazon.com.evil.example/ y", 100),
+            "x https：//console.aws.amazon.com.evil.example/ y"
+        );
         // Every bidi control: the marks, embeddings, overrides and isolates.
         for c in [
             '\u{061c}', '\u{200e}', '\u{200f}', '\u{202a}', '\u{202e}', '\u{2066}', '\u{2069}',
