@@ -23,6 +23,16 @@ fn silence_reports(p: &Processor<impl StateStore, RecordingSink>) -> usize {
         .count()
 }
 
+/// A processor with an in-memory store, on `clock`.
+fn on_clock(clock: &std::sync::Arc<ManualClock>) -> Processor<MemoryStore, RecordingSink> {
+    Processor::new(
+        Detector::new(common::seed_config()),
+        MemoryStore::new(),
+        RecordingSink::default(),
+    )
+    .with_clock(clock.clone())
+}
+
 fn watch_pk() -> String {
     state_key(
         eks_audit_detector::silence::RULE_ID,
@@ -38,12 +48,7 @@ fn watch_pk() -> String {
 fn a_write_racing_the_silence_report_costs_it_nothing() {
     for racing_write in 0..2 {
         let clock = ManualClock::at(T0);
-        let p = Processor::new(
-            Detector::new(common::seed_config()),
-            MemoryStore::new(),
-            RecordingSink::default(),
-        )
-        .with_clock(clock.clone());
+        let p = on_clock(&clock);
         let body = invoke_body(GROUP, "s", &burst("5.5.5.5", 1, T0));
         block_on(p.handle_invoke_body(body.as_bytes())).expect("batch");
         clock.advance(61 * 60_000);
@@ -132,12 +137,7 @@ const MIN: i64 = 60_000;
 #[test]
 fn many_clusters_silent_at_once_are_each_reported_once() {
     let clock = ManualClock::at(T0);
-    let p = Processor::new(
-        Detector::new(common::seed_config()),
-        MemoryStore::new(),
-        RecordingSink::default(),
-    )
-    .with_clock(clock.clone());
+    let p = on_clock(&clock);
     let n = 40;
     for i in 0..n {
         let group = format!("/aws/eks/cluster-{i}/cluster");
