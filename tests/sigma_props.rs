@@ -148,3 +148,39 @@ proptest! {
         }
     }
 }
+
+/// A read of a secret at `minute` (the `n`th event).
+fn read_at(minute: i64, n: usize) -> (i64, String) {
+    let body = json!({
+        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "auditID": format!("late-{minute}-{n}"),
+        "stage": "ResponseComplete", "verb": "get", "user": {"username": "mallory"},
+        "sourceIPs": ["52.1.2.3"], "objectRef": {"resource": "secrets", "name": format!("s{n}")},
+        "responseStatus": {"code": 200},
+    })
+    .to_string();
+    (T0 + minute * 60_000, body)
+}
+
+/// Reads at minutes 25 and 54 arrive, then one at 21: no 30-minute span
+/// holds three of them, so a three-read correlation stays quiet, as it does
+/// in time order. (A window that has not alerted takes in no match more
+/// than its span before its last one.)
+#[test]
+fn a_late_read_does_not_stretch_a_window_past_its_span() {
+    let text = common::sigma::CORRELATIONS.replace("gte: 12", "gte: 3");
+    for batches in [
+        vec![vec![read_at(21, 0), read_at(25, 1), read_at(54, 2)]],
+        vec![vec![read_at(25, 1), read_at(54, 2)], vec![read_at(21, 0)]],
+    ] {
+        let p = Processor::new(
+            common::sigma::detector(&text),
+            MemoryStore::new(),
+            RecordingSink::default(),
+        );
+        for (i, b) in batches.iter().enumerate() {
+            let body = invoke_body(GROUP, &format!("s{i}"), b);
+            common::block_on(p.handle_invoke_body(body.as_bytes())).expect("handled");
+        }
+        assert!(alerted(&p).is_empty(), "{:?}", alerted(&p));
+    }
+}

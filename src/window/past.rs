@@ -218,7 +218,12 @@ impl WindowState {
                     if fits && self.alerted.is_none() {
                         self.window_start = t;
                     }
-                    if fits || self.window_start.saturating_sub(t) <= super::LATE_TOLERANCE_MS {
+                    // The tolerance is for a window that has alerted: one
+                    // that has not must not count matches more than its
+                    // span apart.
+                    let tolerated = self.alerted.is_some()
+                        && self.window_start.saturating_sub(t) <= super::LATE_TOLERANCE_MS;
+                    if fits || tolerated {
                         if self.absorbs(m.severity) {
                             self.first_seen = self.first_seen.min(t);
                             return Place::Extended;
