@@ -145,13 +145,25 @@ pub fn check_rules_against(
         value,
         reason: format!("unknown rule '{name}' (known: {})", known.join(", ")),
     };
+    // With a rule file that could not load, an unknown name may be one of
+    // its rules: the name is logged and left out, and every other rule
+    // keeps working (the file is reported as not loaded).
+    let skipped = !config.sigma.0.problems.is_empty();
+    let unknown_or_skipped = |e: ConfigError| {
+        if skipped {
+            tracing::warn!(error = %e, "setting names a rule that is not loaded (a rule file could not load); left out");
+            Ok(())
+        } else {
+            Err(e)
+        }
+    };
     for (variable, list) in [
         ("DISABLED_RULES", &config.disabled_rules),
         ("ENABLED_RULES", &config.enabled_rules),
     ] {
         for name in list {
             if !is_known(name) {
-                return Err(unknown(variable, list.join(","), name));
+                unknown_or_skipped(unknown(variable, list.join(","), name))?;
             }
         }
     }
@@ -181,7 +193,8 @@ pub fn check_rules_against(
                 // A CloudTrail rule takes `enabled` only.
                 continue;
             }
-            return Err(unknown("RULE_SETTINGS", value(), id));
+            unknown_or_skipped(unknown("RULE_SETTINGS", value(), id))?;
+            continue;
         };
         if seen.iter().any(|s| s.eq_ignore_ascii_case(id)) {
             return Err(ConfigError {

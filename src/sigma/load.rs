@@ -54,7 +54,13 @@ pub fn read_dir(dir: &Path) -> (Vec<LoadedText>, Vec<Problem>) {
     let mut paths = Vec::new();
     let mut problems = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
+    // Folders already walked, by their real path: a link back to a folder
+    // (two of them would double the walk at every level) is walked once.
+    let mut walked = std::collections::BTreeSet::new();
     while let Some(d) = pending.pop() {
+        if !walked.insert(std::fs::canonicalize(&d).unwrap_or_else(|_| d.clone())) {
+            continue;
+        }
         let entries = match std::fs::read_dir(&d) {
             Ok(e) => e,
             Err(e) => {
@@ -268,7 +274,19 @@ pub fn load(files: &[LoadedText]) -> SigmaSet {
                     kind: Kind::Correlation(corr),
                 }));
             }
-            Err(reason) => problems.push(problem(&doc.file, doc.line, reason)),
+            Err(reason) => {
+                // The rules it names were written to be counted, not to
+                // alert on every event: a refused correlation leaves them
+                // as quiet as a loaded one would.
+                for (d, rule) in &compiled {
+                    let named = |r: &String| *r == rule.id || d.item.name.as_ref() == Some(r);
+                    if c.rules.iter().any(named) {
+                        let generate = referenced.entry(rule.id.clone()).or_insert(false);
+                        *generate |= c.generate;
+                    }
+                }
+                problems.push(problem(&doc.file, doc.line, reason));
+            }
         }
     }
     // A detection a correlation names alerts on its own only when one of

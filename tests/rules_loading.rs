@@ -1,0 +1,147 @@
+//! Loading rules of your own goes wrong one file at a time: a file that
+//! cannot run is skipped and reported, the others keep working, and
+//! `rules check` gives the answer the function acts on.
+
+use std::process::Command;
+
+use eks_audit_detector::sigma::{self, LoadedText};
+
+const BIN: &str = env!("CARGO_BIN_EXE_eks-audit-detector");
+
+const READ: &str = "title: s\nid: secret-read\nlogsource: {product: kubernetes, service: audit}\n\
+                    detection:\n  sel:\n    verb: get\n    objectRef.resource: secrets\n  condition: sel\n";
+
+fn text(name: &str, text: &str) -> LoadedText {
+    LoadedText {
+        name: name.into(),
+        text: text.into(),
+    }
+}
+
+/// A fresh folder holding `files`.
+fn folder(tag: &str, files: &[(&str, &str)]) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("rules-loading-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("folder");
+    for (name, body) in files {
+        std::fs::write(d.join(name), body).expect("file");
+    }
+    d
+}
+
+/// A correlation refused at load leaves the rules it names as quiet as a
+/// loaded one would: they were written to be counted, not to alert on
+/// every event.
+#[test]
+fn a_refused_correlation_does_not_make_its_rules_alert_alone() {
+    let ids = |condition: &str| -> Vec<String> {
+        let c = format!(
+            "title: c\nid: c\ncorrelation:\n  type: event_count\n  rules: [secret-read]\n  \
+             group-by: [user.username]\n  timespan: 5m\n  condition:\n    {condition}\n"
+        );
+        sigma::load(&[text("b.yml", READ), text("c.yml", &c)])
+            .rules
+            .iter()
+            .map(|r| r.id.clone())
+            .collect()
+    };
+    assert_eq!(ids("gte: 3"), ["c"]);
+    assert_eq!(ids("lt: 3"), Vec::<String>::new());
+}
+
+/// Two links back to their own folder: the walk ends, and reads each rule
+/// once.
+#[test]
+fn links_back_to_a_folder_do_not_make_the_walk_endless() {
+    let d = folder("links", &[("r.yml", READ)]);
+    std::os::unix::fs::symlink(".", d.join("a")).expect("link");
+    std::os::unix::fs::symlink(".", d.join("b")).expect("link");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(sigma::read_dir(&d).0.len());
+    });
+    let read = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the walk ends");
+    assert_eq!(read, 1);
+}
+
+/// `rules check` loads a folder beside the bundled rules, as the function
+/// does: a copy of a bundled rule's id is refused, and a correlation may
+/// name a bundled rule.
+#[test]
+fn rules_check_answers_as_the_function_loads() {
+    let bundled = sigma::load(&sigma::bundled());
+    let (first, second) = (&bundled.rules[0].id, &bundled.rules[1].id);
+    let copy = format!(
+        "title: c\nid: {first}\nlogsource: {{product: kubernetes}}\ndetection:\n  sel:\n    verb: delete\n  condition: sel\n"
+    );
+    let corr = format!(
+        "title: c\nid: c\ncorrelation:\n  type: event_count\n  rules: [{second}]\n  \
+         group-by: [user.username]\n  timespan: 5m\n  condition:\n    gte: 3\n"
+    );
+    let d = folder("check", &[("copy.yml", &copy), ("corr.yml", &corr)]);
+    let function: Vec<String> = sigma::load_with_bundled(std::slice::from_ref(&d))
+        .problems
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(function.len(), 1, "{function:?}");
+    let out = Command::new(BIN)
+        .args(["rules", "check"])
+        .arg(&d)
+        .output()
+        .expect("runs");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(printed.lines().collect::<Vec<_>>(), function);
+    // The repository's own folder is the bundled rules themselves.
+    let own = Command::new(BIN)
+        .args([
+            "rules",
+            "check",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/rules"),
+        ])
+        .output()
+        .expect("runs");
+    assert!(
+        own.status.success(),
+        "{}",
+        String::from_utf8_lossy(&own.stdout)
+    );
+}
+
+/// A setting that names a rule of a file that could not load leaves that
+/// rule out; the function starts and every other rule works.
+#[test]
+fn settings_naming_a_rule_that_did_not_load_stop_nothing() {
+    let typo = "title: m\nid: mine\nlogsource: {product: kubernetes}\ndetection:\n  sel:\n    verb|contians: get\n  condition: sel\n";
+    let d = folder("skip", &[("mine.yml", typo), ("good.yml", READ)]);
+    for (variable, value) in [
+        ("RULE_SETTINGS", r#"{"mine": {"dedup_minutes": 5}}"#),
+        ("ENABLED_RULES", "mine"),
+    ] {
+        let out = Command::new(BIN)
+            .args(["rules", "list"])
+            .env("RULES_DIR", &d)
+            .env(variable, value)
+            .output()
+            .expect("runs");
+        let listed = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{variable}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(listed.contains("secret-read"), "{listed}");
+    }
+    // Without a file that failed, an unknown name is still a typo.
+    let good = folder("good", &[("good.yml", READ)]);
+    let out = Command::new(BIN)
+        .args(["rules", "list"])
+        .env("RULES_DIR", &good)
+        .env("ENABLED_RULES", "mine")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+}
