@@ -145,3 +145,42 @@ fn settings_naming_a_rule_that_did_not_load_stop_nothing() {
         .expect("runs");
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A rule that counts distinct values keeps 20 of them per window, so a
+/// threshold above 20 would count a value it did not keep again every
+/// time: refused in `RULE_SETTINGS` as in the rule file. A rule counting
+/// events takes any threshold.
+#[test]
+fn a_threshold_past_what_a_window_keeps_is_refused_in_settings_too() {
+    let counting = |kind: &str, extra: &str| {
+        format!(
+            "{READ}---\ntitle: m\nid: many\ncorrelation:\n  type: {kind}\n  rules: [secret-read]\n  \
+             group-by: [user.username]\n  timespan: 10m\n  condition:\n    gte: 3\n{extra}"
+        )
+    };
+    let exit = |file: &str, settings: &str| {
+        let d = folder(&format!("threshold-{}", file.len()), &[("r.yml", file)]);
+        let out = Command::new(BIN)
+            .args(["rules", "list"])
+            .env("RULES_DIR", &d)
+            .env("RULE_SETTINGS", settings)
+            .output()
+            .expect("runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let values = counting("value_count", "    field: objectRef.name\n");
+    let (code, err) = exit(&values, r#"{"many": {"threshold": 25}}"#);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("at most 20"), "{err}");
+    assert_eq!(exit(&values, r#"{"many": {"threshold": 20}}"#).0, Some(0));
+    let events = counting("event_count", "");
+    assert_eq!(exit(&events, r#"{"many": {"threshold": 25}}"#).0, Some(0));
+    let (code, err) = exit(
+        READ,
+        r#"{"Kubernetes.BulkSecretAccess": {"threshold": 50}}"#,
+    );
+    assert_eq!(code, Some(2), "{err}");
+}

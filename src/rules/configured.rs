@@ -102,6 +102,10 @@ impl Rule for Configured {
         self.rule.options()
     }
 
+    fn max_threshold(&self) -> Option<u64> {
+        self.rule.max_threshold()
+    }
+
     fn filter(&self) -> super::filter::Filter {
         self.rule.filter()
     }
@@ -204,6 +208,17 @@ pub fn check_rules_against(
             });
         }
         seen.push(id);
+        if let (Some(threshold), Some(most)) = (settings.threshold, rule.max_threshold()) {
+            if threshold > most {
+                return Err(ConfigError {
+                    variable: "RULE_SETTINGS",
+                    value: value(),
+                    reason: format!(
+                        "rule '{id}' counts distinct values: its threshold is at most {most} (got {threshold})"
+                    ),
+                });
+            }
+        }
         for (name, text) in &settings.options {
             let options = rule.options();
             let Some(option) = options.iter().find(|o| o.name == name) else {

@@ -167,6 +167,13 @@ pub trait Rule: std::fmt::Debug + Send + Sync {
         &[]
     }
 
+    /// The highest threshold it can count to, when it counts distinct
+    /// values: a window keeps [`crate::window::MAX_DISTINCT_VALUES`] of
+    /// them, and a value it did not keep would count again every time.
+    fn max_threshold(&self) -> Option<u64> {
+        None
+    }
+
     /// The conditions, joined with `and`, of the CloudWatch Logs Insights
     /// query that lists the window's matching requests (the alert's
     /// `investigate.query`). The default, [`window_conditions`], narrows by

@@ -178,6 +178,20 @@ impl EventRule for Sigma {
         self.spec
     }
 
+    fn max_threshold(&self) -> Option<u64> {
+        match &self.rule.kind {
+            Kind::Correlation(c)
+                if matches!(
+                    c.counts,
+                    crate::sigma::Counts::Values(_) | crate::sigma::Counts::Rules
+                ) =>
+            {
+                Some(crate::window::MAX_DISTINCT_VALUES as u64)
+            }
+            _ => None,
+        }
+    }
+
     fn check(&self, ev: &AuditEvent<'_>, cluster: &str) -> Option<Hit> {
         // A message the prefilter found to lack this rule's strings cannot
         // match: not parsed for it.

@@ -123,6 +123,11 @@ pub trait EventRule: std::fmt::Debug + Send + Sync + 'static {
     fn options(&self) -> &'static [RuleOption] {
         &[]
     }
+
+    /// See [`Rule::max_threshold`].
+    fn max_threshold(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// The context fields every catalog alert tallies, in the order of
@@ -223,6 +228,10 @@ impl<R: EventRule> Rule for Catalog<R> {
 
     fn options(&self) -> &'static [RuleOption] {
         self.rule.options()
+    }
+
+    fn max_threshold(&self) -> Option<u64> {
+        self.rule.max_threshold()
     }
 
     fn filter(&self) -> Filter {

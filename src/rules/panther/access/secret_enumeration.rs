@@ -66,6 +66,10 @@ impl EventRule for SecretEnumeration {
         &SPEC
     }
 
+    fn max_threshold(&self) -> Option<u64> {
+        Some(crate::window::MAX_DISTINCT_VALUES as u64)
+    }
+
     fn check(&self, ev: &AuditEvent<'_>, _cluster: &str) -> Option<Hit> {
         let verb = opt(&ev.verb)?;
         // Only reads.
