@@ -184,3 +184,34 @@ fn a_threshold_past_what_a_window_keeps_is_refused_in_settings_too() {
     );
     assert_eq!(code, Some(2), "{err}");
 }
+
+/// Settings name rules by id, whatever its case: a Sigma rule cannot take
+/// a built-in rule's id, nor one another rule of yours holds in another
+/// case.
+#[test]
+fn a_rule_of_your_own_cannot_take_a_taken_id() {
+    let with_id = |id: &str| {
+        format!(
+            "title: m\nid: {id}\nlogsource: {{product: kubernetes}}\ndetection:\n  sel:\n    verb: get\n  condition: sel\n"
+        )
+    };
+    for taken in [
+        "Amazon.EKS.Audit.Multiple403",
+        "amazon.eks.audit.multiple403",
+        "EksAuditDetector.LoggingTampered",
+    ] {
+        let set = sigma::load(&[text("m.yml", &with_id(taken))]);
+        assert!(set.rules.is_empty(), "{taken}");
+        assert!(
+            set.problems[0].to_string().contains("a built-in rule"),
+            "{}",
+            set.problems[0]
+        );
+    }
+    let set = sigma::load(&[
+        text("a.yml", &with_id("Mine")),
+        text("b.yml", &with_id("mine")),
+    ]);
+    assert_eq!(set.rules.len(), 1);
+    assert_eq!(set.problems.len(), 1);
+}

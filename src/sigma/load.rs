@@ -220,8 +220,12 @@ pub fn load(files: &[LoadedText]) -> SigmaSet {
         }
     }
 
-    // Detections first: correlations name them.
-    let mut seen_ids: BTreeMap<String, String> = BTreeMap::new();
+    // Detections first: correlations name them. The built-in rules' ids
+    // are taken: settings name rules by id.
+    let mut seen_ids: BTreeMap<String, String> = builtin_ids()
+        .into_iter()
+        .map(|id| (id, "a built-in rule".to_owned()))
+        .collect();
     let mut compiled: Vec<(Doc<Parsed>, Arc<SigmaRule>)> = Vec::new();
     let mut failed: BTreeSet<String> = BTreeSet::new();
     for mut doc in detections {
@@ -310,7 +314,9 @@ fn claim_id(
     line: usize,
     problems: &mut Vec<Problem>,
 ) -> Option<String> {
-    if let Some(first) = seen.get(id) {
+    // Settings match ids whatever their case.
+    let lower = id.to_ascii_lowercase();
+    if let Some(first) = seen.get(&lower) {
         problems.push(problem(
             file,
             line,
@@ -319,8 +325,29 @@ fn claim_id(
         return None;
     }
     let origin = format!("{file}:{line}");
-    seen.insert(id.to_owned(), origin.clone());
+    seen.insert(lower, origin.clone());
     Some(origin)
+}
+
+/// The ids (lower case) of the rules that are not Sigma rules: the
+/// registry's, the CloudTrail rules', and those of the tampering and
+/// silence reports.
+fn builtin_ids() -> Vec<String> {
+    let config = crate::config::DetectorConfig::default();
+    crate::rules::registry(&config)
+        .iter()
+        .map(|r| r.meta().id.as_str())
+        .chain(
+            crate::rules::cloudtrail_rules()
+                .iter()
+                .map(|(m, _, _)| m.id.as_str()),
+        )
+        .chain([
+            crate::tamper::RULE_ID.as_str(),
+            crate::silence::RULE_ID.as_str(),
+        ])
+        .map(str::to_ascii_lowercase)
+        .collect()
 }
 
 /// A rule's id: its `id`, else its `name`, else its title.
