@@ -215,3 +215,40 @@ fn a_rule_of_your_own_cannot_take_a_taken_id() {
     assert_eq!(set.rules.len(), 1);
     assert_eq!(set.problems.len(), 1);
 }
+
+/// A condition nested thousands deep (`not not ... sel`, within the 64 KB a
+/// condition may take) is refused with its reason; it crashes nothing, and
+/// the folder's other rules load.
+#[test]
+fn a_condition_nested_thousands_deep_is_refused_and_crashes_nothing() {
+    let deep = format!(
+        "title: d\nid: deep\nlogsource: {{product: kubernetes}}\ndetection:\n  sel:\n    verb: get\n  condition: {}sel\n",
+        "not ".repeat(10_000)
+    );
+    let d = folder("deep", &[("deep.yml", &deep), ("good.yml", READ)]);
+    let check = Command::new(BIN)
+        .args(["rules", "check"])
+        .arg(&d)
+        .output()
+        .expect("runs");
+    let printed = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(check.status.code(), Some(1), "{printed}");
+    assert!(printed.contains("nested 10001 deep"), "{printed}");
+    let list = Command::new(BIN)
+        .args(["rules", "list"])
+        .env("RULES_DIR", &d)
+        .output()
+        .expect("runs");
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    assert!(String::from_utf8_lossy(&list.stdout).contains("secret-read"));
+    // Nesting within the bound loads.
+    let fine = READ.replace(
+        "condition: sel",
+        &format!("condition: {}sel", "not not ".repeat(30)),
+    );
+    assert_eq!(sigma::load(&[text("f.yml", &fine)]).rules.len(), 1);
+}

@@ -7,13 +7,24 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rsigma_eval::compile_rule;
-use rsigma_parser::{parse_sigma_yaml, CorrelationRule, SigmaRule as Parsed};
+use rsigma_parser::{parse_sigma_yaml, ConditionExpr, CorrelationRule, SigmaRule as Parsed};
 
 use super::correlate::{corr_literals, correlation};
 use super::{eks, literals, Kind, SigmaRule, SigmaSet, MAX_TIMESPAN_MINUTES};
 
 /// Largest rule file read (a rule is a few kilobytes).
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// Deepest condition a rule may have (`not`, parentheses, `and`/`or`
+/// inside each other): evaluating one recurses once per level, on the
+/// function's threads. SigmaHQ's rules go 3 or 4 deep.
+pub const MAX_CONDITION_DEPTH: usize = 64;
+
+/// Stack of the thread rules are loaded on: the YAML and condition
+/// parsers recurse once per level of what they read, and so does dropping
+/// what they built, up to the 64 KB a condition may take (thousands of
+/// levels), far past the stacks of the function's threads.
+const LOAD_STACK_BYTES: usize = 256 << 20;
 
 /// Dedup period of a detection that sets none, in minutes.
 pub const DEFAULT_DEDUP_MINUTES: u64 = 60;
@@ -176,6 +187,24 @@ fn quoted(reason: &str) -> &str {
 /// Loads every rule of `files`: what runs, and a problem for each rule that
 /// cannot.
 pub fn load(files: &[LoadedText]) -> SigmaSet {
+    // On a thread with room for the deepest file (see `LOAD_STACK_BYTES`);
+    // here when no such thread can be made.
+    std::thread::scope(|s| {
+        match std::thread::Builder::new()
+            .name("rules".into())
+            .stack_size(LOAD_STACK_BYTES)
+            .spawn_scoped(s, || load_here(files))
+        {
+            Ok(loading) => loading
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            Err(_) => load_here(files),
+        }
+    })
+}
+
+/// [`load`] on the current thread.
+fn load_here(files: &[LoadedText]) -> SigmaSet {
     let mut problems = Vec::new();
     let mut detections: Vec<Doc<Parsed>> = Vec::new();
     let mut correlations: Vec<Doc<CorrelationRule>> = Vec::new();
@@ -350,6 +379,23 @@ fn builtin_ids() -> Vec<String> {
         .collect()
 }
 
+/// How deep a condition nests, counted without recursing.
+fn condition_depth(expr: &ConditionExpr) -> usize {
+    let mut deepest = 0;
+    let mut pending = vec![(expr, 1)];
+    while let Some((e, depth)) = pending.pop() {
+        deepest = deepest.max(depth);
+        match e {
+            ConditionExpr::And(items) | ConditionExpr::Or(items) => {
+                pending.extend(items.iter().map(|i| (i, depth + 1)));
+            }
+            ConditionExpr::Not(inner) => pending.push((inner, depth + 1)),
+            ConditionExpr::Identifier(_) | ConditionExpr::Selector { .. } => {}
+        }
+    }
+    deepest
+}
+
 /// A rule's id: its `id`, else its `name`, else its title.
 pub(super) fn rule_id(id: Option<&str>, name: Option<&str>, title: &str) -> String {
     id.or(name).unwrap_or(title).trim().to_owned()
@@ -383,6 +429,18 @@ fn detection(doc: &mut Doc<Parsed>, id: &str, origin: &str) -> Result<SigmaRule,
     }
     if id.is_empty() {
         return Err("rule has no id, name or title".into());
+    }
+    let depth = rule
+        .detection
+        .conditions
+        .iter()
+        .map(condition_depth)
+        .max()
+        .unwrap_or(0);
+    if depth > MAX_CONDITION_DEPTH {
+        return Err(format!(
+            "rule {id}: condition nested {depth} deep (at most {MAX_CONDITION_DEPTH})"
+        ));
     }
     eks::map_rule(rule);
     let compiled = compile_rule(rule).map_err(|e| format!("rule {id}: {e}"))?;
