@@ -18,6 +18,25 @@ fn text(name: &str, text: &str) -> LoadedText {
     }
 }
 
+/// `rules check DIR`.
+fn check(dir: &std::path::Path) -> std::process::Output {
+    Command::new(BIN)
+        .args(["rules", "check"])
+        .arg(dir)
+        .output()
+        .expect("runs")
+}
+
+/// `rules list` with `RULES_DIR` set to `dir` and the settings `env`.
+fn list(dir: &std::path::Path, env: &[(&str, &str)]) -> std::process::Output {
+    let mut c = Command::new(BIN);
+    c.args(["rules", "list"]).env("RULES_DIR", dir);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("runs")
+}
+
 /// A fresh folder holding `files`.
 fn folder(tag: &str, files: &[(&str, &str)]) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("rules-loading-{tag}-{}", std::process::id()));
@@ -87,28 +106,10 @@ fn rules_check_answers_as_the_function_loads() {
         .map(ToString::to_string)
         .collect();
     assert_eq!(function.len(), 1, "{function:?}");
-    let out = Command::new(BIN)
-        .args(["rules", "check"])
-        .arg(&d)
-        .output()
-        .expect("runs");
+    let out = check(&d);
     let printed = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(printed.lines().collect::<Vec<_>>(), function);
-    // The repository's own folder is the bundled rules themselves.
-    let own = Command::new(BIN)
-        .args([
-            "rules",
-            "check",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/rules"),
-        ])
-        .output()
-        .expect("runs");
-    assert!(
-        own.status.success(),
-        "{}",
-        String::from_utf8_lossy(&own.stdout)
-    );
 }
 
 /// A setting that names a rule of a file that could not load leaves that
@@ -121,12 +122,7 @@ fn settings_naming_a_rule_that_did_not_load_stop_nothing() {
         ("RULE_SETTINGS", r#"{"mine": {"dedup_minutes": 5}}"#),
         ("ENABLED_RULES", "mine"),
     ] {
-        let out = Command::new(BIN)
-            .args(["rules", "list"])
-            .env("RULES_DIR", &d)
-            .env(variable, value)
-            .output()
-            .expect("runs");
+        let out = list(&d, &[(variable, value)]);
         let listed = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),
@@ -137,12 +133,7 @@ fn settings_naming_a_rule_that_did_not_load_stop_nothing() {
     }
     // Without a file that failed, an unknown name is still a typo.
     let good = folder("good", &[("good.yml", READ)]);
-    let out = Command::new(BIN)
-        .args(["rules", "list"])
-        .env("RULES_DIR", &good)
-        .env("ENABLED_RULES", "mine")
-        .output()
-        .expect("runs");
+    let out = list(&good, &[("ENABLED_RULES", "mine")]);
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -160,12 +151,7 @@ fn a_threshold_past_what_a_window_keeps_is_refused_in_settings_too() {
     };
     let exit = |file: &str, settings: &str| {
         let d = folder(&format!("threshold-{}", file.len()), &[("r.yml", file)]);
-        let out = Command::new(BIN)
-            .args(["rules", "list"])
-            .env("RULES_DIR", &d)
-            .env("RULE_SETTINGS", settings)
-            .output()
-            .expect("runs");
+        let out = list(&d, &[("RULE_SETTINGS", settings)]);
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -226,25 +212,17 @@ fn a_condition_nested_thousands_deep_is_refused_and_crashes_nothing() {
         "not ".repeat(10_000)
     );
     let d = folder("deep", &[("deep.yml", &deep), ("good.yml", READ)]);
-    let check = Command::new(BIN)
-        .args(["rules", "check"])
-        .arg(&d)
-        .output()
-        .expect("runs");
-    let printed = String::from_utf8_lossy(&check.stdout);
-    assert_eq!(check.status.code(), Some(1), "{printed}");
+    let checked = check(&d);
+    let printed = String::from_utf8_lossy(&checked.stdout);
+    assert_eq!(checked.status.code(), Some(1), "{printed}");
     assert!(printed.contains("nested 10001 deep"), "{printed}");
-    let list = Command::new(BIN)
-        .args(["rules", "list"])
-        .env("RULES_DIR", &d)
-        .output()
-        .expect("runs");
+    let listed = list(&d, &[]);
     assert!(
-        list.status.success(),
+        listed.status.success(),
         "{}",
-        String::from_utf8_lossy(&list.stderr)
+        String::from_utf8_lossy(&listed.stderr)
     );
-    assert!(String::from_utf8_lossy(&list.stdout).contains("secret-read"));
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("secret-read"));
     // Nesting within the bound loads.
     let fine = READ.replace(
         "condition: sel",
