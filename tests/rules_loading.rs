@@ -37,15 +37,30 @@ fn list(dir: &std::path::Path, env: &[(&str, &str)]) -> std::process::Output {
     c.output().expect("runs")
 }
 
-/// A fresh folder holding `files`.
-fn folder(tag: &str, files: &[(&str, &str)]) -> std::path::PathBuf {
+/// A fresh folder holding `files`, removed when dropped.
+struct Folder(std::path::PathBuf);
+
+impl std::ops::Deref for Folder {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for Folder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn folder(tag: &str, files: &[(&str, &str)]) -> Folder {
     let d = std::env::temp_dir().join(format!("rules-loading-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("folder");
     for (name, body) in files {
         std::fs::write(d.join(name), body).expect("file");
     }
-    d
+    Folder(d)
 }
 
 /// A correlation refused at load leaves the rules it names as quiet as a
@@ -100,7 +115,7 @@ fn rules_check_answers_as_the_function_loads() {
          group-by: [user.username]\n  timespan: 5m\n  condition:\n    gte: 3\n"
     );
     let d = folder("check", &[("copy.yml", &copy), ("corr.yml", &corr)]);
-    let function: Vec<String> = sigma::load_with_bundled(std::slice::from_ref(&d))
+    let function: Vec<String> = sigma::load_with_bundled(std::slice::from_ref(&d.0))
         .problems
         .iter()
         .map(ToString::to_string)
