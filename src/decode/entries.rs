@@ -183,3 +183,57 @@ pub(super) fn count(json: &[u8]) -> Option<usize> {
         .ok()
         .map(|e| e.log_events.0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Batch, DecodeError};
+
+    #[test]
+    fn a_batch_denser_than_cloudwatch_writes_is_refused_before_its_entries_are_built() {
+        let batch = |entries: &[&str], odd: bool| {
+            // `odd`: a repeated member the direct reader leaves to serde.
+            let extra = if odd { r#""owner":"1","# } else { "" };
+            format!(
+                r#"{{"messageType":"DATA_MESSAGE",{extra}"owner":"123456789012","logGroup":"/aws/eks/p/cluster","logStream":"s","logEvents":[{}]}}"#,
+                entries.join(",")
+            )
+        };
+        // The smallest entries CloudWatch writes, as densely as it can.
+        let id = "3".repeat(56);
+        let smallest = format!(r#"{{"id":"{id}","timestamp":1715644800000,"message":""}}"#);
+        let real = vec![smallest.as_str(); 20_000];
+        let text = batch(&real, false);
+        assert_eq!(
+            Batch::parse(text.as_bytes())
+                .expect("read")
+                .log_events
+                .len(),
+            20_000
+        );
+        // Empty entries, in both readings.
+        let tiny = vec!["{}"; 20_000];
+        for odd in [false, true] {
+            let text = batch(&tiny, odd);
+            match Batch::parse(text.as_bytes()) {
+                Err(DecodeError::TooManyEntries { bytes, most }) => {
+                    assert_eq!(bytes, text.len());
+                    assert!(most < 20_000, "{most}");
+                }
+                other => panic!("expected TooManyEntries, got {other:?}"),
+            }
+        }
+        // A few are fine: the allowance has a floor.
+        let text = batch(&tiny[..10], false);
+        assert_eq!(
+            Batch::parse(text.as_bytes())
+                .expect("read")
+                .log_events
+                .len(),
+            10
+        );
+        assert!(
+            Batch::parse(batch(&tiny[..10], true).as_bytes()).is_err(),
+            "a repeated member"
+        );
+    }
+}

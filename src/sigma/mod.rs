@@ -78,7 +78,7 @@ pub fn load_with_bundled(dirs: &[std::path::PathBuf]) -> SigmaSet {
 
 /// Longest value kept of a group-by or counted field (a request's own
 /// strings; the dedup key and the window's tallies stay bounded).
-pub const MAX_VALUE_BYTES: usize = 256;
+pub const MAX_VALUE_BYTES: usize = crate::bounded::MAX_FIELD_BYTES;
 
 /// Distinct values a window can hold for a `value_count` or `temporal`
 /// correlation: a threshold above it is refused at load.
@@ -305,5 +305,5 @@ pub fn field_text_whole(event: &impl Event, field: &str) -> Option<String> {
 /// a longer one cut with the hash of the whole after the cut (see
 /// [`crate::bounded::cap_key_to`]).
 pub fn key_value(value: &str) -> String {
-    crate::bounded::cap_key_to(value, MAX_VALUE_BYTES)
+    crate::bounded::key_part(value)
 }
